@@ -1,0 +1,24 @@
+"""GeminiFusion (ICML 2024) RGB-D segmentation for MMSegmentation 1.x.
+
+Importing this package (directly, or through a config's
+``custom_imports = dict(imports=['geminifusion_mmseg'],
+allow_failed_imports=False)``) registers its models, datasets, transforms,
+hooks and schedulers in mmseg's registries. Before that it makes the stack
+work with mmcv-lite and torch >= 2.6:
+
+* if mmcv's compiled ops are missing, a pure-PyTorch ``mmcv.ops`` subset is
+  installed so that ``mmseg.models`` imports (see
+  :mod:`geminifusion_mmseg.utils.mmcv_ops_fallback`);
+* numpy arrays/scalars/dtypes are allow-listed for ``torch.load`` with
+  ``weights_only=True`` (see :mod:`geminifusion_mmseg.utils.checkpoint`).
+"""
+from .utils.checkpoint import register_safe_globals
+from .utils.mmcv_ops_fallback import install_mmcv_ops_fallback
+from .version import __version__
+
+install_mmcv_ops_fallback()
+register_safe_globals()
+
+from . import datasets, engine, models  # noqa: E402,F401  (registers modules)
+
+__all__ = ['__version__']

@@ -1,0 +1,4 @@
+from .gemini_fusion import GeminiFusion
+from .modality_norm import ModalityLayerNorm
+
+__all__ = ['GeminiFusion', 'ModalityLayerNorm']

@@ -1,0 +1,115 @@
+"""Loading checkpoints safely under ``torch.load(weights_only=True)``.
+
+torch >= 2.6 loads with ``weights_only=True`` by default and refuses any
+global that is not allow-listed. Two kinds of files reach us:
+
+* mmengine checkpoints written by our runs: tensors, builtins and numpy
+  arrays/scalars (``meta``, the message hub's log buffers). The numpy
+  globals below are allow-listed once at import (:func:`register_safe_globals`)
+  and :class:`~geminifusion_mmseg.engine.hooks.WeightsOnlyCheckpointHook`
+  stores the message hub's ``HistoryBuffer`` objects as plain arrays, so the
+  whole checkpoint (resume state included) loads with ``weights_only=True``.
+* weights from outside (released GeminiFusion ``.pth.tar``, ImageNet
+  backbones): :func:`load_external_checkpoint` reads them with
+  ``weights_only=True`` and only the numpy allow-list, and turns torch's
+  refusal into an error that names the file.
+
+``weights_only`` is never switched off.
+"""
+import os
+import pickle
+from typing import Any, Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    'NUMPY_SAFE_GLOBALS', 'register_safe_globals', 'load_external_checkpoint',
+    'CheckpointLoadError'
+]
+
+
+def _numpy_safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    """numpy arrays, scalars and dtypes, under numpy 1.x and 2.x names.
+
+    A file pickled under numpy 1.x names ``numpy.core.multiarray.scalar``;
+    under numpy 2.x ``numpy._core.multiarray.scalar``. Both map to the
+    installed objects.
+    """
+    try:
+        multiarray = np._core.multiarray  # numpy >= 2
+    except AttributeError:  # pragma: no cover - numpy 1.x
+        multiarray = np.core.multiarray
+    allowed: List[Union[Callable, Tuple[Callable, str]]] = [
+        np.ndarray, np.dtype
+    ]
+    for name in ('scalar', '_reconstruct'):
+        obj = getattr(multiarray, name)
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            allowed.append((obj, f'{module}.{name}'))
+    # numpy >= 1.25 may pickle a dtype through its class, e.g.
+    # numpy.dtypes.Float64DType.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        for name in dir(dtypes):
+            obj = getattr(dtypes, name)
+            if isinstance(obj, type) and issubclass(obj, np.dtype):
+                allowed.append((obj, f'numpy.dtypes.{name}'))
+    return allowed
+
+
+NUMPY_SAFE_GLOBALS = _numpy_safe_globals()
+
+
+def register_safe_globals() -> None:
+    """Allow-list numpy arrays/scalars/dtypes for ``weights_only`` loads.
+
+    Needed for mmengine checkpoints (their ``meta`` and message hub hold
+    numpy values). Adds data types only: nothing that can call code.
+    """
+    torch.serialization.add_safe_globals(NUMPY_SAFE_GLOBALS)
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file could not be read safely."""
+
+
+def load_external_checkpoint(path: str,
+                             map_location: Any = 'cpu') -> Any:
+    """Load a checkpoint from outside with ``weights_only=True``.
+
+    Only tensors, builtins and the numpy globals of
+    :data:`NUMPY_SAFE_GLOBALS` are accepted; anything else (a class, a
+    function such as ``os.system``) is refused before it runs.
+
+    Args:
+        path (str): Local file.
+        map_location: Passed to :func:`torch.load`.
+
+    Returns:
+        The unpickled object (usually a dict).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointLoadError: the file is not a torch checkpoint, or it holds
+            a global outside the allow-list.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    try:
+        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
+            return torch.load(
+                path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).split('\n')
+        detail = next((line.strip() for line in first
+                       if 'Unsupported global' in line or 'GLOBAL' in line),
+                      first[0])
+        raise CheckpointLoadError(
+            f'refused to load {path}: it holds objects outside the '
+            f'weights-only allow-list (tensors, builtins, numpy '
+            f'arrays/scalars). Not loaded, nothing in it was run. '
+            f'Detail: {detail}') from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointLoadError(
+            f'could not read checkpoint {path}: {e}') from e

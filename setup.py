@@ -1,0 +1,40 @@
+"""Install geminifusion_mmseg (pure Python: no compiled extensions)."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def read_requirements(name):
+    path = osp.join(osp.dirname(__file__), 'requirements', name)
+    with open(path) as f:
+        return [
+            line.strip() for line in f
+            if line.strip() and not line.startswith('#')
+        ]
+
+
+def read_version():
+    scope = {}
+    with open(osp.join('geminifusion_mmseg', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+setup(
+    name='geminifusion_mmseg',
+    version=read_version(),
+    description='GeminiFusion RGB-D semantic segmentation for MMSegmentation',
+    long_description=open('README.md').read()
+    if osp.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    license='MIT',
+    python_requires='>=3.8',
+    packages=find_packages(include=['geminifusion_mmseg',
+                                    'geminifusion_mmseg.*']),
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'mmpretrain': ['mmpretrain>=1.0.0'],
+    },
+    zip_safe=False,
+)
