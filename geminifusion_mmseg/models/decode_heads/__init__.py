@@ -1,1 +1,3 @@
-__all__ = []
+from .segformer_mlp_head import SegFormerMLPHead
+
+__all__ = ['SegFormerMLPHead']

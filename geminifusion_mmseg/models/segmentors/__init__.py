@@ -1,1 +1,3 @@
-__all__ = []
+from .multimodal_encoder_decoder import MultiModalEncoderDecoder
+
+__all__ = ['MultiModalEncoderDecoder']

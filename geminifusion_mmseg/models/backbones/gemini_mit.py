@@ -1,0 +1,290 @@
+"""Mix Transformer (SegFormer) with GeminiFusion in every block (SPEC 2.2).
+
+Parameter names mirror the released GeminiFusion checkpoints with the
+``module.encoder.`` prefix and the ``.module`` wrappers removed, and with
+each block's fusion parameters under ``attn.fusion.``::
+
+    patch_embed{s}.proj.*            shared conv       (release: .proj.module.*)
+    patch_embed{s}.norm.ln_{i}.*     per modality
+    block{s}.{j}.norm1.ln_{i}.* / norm2.ln_{i}.*
+    block{s}.{j}.attn.q.* / kv.* / proj.* / sr.*      shared
+    block{s}.{j}.attn.norm.ln_{i}.*  per modality (stages with sr > 1)
+    block{s}.{j}.attn.fusion.*       GeminiFusion     (release: attn.*)
+    block{s}.{j}.mlp.fc1.* / mlp.dwconv.dwconv.* / mlp.fc2.*
+    norm{s}.ln_{i}.*                 per modality
+"""
+import math
+from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from ..layers import GeminiFusion, ModalityLayerNorm
+from ..utils import check_modal_input
+
+MIT_ARCHS: Dict[str, dict] = {
+    'b0': dict(embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2)),
+    'b1': dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 2, 2)),
+    'b2': dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3)),
+    'b3': dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 18, 3)),
+    'b4': dict(embed_dims=(64, 128, 320, 512), depths=(3, 8, 27, 3)),
+    'b5': dict(embed_dims=(64, 128, 320, 512), depths=(3, 6, 40, 3)),
+}
+
+
+def init_mit_weights(m: nn.Module) -> None:
+    """The SegFormer/GeminiFusion initialisation of one module."""
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+        fan_out //= m.groups
+        nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def tokens_to_map(x: Tensor, hw: Tuple[int, int]) -> Tensor:
+    """(B, H*W, C) -> (B, C, H, W)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
+
+
+class OverlapPatchEmbed(nn.Module):
+    """Strided conv (shared) + per-modality LayerNorm.
+
+    Shape: (M*B, C_in, H, W) -> tokens (M*B, H'*W', C), (H', W').
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
+                 stride: int, num_modalities: int):
+        super().__init__()
+        self.proj = nn.Conv2d(
+            in_channels,
+            embed_dims,
+            kernel_size=patch_size,
+            stride=stride,
+            padding=patch_size // 2)
+        self.norm = ModalityLayerNorm(embed_dims, num_modalities)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        x = self.proj(x)
+        hw = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+
+class FusedEfficientAttention(nn.Module):
+    """SegFormer's spatial-reduction attention with GeminiFusion before
+    its output projection: ``proj(fusion(selfattn(x)))`` (SPEC 2.2).
+
+    Shape: (M*B, N, C) -> (M*B, N, C).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
+                 num_modalities: int, fusion_num_heads: int = 8):
+        super().__init__()
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.q = nn.Linear(embed_dims, embed_dims)
+        self.kv = nn.Linear(embed_dims, 2 * embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(
+                embed_dims, embed_dims, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = ModalityLayerNorm(embed_dims, num_modalities)
+        self.fusion = GeminiFusion(embed_dims, fusion_num_heads,
+                                   num_modalities)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        MB, N, C = x.shape
+        heads = self.num_heads
+        q = self.q(x).view(MB, N, heads, C // heads).transpose(1, 2)
+        if self.sr_ratio > 1:
+            kv_in = self.sr(tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+            kv_in = self.norm(kv_in)
+        else:
+            kv_in = x
+        k, v = self.kv(kv_in).view(MB, -1, 2, heads,
+                                   C // heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(MB, N, C)
+        return self.proj(self.fusion(out))
+
+
+class DepthwiseConv(nn.Module):
+    """3x3 depth-wise conv on tokens: (B, N, C) -> (B, N, C)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return self.dwconv(tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+
+
+class MixFFN(nn.Module):
+    """fc1 -> 3x3 depth-wise conv -> GELU -> fc2 (all shared).
+
+    Shape: (M*B, N, C) -> (M*B, N, C).
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.dwconv = DepthwiseConv(hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        return self.fc2(self.act(self.dwconv(self.fc1(x), hw)))
+
+
+class GeminiFusionMiTBlock(nn.Module):
+    """One MiT block with fusion; per-modality norm1/norm2.
+
+    ``x = x + drop_path(proj(gemini(selfattn(norm1(x)))))``, then
+    ``x = x + drop_path(mlp(norm2(x)))``.
+
+    Shape: (M*B, N, C) -> (M*B, N, C).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
+                 mlp_ratio: int, drop_path: float, num_modalities: int,
+                 fusion_num_heads: int):
+        super().__init__()
+        self.norm1 = ModalityLayerNorm(embed_dims, num_modalities)
+        self.attn = FusedEfficientAttention(embed_dims, num_heads, sr_ratio,
+                                            num_modalities, fusion_num_heads)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+        self.norm2 = ModalityLayerNorm(embed_dims, num_modalities)
+        self.mlp = MixFFN(embed_dims, embed_dims * mlp_ratio)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+
+
+@MODELS.register_module()
+class GeminiFusionMiT(BaseModule):
+    """GeminiFusion Mix Transformer (SegFormer MiT-B0..B5) for RGB-D input.
+
+    All convolutions and linear layers are shared by the modalities, which
+    run as one batch of size M*B; LayerNorms are per modality (SPEC 2.2).
+
+    Args:
+        arch (str | dict): 'b0'..'b5', or a dict with ``embed_dims`` and
+            ``depths`` (4 entries each) for a custom size.
+        in_channels (int): Input channels, 3 per modality. Defaults to 6.
+        num_modalities (int): Must be 2. Defaults to 2.
+        num_heads (Sequence[int]): Self-attention heads per stage.
+        sr_ratios (Sequence[int]): Spatial-reduction ratios per stage.
+        mlp_ratio (int): MixFFN expansion. Defaults to 4.
+        drop_path_rate (float): Stochastic depth, growing linearly from 0
+            over all blocks to this value.
+        fusion_num_heads (int): Heads of the GeminiFusion attention.
+        out_indices (Sequence[int]): Stages to return.
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained',
+            checkpoint=...)``.
+
+    Shape:
+        - Input: (B, 3 * M, H, W): channels [0:3] rgb, [3:6] depth.
+        - Output: tuple of (M*B, C_s, ceil(H/r_s), ceil(W/r_s)) for the
+          selected stages, r_s = 4, 8, 16, 32; rows [0:B] are rgb.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b0',
+                 in_channels: int = 6,
+                 num_modalities: int = 2,
+                 num_heads: Sequence[int] = (1, 2, 5, 8),
+                 sr_ratios: Sequence[int] = (8, 4, 2, 1),
+                 mlp_ratio: int = 4,
+                 drop_path_rate: float = 0.1,
+                 fusion_num_heads: int = 8,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch.lower() not in MIT_ARCHS:
+                raise ValueError(f'GeminiFusionMiT: unknown arch {arch!r}; '
+                                 f'choose one of {sorted(MIT_ARCHS)} or pass '
+                                 'a dict(embed_dims=..., depths=...)')
+            arch = MIT_ARCHS[arch.lower()]
+        embed_dims, depths = tuple(arch['embed_dims']), tuple(arch['depths'])
+        if len(embed_dims) != 4 or len(depths) != 4:
+            raise ValueError('GeminiFusionMiT: arch needs 4 embed_dims and 4 '
+                             f'depths, got {embed_dims} and {depths}')
+        if num_modalities != 2:
+            raise ValueError('GeminiFusionMiT fuses exactly 2 modalities '
+                             f'(rgb, depth), got num_modalities='
+                             f'{num_modalities}')
+        if in_channels != 3 * num_modalities:
+            raise ValueError(
+                f'GeminiFusionMiT: in_channels={in_channels}, but '
+                f'{num_modalities} modalities of 3 channels need '
+                f'{3 * num_modalities}')
+        self.in_channels = in_channels
+        self.num_modalities = num_modalities
+        self.embed_dims = embed_dims
+        self.depths = depths
+        self.out_indices = tuple(out_indices)
+
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        cur = 0
+        stage_in = 3
+        for s in range(4):
+            patch, stride = (7, 4) if s == 0 else (3, 2)
+            self.add_module(
+                f'patch_embed{s + 1}',
+                OverlapPatchEmbed(stage_in, embed_dims[s], patch, stride,
+                                  num_modalities))
+            self.add_module(
+                f'block{s + 1}',
+                nn.ModuleList([
+                    GeminiFusionMiTBlock(embed_dims[s], num_heads[s],
+                                         sr_ratios[s], mlp_ratio,
+                                         dpr[cur + j], num_modalities,
+                                         fusion_num_heads)
+                    for j in range(depths[s])
+                ]))
+            self.add_module(f'norm{s + 1}',
+                            ModalityLayerNorm(embed_dims[s], num_modalities))
+            cur += depths[s]
+            stage_in = embed_dims[s]
+        self.apply(init_mit_weights)
+        for m in self.modules():
+            if isinstance(m, GeminiFusion):
+                m.init_weights()
+
+    def init_weights(self) -> None:
+        if self.init_cfg is not None and self.init_cfg.get(
+                'type') == 'Pretrained':
+            from ..utils.pretrained import load_pretrained_backbone
+            load_pretrained_backbone(self, self.init_cfg['checkpoint'])
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = check_modal_input(x, self.in_channels, self.num_modalities,
+                              type(self).__name__)
+        outs: List[Tensor] = []
+        for s in range(4):
+            x, hw = getattr(self, f'patch_embed{s + 1}')(x)
+            for block in getattr(self, f'block{s + 1}'):
+                x = block(x, hw)
+            x = tokens_to_map(getattr(self, f'norm{s + 1}')(x), hw)
+            if s in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,237 @@
+"""Encoder-decoder for modality-stacked input with a per-branch ensemble."""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         OptSampleList, SampleList, add_prefix)
+
+
+@MODELS.register_module()
+class MultiModalEncoderDecoder(EncoderDecoder):
+    """GeminiFusion segmentor: one shared head per modality + ensemble.
+
+    The input is one image whose channels are the modalities stacked
+    (rgb 3 + depth 3). The backbone returns modality-stacked features
+    (M*B rows, rgb first); the shared decode head predicts logits for each
+    modality; the ensemble is ``sum_m softmax(alpha)[m] * logits_m.detach()``
+    (SPEC 2.4). Training sums one loss per branch, named by branch
+    (``rgb.loss_ce``, ``depth.loss_ce``, ``ens.loss_ce``). The prediction
+    is the ensemble; ``predict`` also attaches each modality's own
+    prediction as ``pred_sem_seg_<name>`` so metrics can score the branches.
+
+    Args:
+        backbone, decode_head, train_cfg, test_cfg, data_preprocessor,
+            init_cfg: as :class:`mmseg.models.EncoderDecoder`
+            (``test_cfg.mode`` 'whole' or 'slide').
+        modality_names (Sequence[str]): One name per modality, in channel
+            order. Defaults to ('rgb', 'depth').
+        learn_alpha (bool): Make the ensemble weights ``alpha`` trainable.
+            Defaults to False: as released, alpha stays at ones (a plain
+            average).
+        norm_eval (bool): Keep every BatchNorm in eval mode while training
+            ("freeze BN", as released). Defaults to True.
+        branch_predictions (bool): Attach per-modality predictions in
+            ``predict``. Defaults to True.
+
+    Shape:
+        - inputs: (B, 3 * M, H, W).
+        - ``_forward`` output: (B, num_classes, H/4, W/4), the ensemble.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 modality_names: Sequence[str] = ('rgb', 'depth'),
+                 learn_alpha: bool = False,
+                 norm_eval: bool = True,
+                 branch_predictions: bool = True,
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None):
+        if neck is not None or auxiliary_head is not None:
+            raise ValueError('MultiModalEncoderDecoder supports neither a '
+                             'neck nor an auxiliary head')
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.modality_names = tuple(modality_names)
+        num_modalities = getattr(self.backbone, 'num_modalities', None)
+        if num_modalities != len(self.modality_names):
+            raise ValueError(
+                f'MultiModalEncoderDecoder: {len(self.modality_names)} '
+                f'modality_names {self.modality_names} but the backbone '
+                f'{type(self.backbone).__name__} has num_modalities='
+                f'{num_modalities}')
+        if 'ens' in self.modality_names:
+            raise ValueError("'ens' is reserved for the ensemble branch")
+        self.num_modalities = num_modalities
+        self.alpha = nn.Parameter(
+            torch.ones(num_modalities), requires_grad=learn_alpha)
+        self.norm_eval = norm_eval
+        self.branch_predictions = branch_predictions
+
+    @property
+    def branch_names(self) -> List[str]:
+        """Names of all outputs: the modalities, then 'ens'."""
+        return list(self.modality_names) + ['ens']
+
+    def train(self, mode: bool = True) -> 'MultiModalEncoderDecoder':
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def _branch_logits(self, inputs: Tensor) -> List[Tensor]:
+        """All branch logits at the head's resolution.
+
+        Returns:
+            list[Tensor]: M + 1 tensors (B, K, H/4, W/4): each modality's
+            logits, then the ensemble of their detached values.
+        """
+        feats = self.extract_feat(inputs)
+        B = inputs.shape[0]
+        M = self.num_modalities
+        if self.training and not self.norm_eval:
+            # BatchNorm statistics per modality, as separate head passes.
+            per_modality = [
+                self.decode_head([f[m * B:(m + 1) * B] for f in feats])
+                for m in range(M)
+            ]
+        else:
+            per_modality = list(self.decode_head(list(feats)).split(B))
+        weights = F.softmax(self.alpha, dim=0)
+        ens = sum(w * logit.detach()
+                  for w, logit in zip(weights, per_modality))
+        return per_modality + [ens]
+
+    def _encode_decode_all(self, inputs: Tensor,
+                           batch_img_metas: List[dict]) -> Tensor:
+        """All branch logits resized to the input (img_shape) size.
+
+        Returns:
+            Tensor: (B, M + 1, K, H, W); index -1 is the ensemble.
+        """
+        logits = torch.stack(self._branch_logits(inputs), dim=1)
+        B, R, K, h, w = logits.shape
+        logits = resize(
+            logits.view(B, R * K, h, w),
+            size=batch_img_metas[0]['img_shape'],
+            mode='bilinear',
+            align_corners=self.align_corners)
+        return logits.view(B, R, K, *logits.shape[2:])
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Ensemble logits (B, K, H, W) at the input size."""
+        return self._encode_decode_all(inputs, batch_img_metas)[:, -1]
+
+    def _slide_inference_all(self, inputs: Tensor,
+                             batch_img_metas: List[dict]) -> Tensor:
+        """mmseg's sliding-window inference, for all branches at once.
+
+        Returns:
+            Tensor: (B, M + 1, K, H, W).
+        """
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        batch_size, _, h_img, w_img = inputs.size()
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        preds = inputs.new_zeros((batch_size, self.num_modalities + 1,
+                                  self.out_channels, h_img, w_img))
+        count = inputs.new_zeros((batch_size, 1, 1, h_img, w_img))
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2 = min(h_idx * h_stride + h_crop, h_img)
+                x2 = min(w_idx * w_stride + w_crop, w_img)
+                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
+                crop = inputs[:, :, y1:y2, x1:x2]
+                batch_img_metas[0]['img_shape'] = crop.shape[2:]
+                preds[..., y1:y2, x1:x2] += self._encode_decode_all(
+                    crop, batch_img_metas)
+                count[..., y1:y2, x1:x2] += 1
+        return preds / count
+
+    def _inference_all(self, inputs: Tensor,
+                       batch_img_metas: List[dict]) -> Tensor:
+        """Whole or slide inference (``test_cfg.mode``), all branches.
+
+        Returns:
+            Tensor: (B, M + 1, K, H, W).
+        """
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode == 'slide':
+            return self._slide_inference_all(inputs, batch_img_metas)
+        if mode == 'whole':
+            return self._encode_decode_all(inputs, batch_img_metas)
+        raise ValueError(f'test_cfg.mode must be "whole" or "slide", got '
+                         f'{mode!r}')
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Ensemble logits (B, K, H, W), whole or slide mode."""
+        return self._inference_all(inputs, batch_img_metas)[:, -1]
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        """Predict the ensemble (``seg_logits``, ``pred_sem_seg``) and, if
+        ``branch_predictions``, each modality's ``pred_sem_seg_<name>``."""
+        if data_samples is not None:
+            batch_img_metas = [s.metainfo for s in data_samples]
+        else:
+            batch_img_metas = [
+                dict(
+                    ori_shape=inputs.shape[2:],
+                    img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:],
+                    padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        logits = self._inference_all(inputs, batch_img_metas)
+        results = self.postprocess_result(logits[:, -1], data_samples)
+        if self.branch_predictions:
+            for m, name in enumerate(self.modality_names):
+                branch = self.postprocess_result(
+                    logits[:, m],
+                    [SegDataSample(metainfo=r.metainfo) for r in results])
+                for result, b in zip(results, branch):
+                    result.set_data({
+                        f'pred_sem_seg_{name}':
+                        PixelData(data=b.pred_sem_seg.data)
+                    })
+        return results
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """One decode-head loss per branch, prefixed with its name."""
+        losses = dict()
+        for name, logits in zip(self.branch_names,
+                                self._branch_logits(inputs)):
+            losses.update(
+                add_prefix(
+                    self.decode_head.loss_by_feat(logits, data_samples),
+                    name))
+        return losses
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        """Ensemble logits at the head's resolution (B, K, H/4, W/4)."""
+        return self._branch_logits(inputs)[-1]
