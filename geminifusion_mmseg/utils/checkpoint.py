@@ -97,9 +97,11 @@ def load_external_checkpoint(path: str,
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     try:
-        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-            return torch.load(
-                path, map_location=map_location, weights_only=True)
+        # The process-wide allow-list holds NUMPY_SAFE_GLOBALS (the
+        # ``safe_globals`` context manager would drop the numpy-1.x aliases
+        # when it restores the list on exit).
+        register_safe_globals()
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).split('\n')
         detail = next((line.strip() for line in first
