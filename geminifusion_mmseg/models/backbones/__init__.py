@@ -1,1 +1,4 @@
-__all__ = []
+from .gemini_mit import GeminiFusionMiT
+from .gemini_swin import GeminiFusionSwin
+
+__all__ = ['GeminiFusionMiT', 'GeminiFusionSwin']
