@@ -19,6 +19,6 @@ from .version import __version__
 install_mmcv_ops_fallback()
 register_safe_globals()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registers modules)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401,I001
 
 __all__ = ['__version__']

@@ -1,3 +1,9 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .rgbd_visualization_hook import RGBDVisualizationHook
+from .stage_optimizer_reset_hook import StageOptimizerResetHook
 from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
-__all__ = ['WeightsOnlyCheckpointHook']
+__all__ = [
+    'AtomicCheckpointHook', 'RGBDVisualizationHook',
+    'StageOptimizerResetHook', 'WeightsOnlyCheckpointHook'
+]

@@ -1,1 +1,3 @@
-__all__ = []
+from .staged_poly_lr import StagedPolyLR, staged_poly_factor
+
+__all__ = ['StagedPolyLR', 'staged_poly_factor']

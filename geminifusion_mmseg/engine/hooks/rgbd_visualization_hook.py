@@ -1,0 +1,66 @@
+"""Write RGB | depth | ground truth | prediction panels while testing."""
+import os
+import os.path as osp
+from typing import Sequence
+
+import cv2
+import numpy as np
+from mmengine.hooks import Hook
+
+from mmseg.registry import HOOKS
+from mmseg.structures import SegDataSample
+from ...visualization import make_rgbd_panel
+
+
+@HOOKS.register_module()
+class RGBDVisualizationHook(Hook):
+    """Save one panel per test (or validation) sample.
+
+    The RGB and depth tiles come from the network input of the sample
+    (``data_batch['inputs']``, channels [0:3] RGB and [3] depth, before
+    normalisation); ground truth and prediction from the output
+    :class:`SegDataSample`. Files are ``<out_dir>/<image stem>.png``.
+
+    Args:
+        out_dir (str): Folder for the panels (created if missing).
+        interval (int): Save every ``interval``-th batch. Defaults to 1.
+        draw_val (bool): Also save during validation. Defaults to False.
+    """
+
+    def __init__(self, out_dir: str, interval: int = 1,
+                 draw_val: bool = False):
+        self.out_dir = out_dir
+        self.interval = interval
+        self.draw_val = draw_val
+
+    def _draw(self, evaluator, batch_idx: int, data_batch: dict,
+              outputs: Sequence[SegDataSample]) -> None:
+        if batch_idx % self.interval != 0:
+            return
+        os.makedirs(self.out_dir, exist_ok=True)
+        palette = (evaluator.dataset_meta or {}).get('palette')
+        for inputs, sample in zip(data_batch['inputs'], outputs):
+            image = inputs.permute(1, 2, 0).cpu().float().numpy()
+            maps = []
+            if 'gt_sem_seg' in sample:
+                maps.append(('ground truth',
+                             sample.gt_sem_seg.data[0].cpu().numpy()))
+            maps.append(('prediction',
+                         sample.pred_sem_seg.data[0].cpu().numpy()))
+            if palette is None:
+                num = int(max(m.max() for _, m in maps if m.size)) + 1
+                palette = np.random.RandomState(0).randint(0, 255, (num, 3))
+            panel = make_rgbd_panel(image[..., :3], image[..., 3], maps,
+                                    palette)
+            stem = osp.splitext(osp.basename(sample.img_path))[0]
+            cv2.imwrite(osp.join(self.out_dir, f'{stem}.png'),
+                        panel[..., ::-1])
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        self._draw(runner.test_evaluator, batch_idx, data_batch, outputs)
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None) -> None:
+        if self.draw_val:
+            self._draw(runner.val_evaluator, batch_idx, data_batch, outputs)

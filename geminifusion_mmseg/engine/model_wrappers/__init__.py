@@ -1,0 +1,3 @@
+from .cpu_distributed import CPUCompatibleDistributedDataParallel
+
+__all__ = ['CPUCompatibleDistributedDataParallel']

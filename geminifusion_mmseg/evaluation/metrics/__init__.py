@@ -1,0 +1,3 @@
+from .multi_branch_iou_metric import MultiBranchIoUMetric
+
+__all__ = ['MultiBranchIoUMetric']

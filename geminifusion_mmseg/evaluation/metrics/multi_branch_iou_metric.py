@@ -1,0 +1,73 @@
+"""IoU of the ensemble prediction and of each modality's own prediction."""
+from collections import OrderedDict
+from typing import Dict, Sequence
+
+import numpy as np
+from mmengine.logging import print_log
+
+from mmseg.evaluation.metrics import IoUMetric
+from mmseg.registry import METRICS
+
+
+@METRICS.register_module()
+class MultiBranchIoUMetric(IoUMetric):
+    """mmseg's :class:`IoUMetric` for the ensemble, plus one per branch.
+
+    The ensemble (``pred_sem_seg``) is scored exactly as ``IoUMetric``
+    (per-class table, ``aAcc``/``mIoU``/... keys). Each modality's own
+    prediction (``pred_sem_seg_<name>``, attached by
+    :class:`MultiModalEncoderDecoder`) adds ``<name>.mIoU``,
+    ``<name>.mAcc`` and ``<name>.aAcc``, so logs show what fusion adds.
+    Samples without branch predictions (e.g. test-time augmentation) are
+    scored for the ensemble only.
+
+    Args:
+        branches (Sequence[str]): Branch names. Defaults to
+            ('rgb', 'depth').
+        **kwargs: :class:`IoUMetric` arguments.
+    """
+
+    def __init__(self, branches: Sequence[str] = ('rgb', 'depth'), **kwargs):
+        super().__init__(**kwargs)
+        self.branches = tuple(branches)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        if self.format_only:  # only write the ensemble's label files
+            return super().process(data_batch, data_samples)
+        if self.output_dir is not None:
+            self.format_only = True  # reuse IoUMetric's file writing
+            try:
+                super().process(data_batch, data_samples)
+            finally:
+                self.format_only = False
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            label = sample['gt_sem_seg']['data'].squeeze()
+            entry = OrderedDict()
+            for branch in ('ens', ) + self.branches:
+                key = 'pred_sem_seg' if branch == 'ens' else \
+                    f'pred_sem_seg_{branch}'
+                if key in sample:
+                    pred = sample[key]['data'].squeeze().to(label)
+                    entry[branch] = self.intersect_and_union(
+                        pred, label, num_classes, self.ignore_index)
+            self.results.append(entry)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        metrics = super().compute_metrics([r['ens'] for r in results])
+        for branch in self.branches:
+            stats = [r[branch] for r in results if branch in r]
+            if len(stats) != len(results):
+                continue
+            areas = [sum(s[i] for s in stats) for i in range(4)]
+            ret = self.total_area_to_metrics(*areas, ['mIoU'],
+                                             self.nan_to_num, self.beta)
+            for name, value in ret.items():
+                prefix = '' if name == 'aAcc' else 'm'
+                metrics[f'{branch}.{prefix}{name}'] = float(
+                    np.round(np.nanmean(value) * 100, 2))
+        summary = ', '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
+                            if k in ('mIoU', ) or k.endswith('.mIoU'))
+        print_log(f'mIoU by branch (ens = fused prediction): {summary}',
+                  logger='current')
+        return metrics
