@@ -1,3 +1,13 @@
-from .transforms import *  # noqa: F401,F403
+from .nyudv2 import NYUDV2_CLASSES, NYUDV2_PALETTE, NYUDv2Dataset
+from .rgbd_dataset import RGBDDataset
+from .sunrgbd import SUNRGBDDataset
+from .transforms import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
+                         ResizeShortSideToMultiple, RGBColorJitter, RGBDPad,
+                         RGBGaussianBlur, nearest_resize)
 
-__all__ = []
+__all__ = [
+    'RGBDDataset', 'NYUDv2Dataset', 'SUNRGBDDataset', 'NYUDV2_CLASSES',
+    'NYUDV2_PALETTE', 'LoadRGBDImageFromFile', 'LoadRGBDAnnotations',
+    'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
+    'RGBDPad', 'nearest_resize'
+]

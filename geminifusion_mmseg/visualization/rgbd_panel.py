@@ -7,25 +7,41 @@ import numpy as np
 TITLE_HEIGHT = 22
 
 
+def _normalise(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Map ``x`` to 0..255 (uint8) using its range over ``valid`` pixels."""
+    out = np.zeros(x.shape, dtype=np.uint8)
+    if valid.any():
+        lo, hi = float(x[valid].min()), float(x[valid].max())
+        scale = 255. / (hi - lo) if hi > lo else 0.
+        out[valid] = np.clip((x[valid] - lo) * scale, 0, 255).astype(np.uint8)
+    return out
+
+
 def colorize_depth(depth: np.ndarray) -> np.ndarray:
     """Colour-map a depth image for viewing.
 
     Args:
-        depth (np.ndarray): (H, W) or (H, W, C) (the first channel is used),
-            any dtype; scaled by its own min/max over finite values.
+        depth (np.ndarray): (H, W) or (H, W, C), any unit or dtype. A
+            single-valued map (C = 1, or C channels all equal) is scaled by
+            its own min/max and colour-mapped, with 0 (missing depth) black;
+            a 3-channel encoding such as HHA is shown channel-normalised.
 
     Returns:
         np.ndarray: (H, W, 3) uint8 RGB.
     """
     d = np.asarray(depth, dtype=np.float32)
+    if d.ndim == 3 and d.shape[2] >= 3 and not all(
+            np.array_equal(d[..., 0], d[..., c]) for c in range(1, 3)):
+        return np.stack([
+            _normalise(d[..., c], np.isfinite(d[..., c])) for c in range(3)
+        ], axis=-1)
     if d.ndim == 3:
         d = d[..., 0]
-    finite = np.isfinite(d)
-    lo, hi = (d[finite].min(), d[finite].max()) if finite.any() else (0, 1)
-    scaled = np.zeros_like(d) if hi <= lo else (d - lo) / (hi - lo)
-    scaled = np.where(finite, scaled, 0)
-    gray = np.clip(scaled * 255 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(gray, cv2.COLORMAP_JET)[..., ::-1].copy()
+    valid = np.isfinite(d) & (d > 0)
+    colormap = getattr(cv2, 'COLORMAP_TURBO', cv2.COLORMAP_JET)
+    view = cv2.applyColorMap(_normalise(d, valid), colormap)[..., ::-1].copy()
+    view[~valid] = 0
+    return view
 
 
 def colorize_label(label: np.ndarray, palette: Sequence[Sequence[int]],

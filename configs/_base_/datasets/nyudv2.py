@@ -1,0 +1,81 @@
+# NYUDv2, TokenFusion/RefineNet layout (SPEC 5): data/nyudv2/{rgb,depth,masks}
+# with train.txt / test.txt. 795 train / 654 test images, 480x640, 40 classes.
+dataset_type = 'NYUDv2Dataset'
+data_root = 'data/nyudv2'
+crop_size = (480, 640)  # (h, w)
+
+train_pipeline = [
+    # depth as stored (16-bit mm) -> /255 by the data preprocessor, as
+    # released; see docs/dataset_prepare.md for other encodings
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(type='LoadRGBDAnnotations'),
+    # the release's order: colour jitter, flip, blur, then rescale and crop
+    dict(type='RGBColorJitter', prob=0.2),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
+    # short side = crop_h * U(0.5, 2), long side <= 4 * crop_w * ratio
+    dict(
+        type='RandomResize',
+        scale=(4 * crop_size[1], crop_size[0]),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
+    # pad raw values (image 0, label 255) to the crop size, as released
+    dict(
+        type='RGBDPad',
+        size=(crop_size[1], crop_size[0]),
+        pad_val=dict(img=0, seg=255)),
+    dict(type='PackSegInputs'),
+]
+# Published evaluation protocol (SPEC 5): short side 480, each side up to a
+# multiple of 32, label resized the same way (nearest) and scored there.
+test_pipeline = [
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(type='LoadRGBDAnnotations'),
+    dict(type='ResizeShortSideToMultiple', short_side=480, size_divisor=32),
+    dict(type='PackSegInputs'),
+]
+# Multi-scale + flip (tools/test.py --tta): scales of the test size, logits
+# averaged; scored at the original label size (mmseg's protocol).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadRGBDAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='train.txt',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='val.txt',  # the 654-image test split
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='MultiBranchIoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

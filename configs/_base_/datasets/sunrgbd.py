@@ -1,0 +1,30 @@
+# SUN RGB-D, DFormer layout (SPEC 5): data/sunrgbd/{RGB,Depth,labels} with
+# train.txt (5285) / test.txt (5050); labels 0 = unlabelled -> 255; 37 classes.
+_base_ = ['./nyudv2.py']
+dataset_type = 'SUNRGBDDataset'
+data_root = 'data/sunrgbd'
+crop_size = (480, 480)
+train_pipeline = [
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(type='LoadRGBDAnnotations'),
+    dict(type='RGBColorJitter', prob=0.2),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
+    dict(
+        type='RandomResize',
+        scale=(4 * crop_size[1], crop_size[0]),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
+    dict(
+        type='RGBDPad',
+        size=(crop_size[1], crop_size[0]),
+        pad_val=dict(img=0, seg=255)),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    dataset=dict(
+        type=dataset_type, data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='test.txt'))
+test_dataloader = val_dataloader

@@ -1,0 +1,37 @@
+# Runtime defaults shared by every GeminiFusion config.
+default_scope = 'mmseg'
+custom_imports = dict(
+    imports=['geminifusion_mmseg'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=42)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # crash-safe saves; keeps the best checkpoint by mIoU
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        by_epoch=True,
+        interval=5,
+        max_keep_ckpts=2,
+        save_best='mIoU',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # message-hub buffers as plain arrays: checkpoints load weights-only
+    weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
+)
+
+# multi-scale + flip test (tools/test.py --tta); model side
+tta_model = dict(type='SegTTAModel')

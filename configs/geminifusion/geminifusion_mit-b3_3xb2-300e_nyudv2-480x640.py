@@ -1,0 +1,13 @@
+# GeminiFusion MiT-B3 on NYUDv2: published single-scale mIoU 56.8
+# (SPEC 7); 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
+# ImageNet weights: see README 'Pretrained backbones'.
+_base_ = [
+    '../_base_/models/geminifusion_mit.py', '../_base_/datasets/nyudv2.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_staged_3x100e.py'
+]
+model = dict(
+    backbone=dict(
+        arch='b3',
+        drop_path_rate=0.4,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b3.pth')))

@@ -1,0 +1,13 @@
+# GeminiFusion MiT-B5 on NYUDv2: published single-scale mIoU 57.7
+# (SPEC 7); 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.35.
+# ImageNet weights: see README 'Pretrained backbones'.
+_base_ = [
+    '../_base_/models/geminifusion_mit.py', '../_base_/datasets/nyudv2.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_staged_3x100e.py'
+]
+model = dict(
+    backbone=dict(
+        arch='b5',
+        drop_path_rate=0.35,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b5.pth')))

@@ -1,0 +1,14 @@
+# GeminiFusion Swin-L (224) on NYUDv2: published single-scale mIoU 58.8
+# (SPEC 7); 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
+# ImageNet weights: see README 'Pretrained backbones'.
+_base_ = [
+    '../_base_/models/geminifusion_swin.py', '../_base_/datasets/nyudv2.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_staged_3x100e.py'
+]
+model = dict(
+    backbone=dict(
+        arch='large',
+        drop_path_rate=0.4,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_large_patch4_window7_224_22k.pth')),
+    decode_head=dict(in_channels=[192, 384, 768, 1536]))

@@ -1,0 +1,13 @@
+# GeminiFusion Swin-T on NYUDv2: published single-scale mIoU 52.2
+# (SPEC 7); 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.2.
+# ImageNet weights: see README 'Pretrained backbones'.
+_base_ = [
+    '../_base_/models/geminifusion_swin.py', '../_base_/datasets/nyudv2.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_staged_3x100e.py'
+]
+model = dict(
+    backbone=dict(
+        arch='tiny',
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')))

@@ -1,0 +1,14 @@
+# GeminiFusion Swin-T on SUN RGB-D: published single-scale mIoU 50.2
+# (SPEC 7); 4 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
+# ImageNet weights: see README 'Pretrained backbones'.
+_base_ = [
+    '../_base_/models/geminifusion_swin.py', '../_base_/datasets/sunrgbd.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_staged_3x100e.py'
+]
+model = dict(
+    backbone=dict(
+        arch='tiny',
+        drop_path_rate=0.4,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')),
+    decode_head=dict(num_classes=37))

@@ -1,0 +1,146 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""The evaluation resize of the GeminiFusion protocol."""
+import math
+from typing import Tuple
+
+import mmcv
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+
+def nearest_resize(seg: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize with PyTorch's ``mode='nearest'`` rule.
+
+    The source index of output pixel ``i`` is
+    ``min(floor(i * float32(in / out)), in - 1)`` per axis, computed in
+    float32 as ``torch.nn.functional.interpolate`` (and torchvision's
+    ``InterpolationMode.NEAREST``) do, so labels resized here match the
+    GeminiFusion release pixel for pixel.
+
+    Args:
+        seg (np.ndarray): (H, W) or (H, W, C) array.
+        size (tuple[int, int]): Output (h, w).
+
+    Returns:
+        np.ndarray: The resized array, same dtype.
+    """
+    out_h, out_w = size
+    in_h, in_w = seg.shape[:2]
+
+    def index(n_in: int, n_out: int) -> np.ndarray:
+        scale = np.float32(n_in) / np.float32(n_out)
+        src = np.floor(np.arange(n_out, dtype=np.float32) * scale)
+        return np.minimum(src.astype(np.int64), n_in - 1)
+
+    return seg[index(in_h, out_h)[:, None], index(in_w, out_w)[None, :]]
+
+
+@TRANSFORMS.register_module()
+class ResizeShortSideToMultiple(BaseTransform):
+    """Resize for the published evaluation protocol of GeminiFusion.
+
+    The image is resized so that its SHORT side is ``short_side`` (aspect
+    kept, sizes rounded with Python's ``round``), then each side is
+    stretched up to the next multiple of ``size_divisor``, in two steps as
+    the release does (bilinear for the image, nearest for label maps). The
+    label is resized the same way and ``ori_shape`` is set to the new size,
+    so that mmseg resizes the logits to this size and the metric is
+    computed there, as in the release. For NYUDv2 (480x640) with the
+    defaults the transform is the identity; for SUN RGB-D's mixed sizes it
+    is not (e.g. 427x561 -> 480x640).
+
+    Put it after the loading transforms (image AND label) in the test
+    pipeline, instead of mmseg's ``Resize``. Without it (mmseg's default)
+    the metric is computed at the original label size.
+
+    Required Keys:
+
+    - img
+    - gt_seg_map (optional, every key in ``seg_fields``)
+
+    Modified Keys:
+
+    - img
+    - img_shape
+    - ori_shape (when ``update_ori_shape``)
+    - gt_seg_map (and the other keys in ``seg_fields``)
+
+    Added Keys:
+
+    - scale_factor ((w_scale, h_scale) from the input to the output size)
+
+    Args:
+        short_side (int): Target short side. Defaults to 480.
+        size_divisor (int): Sides are stretched up to a multiple of it.
+            Defaults to 32.
+        interpolation (str): Interpolation of the image (mmcv names).
+            Defaults to 'bilinear'.
+        update_ori_shape (bool): Whether to set ``ori_shape`` to the new
+            size (score at this size). Defaults to True.
+    """
+
+    def __init__(self,
+                 short_side: int = 480,
+                 size_divisor: int = 32,
+                 interpolation: str = 'bilinear',
+                 update_ori_shape: bool = True) -> None:
+        if short_side <= 0 or size_divisor <= 0:
+            raise ValueError('short_side and size_divisor must be positive, '
+                             f'got {short_side}, {size_divisor}.')
+        self.short_side = int(short_side)
+        self.size_divisor = int(size_divisor)
+        self.interpolation = interpolation
+        self.update_ori_shape = update_ori_shape
+
+    def target_sizes(self, h: int,
+                     w: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """The intermediate and the final (h, w) for an (h, w) input."""
+        scale = self.short_side / min(h, w)
+        mid = (round(h * scale), round(w * scale))
+        final = tuple(
+            int(math.ceil(s / self.size_divisor)) * self.size_divisor
+            for s in mid)
+        return mid, final
+
+    def _resize_img(self, img: np.ndarray, size: Tuple[int,
+                                                      int]) -> np.ndarray:
+        if img.shape[:2] == tuple(size):
+            return img
+        return mmcv.imresize(
+            img, (size[1], size[0]), interpolation=self.interpolation)
+
+    def transform(self, results: dict) -> dict:
+        """Resize the image and the label maps.
+
+        Args:
+            results (dict): Result dict with ``img``.
+
+        Returns:
+            dict: The resized results.
+        """
+        img = results['img']
+        h, w = img.shape[:2]
+        mid, final = self.target_sizes(h, w)
+        for size in (mid, final):
+            img = self._resize_img(img, size)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['scale_factor'] = (final[1] / w, final[0] / h)
+        if self.update_ori_shape:
+            results['ori_shape'] = img.shape[:2]
+        for key in results.get('seg_fields', []):
+            seg = results[key]
+            for size in (mid, final):
+                if seg.shape[:2] != tuple(size):
+                    seg = nearest_resize(seg, size)
+            results[key] = seg
+        return results
+
+    def __repr__(self) -> str:
+        repr_str = self.__class__.__name__
+        repr_str += f'(short_side={self.short_side}, '
+        repr_str += f'size_divisor={self.size_divisor}, '
+        repr_str += f"interpolation='{self.interpolation}', "
+        repr_str += f'update_ori_shape={self.update_ori_shape})'
+        return repr_str
