@@ -108,6 +108,59 @@ def test_nyudv2_dformer_layout_by_config(tmp_path, list_columns):
     _check_sample(ds[0], bits=8, reduce_zero_label=True)
 
 
+@pytest.mark.parametrize('list_columns', [1, 3, None])
+def test_generic_rgbd_dataset_from_config(tmp_path, list_columns):
+    """RGBDDataset configured entirely from the config: own classes and
+    palette, folders, suffixes, a list file (either layout) or stem pairing,
+    reduce_zero_label and a depth encoding."""
+    root = make_nyudv2_dformer(
+        tmp_path / 'own', num_train=3, num_test=1, list_columns=list_columns)
+    classes = tuple(f'class{i}' for i in range(40))
+    palette = [[i, 2 * i, 3 * i] for i in range(40)]
+    ds = DATASETS.build(
+        dict(
+            type='RGBDDataset',
+            data_root=root,
+            ann_file='' if list_columns is None else 'train.txt',
+            data_prefix=dict(
+                img_path='RGB', depth_path='Depth', seg_map_path='Label'),
+            img_suffix='.jpg',
+            depth_suffix='.png',
+            seg_map_suffix='.png',
+            metainfo=dict(classes=classes, palette=palette),
+            reduce_zero_label=True,
+            pipeline=[
+                dict(
+                    type='LoadRGBDImageFromFile',
+                    depth_encoding='scale',
+                    depth_scale=2.0),
+                dict(type='LoadRGBDAnnotations')
+            ]))
+    assert len(ds) == (4 if list_columns is None else 3)
+    assert tuple(ds.metainfo['classes']) == classes
+    assert [list(c) for c in ds.metainfo['palette']] == palette
+    info = ds.get_data_info(2)
+    assert info['img_path'] == osp.join(root, 'RGB', '2.jpg')
+    assert info['depth_path'] == osp.join(root, 'Depth', '2.png')
+    assert info['seg_map_path'] == osp.join(root, 'Label', '2.png')
+    assert info['num_classes'] == 40 and info['label_map'] is None
+    results = ds[2]
+    raw = cv2.imread(info['depth_path'], cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(results['img'][..., 3], raw * 2.0)
+    stored = cv2.imread(info['seg_map_path'], cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(
+        results['gt_seg_map'],
+        np.where(stored == 0, IGNORE, stored.astype(int) - 1))
+    # without a palette mmseg makes one up, one colour per class
+    ds = RGBDDataset(
+        data_root=root,
+        ann_file='' if list_columns is None else 'train.txt',
+        data_prefix=dict(
+            img_path='RGB', depth_path='Depth', seg_map_path='Label'),
+        metainfo=dict(classes=classes[:3]))
+    assert len(ds.metainfo['palette']) == 3
+
+
 def test_nyudv2_dformer_hha(tmp_path):
     root = make_nyudv2_dformer(
         tmp_path / 'nyu', num_train=2, num_test=0, depth='hha')
@@ -158,30 +211,51 @@ def test_custom_class_subset_label_map(nyu_root):
 
 
 # ----------------------------------------------------------------------
-# dataset construction errors
+# dataset construction errors (the same named errors for NYUDv2Dataset and
+# the generic RGBDDataset configured for the same folders)
 # ----------------------------------------------------------------------
-def test_missing_data_root(tmp_path):
+NYU_AS_GENERIC = dict(
+    data_prefix=dict(img_path='rgb', depth_path='depth', seg_map_path='masks'),
+    img_suffix='.png',
+    metainfo=dict(classes=NYUDV2_CLASSES))
+
+
+def _build(cls, **kwargs):
+    """``cls`` on a TokenFusion-layout NYUDv2 folder."""
+    if cls is RGBDDataset:
+        kwargs = dict(NYU_AS_GENERIC, **kwargs)
+    return cls(**kwargs)
+
+
+both_classes = pytest.mark.parametrize('cls', [NYUDv2Dataset, RGBDDataset])
+
+
+@both_classes
+def test_missing_data_root(tmp_path, cls):
     missing = str(tmp_path / 'no_such_root')
     with pytest.raises(FileNotFoundError) as e:
-        NYUDv2Dataset(data_root=missing, ann_file='train.txt')
-    assert 'NYUDv2Dataset' in str(e.value) and missing in str(e.value)
+        _build(cls, data_root=missing, ann_file='train.txt')
+    assert cls.__name__ in str(e.value) and missing in str(e.value)
 
 
-def test_missing_ann_file(nyu_root):
-    with pytest.raises(FileNotFoundError, match='val.txt'):
-        NYUDv2Dataset(data_root=nyu_root, ann_file='val.txt')
+@both_classes
+def test_missing_ann_file(nyu_root, cls):
+    with pytest.raises(FileNotFoundError, match=f'{cls.__name__}.*val.txt'):
+        _build(cls, data_root=nyu_root, ann_file='val.txt')
 
 
-def test_missing_listed_file(nyu_copy):
+@both_classes
+def test_missing_listed_file(nyu_copy, cls):
     depth = osp.join(nyu_copy, 'depth', '000001.png')
     os.remove(depth)
     with pytest.raises(FileNotFoundError) as e:
-        NYUDv2Dataset(data_root=nyu_copy, ann_file='train.txt')
+        _build(cls, data_root=nyu_copy, ann_file='train.txt')
     msg = str(e.value)
-    assert 'NYUDv2Dataset' in msg and 'line 2' in msg
+    assert cls.__name__ in msg and 'line 2' in msg
     assert osp.join(nyu_copy, 'train.txt') in msg and depth in msg
     # check_files=False defers the problem to loading
-    ds = NYUDv2Dataset(
+    ds = _build(
+        cls,
         data_root=nyu_copy,
         ann_file='train.txt',
         check_files=False,
@@ -190,35 +264,51 @@ def test_missing_listed_file(nyu_copy):
         ds[1]
 
 
-def test_malformed_list_line(nyu_copy):
+@both_classes
+def test_malformed_list_line(nyu_copy, cls):
     lst = write_list(
         osp.join(nyu_copy, 'bad.txt'),
         ['rgb/000000.png\tmasks/000000.png\tdepth/000000.png', '',
          'rgb/000001.png\tmasks/000001.png'])
     with pytest.raises(ValueError) as e:
-        NYUDv2Dataset(data_root=nyu_copy, ann_file='bad.txt')
+        _build(cls, data_root=nyu_copy, ann_file='bad.txt')
     msg = str(e.value)
-    assert 'NYUDv2Dataset' in msg and 'line 3' in msg and lst in msg
+    assert cls.__name__ in msg and 'line 3' in msg and lst in msg
     assert 'masks/000001.png' in msg
 
 
-def test_empty_dataset(nyu_copy):
+@both_classes
+def test_empty_dataset(nyu_copy, cls):
     write_list(osp.join(nyu_copy, 'empty.txt'), ['', '  '])
-    with pytest.raises(ValueError, match='no samples found.*empty.txt'):
-        NYUDv2Dataset(data_root=nyu_copy, ann_file='empty.txt')
+    with pytest.raises(ValueError,
+                       match=f'{cls.__name__}: no samples found.*empty.txt'):
+        _build(cls, data_root=nyu_copy, ann_file='empty.txt')
 
 
-def test_pairing_by_name_orphans(nyu_copy):
-    ds = NYUDv2Dataset(data_root=nyu_copy)  # no ann_file: pair by name
+@both_classes
+def test_pairing_by_name_orphans(nyu_copy, cls):
+    ds = _build(cls, data_root=nyu_copy)  # no ann_file: pair by name
     assert len(ds) == 4
     os.remove(osp.join(nyu_copy, 'masks', '000002.png'))
     os.remove(osp.join(nyu_copy, 'rgb', '000003.png'))
     with pytest.raises(ValueError) as e:
-        NYUDv2Dataset(data_root=nyu_copy)
+        _build(cls, data_root=nyu_copy)
     msg = str(e.value)
+    assert cls.__name__ in msg
     assert osp.join(nyu_copy, 'rgb', '000002.png') in msg  # no label
     assert osp.join(nyu_copy, 'depth', '000003.png') in msg  # no RGB
     assert 'partner' in msg
+
+
+def test_generic_dataset_missing_folder_and_prefix(nyu_copy):
+    with pytest.raises(FileNotFoundError, match='RGBDDataset: label folder'):
+        RGBDDataset(
+            data_root=nyu_copy,
+            img_suffix='.png',
+            data_prefix=dict(
+                img_path='rgb', depth_path='depth', seg_map_path='label'))
+    with pytest.raises(ValueError, match="RGBDDataset: data_prefix.*'depth"):
+        RGBDDataset(data_root=nyu_copy, data_prefix=dict(img_path='rgb'))
 
 
 def test_pairing_without_labels_for_inference(nyu_copy):

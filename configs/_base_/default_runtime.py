@@ -33,5 +33,8 @@ default_hooks = dict(
     weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
 )
 
-# multi-scale + flip test (tools/test.py --tta); model side
-tta_model = dict(type='SegTTAModel')
+# multi-scale + flip test (tools/test.py --tta); model side: the logits of
+# all views (flipped back, resized to the label size) are averaged; the
+# dataset configs define the views (tta_pipeline). merge='probs' averages
+# softmax probabilities instead, as mmseg's SegTTAModel does.
+tta_model = dict(type='RGBDSegTTAModel', merge='logits')

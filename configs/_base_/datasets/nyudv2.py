@@ -35,11 +35,19 @@ test_pipeline = [
     dict(type='ResizeShortSideToMultiple', short_side=480, size_divisor=32),
     dict(type='PackSegInputs'),
 ]
-# Multi-scale + flip (tools/test.py --tta): scales of the test size, logits
-# averaged; scored at the original label size (mmseg's protocol).
+# Multi-scale + flip (tools/test.py --tta): 6 scales of the single-scale
+# test size (short side 480, multiples of 32) x {no flip, flip}; each view's
+# logits are flipped back, resized to the ORIGINAL label size and averaged
+# (tta_model in default_runtime.py), and scored there (mmseg's protocol;
+# update_ori_shape=False keeps ori_shape at the original size).
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
     dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(
+        type='ResizeShortSideToMultiple',
+        short_side=480,
+        size_divisor=32,
+        update_ori_shape=False),
     dict(
         type='TestTimeAug',
         transforms=[

@@ -6,6 +6,9 @@ data_preprocessor = dict(
     mean=[123.675, 116.28, 103.53, 0.0, 0.0, 0.0],
     std=[58.395, 57.12, 57.375, 255.0, 255.0, 255.0],
     bgr_to_rgb=False,
+    # training batches are padded (after normalisation) to a multiple of 32;
+    # the pipelines already pad crops with raw 0 / label 255 (RGBDPad)
+    size_divisor=32,
     pad_val=0,
     seg_pad_val=255)
 model = dict(

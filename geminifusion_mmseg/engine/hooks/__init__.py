@@ -1,9 +1,10 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .reinit_classifier_hook import ReinitClassifierHook
 from .rgbd_visualization_hook import RGBDVisualizationHook
 from .stage_optimizer_reset_hook import StageOptimizerResetHook
 from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'RGBDVisualizationHook',
+    'AtomicCheckpointHook', 'ReinitClassifierHook', 'RGBDVisualizationHook',
     'StageOptimizerResetHook', 'WeightsOnlyCheckpointHook'
 ]
