@@ -31,6 +31,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # message-hub buffers as plain arrays: checkpoints load weights-only
     weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
+    # resumed runs draw the same random numbers (stochastic depth, dropout)
+    resume_rng_state=dict(type='ResumeRNGStateHook'),
 )
 
 # multi-scale + flip test (tools/test.py --tta); model side: the logits of

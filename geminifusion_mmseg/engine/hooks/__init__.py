@@ -1,10 +1,12 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .reinit_classifier_hook import ReinitClassifierHook
+from .resume_rng_state_hook import ResumeRNGStateHook
 from .rgbd_visualization_hook import RGBDVisualizationHook
 from .stage_optimizer_reset_hook import StageOptimizerResetHook
 from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'ReinitClassifierHook', 'RGBDVisualizationHook',
-    'StageOptimizerResetHook', 'WeightsOnlyCheckpointHook'
+    'AtomicCheckpointHook', 'ReinitClassifierHook', 'ResumeRNGStateHook',
+    'RGBDVisualizationHook', 'StageOptimizerResetHook',
+    'WeightsOnlyCheckpointHook'
 ]

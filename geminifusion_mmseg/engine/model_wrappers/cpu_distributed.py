@@ -2,7 +2,8 @@
 import torch
 from mmengine.model import MMDistributedDataParallel
 
-from mmseg.registry import MODEL_WRAPPERS
+# registered in mmengine's root registry: the Runner looks wrappers up there
+from mmengine.registry import MODEL_WRAPPERS
 
 
 @MODEL_WRAPPERS.register_module()

@@ -27,6 +27,8 @@ from torch import Tensor
 from mmseg.registry import MODELS
 from ..layers import GeminiFusion, ModalityLayerNorm
 from ..utils import check_modal_input
+from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
+                                pretrained_kwargs)
 
 MIT_ARCHS: Dict[str, dict] = {
     'b0': dict(embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2)),
@@ -240,7 +242,8 @@ class GeminiFusionMiT(BaseModule):
         self.depths = depths
         self.out_indices = tuple(out_indices)
 
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, sum(depths), device='cpu').tolist()
         cur = 0
         stage_in = 3
         for s in range(4):
@@ -268,10 +271,13 @@ class GeminiFusionMiT(BaseModule):
                 m.init_weights()
 
     def init_weights(self) -> None:
-        if self.init_cfg is not None and self.init_cfg.get(
-                'type') == 'Pretrained':
-            from ..utils.pretrained import load_pretrained_backbone
-            load_pretrained_backbone(self, self.init_cfg['checkpoint'])
+        """The SegFormer initialisation is applied at construction; with
+        ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` the ImageNet
+        weights are then loaded by :func:`load_pretrained_backbone` (NVlabs
+        ``mit_b*.pth`` or mmseg MiT layouts; fusion layers stay fresh;
+        optional ``load_modality_norms`` / ``prefix`` keys are passed on)."""
+        if is_pretrained_cfg(self.init_cfg):
+            load_pretrained_backbone(self, **pretrained_kwargs(self.init_cfg))
             self._is_init = True
         else:
             super().init_weights()

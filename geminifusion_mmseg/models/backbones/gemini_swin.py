@@ -78,6 +78,8 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from ..layers import GeminiFusion, ModalityLayerNorm
+from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
+                                pretrained_kwargs)
 
 # The released mask value for token pairs from different shifted regions.
 SHIFT_MASK_VALUE = -100.0
@@ -507,9 +509,12 @@ class GeminiFusionSwin(BaseModule):
         """Swin initialisation: Linear weights trunc-normal(0.02) and zero
         biases, LayerNorms 1 / 0, relative position bias tables
         trunc-normal(0.02); the GeminiFusion layers as the release
-        (:meth:`GeminiFusion.init_weights`). With ``init_cfg`` (e.g.
-        pretrained weights), that is applied afterwards through
-        :meth:`BaseModule.init_weights`."""
+        (:meth:`GeminiFusion.init_weights`). With
+        ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` the ImageNet
+        weights (Microsoft or mmpretrain Swin layouts) are then loaded by
+        :func:`load_pretrained_backbone` (fusion layers stay fresh; optional
+        ``load_modality_norms`` / ``prefix`` keys are passed on); any other
+        ``init_cfg`` goes through :meth:`BaseModule.init_weights`."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -528,6 +533,9 @@ class GeminiFusionSwin(BaseModule):
                 f'No pre-trained weights for {self.__class__.__name__}, '
                 'training starts from scratch',
                 logger='current')
+        elif is_pretrained_cfg(self.init_cfg):
+            load_pretrained_backbone(self, **pretrained_kwargs(self.init_cfg))
+            self._is_init = True
         else:
             super().init_weights()
 

@@ -1,7 +1,4 @@
 """The GeminiFusion layer: pixel-wise cross-modal attention (SPEC 2.1)."""
-import math
-from typing import Optional
-
 import torch
 import torch.nn as nn
 from mmengine.model.weight_init import trunc_normal_
@@ -121,42 +118,83 @@ class GeminiFusion(nn.Module):
         """The attention of each modality, in modality order."""
         return [self.cross_attn_0_to_1, self.cross_attn_1_to_0]
 
-    @staticmethod
-    def _linear(x: Tensor, weight: Tensor,
-                bias: Optional[Tensor] = None) -> Tensor:
-        """Per-modality linear map: (M, L, Cin) x (M, Cout, Cin) -> (M, L, Cout)."""
-        if bias is None:
-            return torch.bmm(x, weight.transpose(1, 2))
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
     def forward(self, x: Tensor) -> Tensor:
+        """Fuse the two modalities of a modality-stacked batch.
+
+        Four GEMMs per modality (batched over the modality axis with
+        ``bmm``), each over every token:
+
+        1. ``P = x_m [Wq_m; Wv_m; J_a; J_b; Wv_m']^T`` (C -> 5C), where
+           ``fc1 = [J_a | J_b]`` acts on ``cat(x_m, x_m')``; so
+           ``fc1(cat(x_m, x_m')) = J_a x_m + J_b x_m' + b1`` needs no
+           concatenation, and ``Wv_m x_m'`` (the second value) is read from
+           the other modality's row of ``P``;
+        2. ``fc2`` of the judger;
+        3. the key difference ``Wk_m (x_m * r - x_m) - Wk_m k_noise[m]``;
+        4. the output projection, with the residual as its addend.
+
+        The two-key softmax is ``a = sigmoid(s2 - s1)`` per head (the key
+        bias cancels), the values enter as ``v1 + a * (v2 - v1)`` with
+        ``v1 = Wv_m (x_m + v_noise[m]) + bv_m``, ``v2 = Wv_m x_m' + bv_m``.
+        No (M, L, 2C) concatenation and no per-key stacks are formed.
+
+        Args:
+            x (Tensor): (M * B, N, C), rows [0:B] modality 0.
+
+        Returns:
+            Tensor: (M * B, N, C).
+        """
         M, C, H = self.num_modalities, self.embed_dims, self.num_heads
         MB, N, _ = x.shape
         if MB % M != 0:
             raise ValueError(f'GeminiFusion: batch {MB} is not a multiple of '
                              f'num_modalities={M}')
-        xs = x.reshape(M, (MB // M) * N, C)  # (M, L, C)
-        other = xs.flip(0)  # x_m' for M = 2
-        r = self.relation_judger(torch.cat([xs, other], dim=-1))
+        L = (MB // M) * N
+        d = C // H
+        xs = x.reshape(M, L, C)  # (M, L, C)
 
         w_in = torch.stack([a.in_proj_weight for a in self.attentions])
         b_in = torch.stack([a.in_proj_bias for a in self.attentions])
         w_q, w_k, w_v = w_in.split(C, dim=1)  # each (M, C, C)
-        b_q, _, b_v = b_in.split(C, dim=1)  # the key bias cancels
+        b_q, _, b_v = b_in.split(C, dim=1)  # (M, C); the key bias cancels
         k_noise = self.k_noise.weight.unsqueeze(1)  # (M, 1, C)
         v_noise = self.v_noise.weight.unsqueeze(1)
+        judger = self.relation_judger[0]
+        j_own, j_other = judger.fc1.weight.split(C, dim=1)  # (C, C) each
 
-        q = self._linear(xs, w_q, b_q)
-        k_diff = self._linear(xs * r - xs - k_noise, w_k)
-        v_first = self._linear(xs + v_noise, w_v, b_v)
-        v_diff = self._linear(other - xs - v_noise, w_v)
+        # 1. [q | Wv_m x_m | J_a x_m | J_b x_m | Wv_m' x_m]: (M, L, 5C)
+        w_big = torch.cat([
+            w_q, w_v,
+            j_own.expand(M, C, C),
+            j_other.expand(M, C, C),
+            w_v.flip(0)
+        ], dim=1)
+        # one split (a single backward node), not five slices
+        q, v_own, j_own_x, j_other_x, v_other_x = torch.bmm(
+            xs, w_big.transpose(1, 2)).split(C, dim=-1)
+        q = q + b_q.unsqueeze(1)
+        # row m takes the cross terms of row m': J_b x_m', Wv_m x_m'
+        hidden = j_own_x + j_other_x.flip(0) + judger.fc1.bias
+        r = torch.softmax(
+            judger.fc2(judger.act(hidden)), dim=-1)  # (M, L, C)
 
-        L = xs.shape[1]
-        score = (q * k_diff).view(M, L, H, C // H).sum(-1)
-        weight_second = torch.sigmoid(score / math.sqrt(C // H))
-        out = v_first.view(M, L, H, C // H) + weight_second.unsqueeze(
-            -1) * v_diff.view(M, L, H, C // H)
+        # 3. key difference: Wk (x * r - x - k_noise)
+        k_diff = torch.baddbmm(
+            -torch.bmm(k_noise, w_k.transpose(1, 2)),
+            torch.addcmul(-xs, xs, r), w_k.transpose(1, 2))
+        score = (q * k_diff).view(M, L, H, d).sum(-1, keepdim=True)
+        weight_second = torch.sigmoid(score * d**-0.5)  # (M, L, H, 1)
+
+        # values: v1 = Wv (x + v_noise) + bv, v2 - v1 = Wv (x' - x - v_noise)
+        wv_noise = torch.bmm(v_noise, w_v.transpose(1, 2))  # (M, 1, C)
+        v_first = v_own + (wv_noise + b_v.unsqueeze(1))
+        v_diff = v_other_x.flip(0) - v_own - wv_noise
+        out = torch.addcmul(
+            v_first.view(M, L, H, d), weight_second,
+            v_diff.view(M, L, H, d)).view(M, L, C)
+
+        # 4. output projection, residual inside: x + Wo out + bo
         w_out = torch.stack([a.out_proj.weight for a in self.attentions])
         b_out = torch.stack([a.out_proj.bias for a in self.attentions])
-        out = self._linear(out.view(M, L, C), w_out, b_out)
-        return (xs + out).view(MB, N, C)
+        y = torch.baddbmm(xs + b_out.unsqueeze(1), out, w_out.transpose(1, 2))
+        return y.view(MB, N, C)

@@ -9,11 +9,17 @@ class ModalityLayerNorm(nn.Module):
     """One LayerNorm per modality, applied to a modality-stacked batch.
 
     The input holds the M modalities stacked along the batch axis (the
-    first B rows are modality 0, the next B modality 1, ...). Normalisation
-    is computed once for all rows; each modality then gets its own scale and
-    shift. The affine parameters live in ``ln_0``, ``ln_1``, ... (one
-    ``nn.LayerNorm`` each, as in the released checkpoints), so they are
-    distinct parameters.
+    first B rows are modality 0, the next B modality 1, ...). Each
+    modality's rows go through ``F.layer_norm`` with that modality's own
+    scale and shift, and the results are concatenated. The affine
+    parameters live in ``ln_0``, ``ln_1``, ... (one ``nn.LayerNorm`` each, as
+    in the released checkpoints), so they are distinct parameters.
+
+    M fused ``layer_norm`` calls (affine inside the kernel) plus one
+    concatenation are about twice as fast on CPU, forward and backward, as
+    one affine-free ``layer_norm`` over all rows followed by a per-modality
+    ``addcmul``, and keep one tensor less for the backward pass (the
+    normalised input the ``addcmul`` would save).
 
     Args:
         num_features (int): Channels C (the last axis).
@@ -39,13 +45,16 @@ class ModalityLayerNorm(nn.Module):
         return [getattr(self, f'ln_{i}') for i in range(self.num_modalities)]
 
     def forward(self, x: Tensor) -> Tensor:
-        M = self.num_modalities
-        y = F.layer_norm(x, (self.num_features, ), eps=self.eps)
-        shape = (M, -1) + (1, ) * (x.dim() - 2) + (self.num_features, )
-        weight = torch.stack([n.weight for n in self.norms]).view(shape)
-        bias = torch.stack([n.bias for n in self.norms]).view(shape)
-        y = torch.addcmul(bias, y.view((M, -1) + x.shape[1:]), weight)
-        return y.view(x.shape)
+        if x.shape[0] % self.num_modalities != 0:
+            raise ValueError(
+                f'ModalityLayerNorm: batch {x.shape[0]} is not a multiple of '
+                f'num_modalities={self.num_modalities}')
+        shape = (self.num_features, )
+        return torch.cat([
+            F.layer_norm(rows, shape, norm.weight, norm.bias, self.eps)
+            for rows, norm in zip(
+                x.chunk(self.num_modalities, dim=0), self.norms)
+        ])
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, num_modalities={self.num_modalities}, '

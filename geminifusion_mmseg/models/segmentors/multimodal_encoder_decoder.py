@@ -33,6 +33,9 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         backbone, decode_head, train_cfg, test_cfg, data_preprocessor,
             init_cfg: as :class:`mmseg.models.EncoderDecoder`
             (``test_cfg.mode`` 'whole' or 'slide').
+        pretrained (str, optional): mmseg's legacy argument (set to None by
+            ``mmseg.apis.init_model``); a path becomes the backbone's
+            ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
         modality_names (Sequence[str]): One name per modality, in channel
             order. Defaults to ('rgb', 'depth').
         learn_alpha (bool): Make the ensemble weights ``alpha`` trainable.
@@ -60,7 +63,15 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None):
+                 init_cfg: OptMultiConfig = None,
+                 pretrained: Optional[str] = None):
+        if pretrained is not None:  # mmseg's legacy argument
+            if backbone.get('init_cfg') is not None:
+                raise ValueError('MultiModalEncoderDecoder: both pretrained '
+                                 'and backbone.init_cfg are set')
+            backbone = dict(
+                backbone,
+                init_cfg=dict(type='Pretrained', checkpoint=pretrained))
         if neck is not None or auxiliary_head is not None:
             raise ValueError('MultiModalEncoderDecoder supports neither a '
                              'neck nor an auxiliary head')

@@ -1,0 +1,659 @@
+"""Released GeminiFusion checkpoints (``*.pth.tar``) -> this plugin.
+
+The published training code saves ``{'segmenter': state_dict,
+'epoch_start': int, 'best_val': numpy.float64}``; the state dict comes from
+DistributedDataParallel, so every key starts with ``module.`` (SPEC 3).
+This module recognises which model such a file holds and maps its keys to a
+:class:`~geminifusion_mmseg.models.segmentors.MultiModalEncoderDecoder`::
+
+    released (after ``module.``)            -> ours
+    alpha                                   -> alpha
+    encoder.<MiT key>                       -> backbone.<MiT key>
+    encoder.body.<Swin key>                 -> backbone.<Swin key>
+        with every ``.module`` wrapper dropped (``proj.module.weight`` ->
+        ``proj.weight``) and the fusion parameters grouped under
+        ``fusion.``: MiT ``block{s}.{j}.attn.X`` -> ``block{s}.{j}.attn.
+        fusion.X``, Swin ``layers.{l}.blocks.{j}.X`` -> ``...blocks.{j}.
+        fusion.X`` for X in cross_attn_0_to_1, cross_attn_1_to_0,
+        relation_judger, k_noise, v_noise
+    decoder.linear_c{i}.proj.*              -> decode_head.linear_c{i}.proj.*
+    decoder.linear_fuse.conv.* / .bn.*      -> decode_head.linear_fuse.conv.*
+                                               / .bn.*
+    decoder.linear_pred.*                   -> decode_head.conv_seg.*
+    *score_predictor.*                      -> dropped (TokenFusion leftover)
+
+Everything here is a pure function of the state dict except
+:func:`load_released_checkpoint` / :func:`convert_released_checkpoint`
+(which read the file with ``weights_only=True``) and
+:func:`check_converted_state_dict` (which builds the matching backbone and
+head on the ``meta`` device, so no memory is allocated, to compare key sets
+and shapes).
+"""
+import glob
+import math
+import os
+import os.path as osp
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+from ...utils.checkpoint import load_external_checkpoint
+
+__all__ = [
+    'ReleasedCheckpointError', 'ReleasedModelInfo', 'FUSION_PARAM_NAMES',
+    'strip_ddp_prefix', 'released_key_to_ours', 'detect_released_model',
+    'convert_released_state_dict', 'model_config_fragment',
+    'check_converted_state_dict', 'load_released_checkpoint',
+    'convert_released_checkpoint', 'find_matching_configs'
+]
+
+#: Names of the GeminiFusion layer's parameters in the release.
+FUSION_PARAM_NAMES = ('cross_attn_0_to_1', 'cross_attn_1_to_0',
+                      'relation_judger', 'k_noise', 'v_noise')
+_FUSION_ALT = '|'.join(FUSION_PARAM_NAMES)
+_MIT_FUSION_RE = re.compile(r'^(block\d+\.\d+\.attn\.)(' + _FUSION_ALT +
+                            r')\.')
+_SWIN_FUSION_RE = re.compile(r'^(layers\.\d+\.blocks\.\d+\.)(' + _FUSION_ALT +
+                             r')\.')
+_SCORE_PREDICTOR_RE = re.compile(r'(^|\.)score_predictor\.')
+_DECODER_RE = re.compile(
+    r'^decoder\.(linear_c[1-4]\.proj|linear_fuse\.conv|linear_fuse\.bn)\.'
+    r'(.+)$')
+
+# Config-file names of the released variants (configs/geminifusion/
+# geminifusion_{name}_*.py).
+_SWIN_CONFIG_NAMES = {
+    'tiny': 'swin-t',
+    'small': 'swin-s',
+    'large': 'swin-l',
+    'large-384': 'swin-l-384'
+}
+_MIT_DEFAULT_SR = (8, 4, 2, 1)
+_MIT_DEFAULT_MLP_RATIO = 4
+_DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd'}
+
+
+class ReleasedCheckpointError(ValueError):
+    """A file or state dict is not a released GeminiFusion checkpoint that
+    this converter can map (the message names the file and the key)."""
+
+
+@dataclass
+class ReleasedModelInfo:
+    """What a released checkpoint holds.
+
+    Attributes:
+        family (str): 'mit' or 'swin'.
+        backbone_type (str): 'GeminiFusionMiT' or 'GeminiFusionSwin'.
+        arch (str | dict): Our ``arch`` argument: 'b0'..'b5', 'tiny',
+            'small', 'large', 'large-384', or a dict for a custom size.
+        name (str | None): Config-file name of the variant ('mit-b3',
+            'swin-l-384', ...); None for a custom size.
+        embed_dims (tuple[int]): Channels of the 4 stages.
+        depths (tuple[int]): Blocks per stage.
+        num_heads (tuple[int] | None): Window-attention heads (Swin).
+        window_size (int | None): Swin window size.
+        sr_ratios (tuple[int] | None): MiT spatial-reduction ratios.
+        mlp_ratio (int): MLP expansion.
+        num_classes (int): Classes of ``linear_pred``.
+        channels (int): Decoder embedding width (256 in the release).
+        dropped_keys (list[str]): Released keys left out (score
+            predictors).
+        released_names (dict): Our key -> released key, filled by
+            :func:`convert_released_state_dict` (for messages).
+    """
+    family: str
+    backbone_type: str
+    arch: Union[str, dict]
+    name: Optional[str]
+    embed_dims: Tuple[int, ...]
+    depths: Tuple[int, ...]
+    num_classes: int
+    channels: int
+    num_heads: Optional[Tuple[int, ...]] = None
+    window_size: Optional[int] = None
+    sr_ratios: Optional[Tuple[int, ...]] = None
+    mlp_ratio: int = 4
+    dropped_keys: List[str] = field(default_factory=list)
+    released_names: Dict[str, str] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    @property
+    def dataset(self) -> Optional[str]:
+        """'nyudv2' (40 classes) / 'sunrgbd' (37), else None."""
+        return _DATASETS_BY_CLASSES.get(self.num_classes)
+
+    def describe(self) -> str:
+        arch = self.name or f'custom {self.arch}'
+        return (f'{self.backbone_type} ({arch}), num_classes='
+                f'{self.num_classes}, decoder channels={self.channels}')
+
+
+def _err(source: str, msg: str) -> ReleasedCheckpointError:
+    return ReleasedCheckpointError(f'{source}: {msg}')
+
+
+def strip_ddp_prefix(state_dict: Dict[str, Tensor],
+                     source: str = '<state dict>') -> Dict[str, Tensor]:
+    """Drop the ``module.`` prefix that DistributedDataParallel added.
+
+    Keys without it are accepted as they are; a mix is refused.
+    """
+    keys = list(state_dict)
+    prefixed = [k.startswith('module.') for k in keys]
+    if all(prefixed):
+        return OrderedDict((k[len('module.'):], v)
+                           for k, v in state_dict.items())
+    if any(prefixed):
+        bad = keys[prefixed.index(False)]
+        raise _err(source, f'some keys start with "module." and some do not '
+                   f'(e.g. {bad!r}); not a released GeminiFusion state dict')
+    return OrderedDict(state_dict)
+
+
+def released_key_to_ours(key: str) -> Optional[str]:
+    """Map one released key (``module.`` already stripped) to ours.
+
+    Returns:
+        str | None: Our key, or None for a key to drop (score predictors).
+
+    Raises:
+        KeyError: the key belongs to no known part of the release.
+    """
+    if _SCORE_PREDICTOR_RE.search(key):
+        return None
+    if key == 'alpha':
+        return 'alpha'
+    if key.startswith('encoder.body.'):
+        rest = key[len('encoder.body.'):].replace('.module.', '.')
+        return 'backbone.' + _SWIN_FUSION_RE.sub(r'\1fusion.\2.', rest)
+    if key.startswith('encoder.'):
+        rest = key[len('encoder.'):].replace('.module.', '.')
+        return 'backbone.' + _MIT_FUSION_RE.sub(r'\1fusion.\2.', rest)
+    if key.startswith('decoder.linear_pred.'):
+        return 'decode_head.conv_seg.' + key[len('decoder.linear_pred.'):]
+    m = _DECODER_RE.match(key)
+    if m:
+        return f'decode_head.{m.group(1)}.{m.group(2)}'
+    raise KeyError(key)
+
+
+def _shape(sd: Dict[str, Tensor], key: str, source: str) -> Tuple[int, ...]:
+    if key not in sd:
+        raise _err(source, f'expected key {key!r} is missing; not a complete '
+                   'released GeminiFusion state dict')
+    value = sd[key]
+    if not isinstance(value, Tensor):
+        raise _err(source, f'{key!r} holds a {type(value).__name__}, not a '
+                   'tensor')
+    return tuple(value.shape)
+
+
+def _block_depths(keys: Sequence[str], pattern: str,
+                  stages: Sequence[int], source: str) -> Tuple[int, ...]:
+    """Blocks per stage from keys matching ``pattern`` (groups: stage id,
+    block index), for the stage ids ``stages``."""
+    regex = re.compile(pattern)
+    found: Dict[int, set] = {s: set() for s in stages}
+    for k in keys:
+        m = regex.match(k)
+        if m:
+            stage, block = int(m.group(1)), int(m.group(2))
+            if stage not in found:
+                raise _err(source, f'key {k!r} names stage {stage}, but '
+                           f'GeminiFusion backbones have stages '
+                           f'{list(stages)}')
+            found[stage].add(block)
+    depths = []
+    for s in stages:
+        blocks = found[s]
+        if not blocks or blocks != set(range(len(blocks))):
+            raise _err(source, f'stage {s} has blocks {sorted(blocks)}; '
+                       'expected 0..n-1')
+        depths.append(len(blocks))
+    return tuple(depths)
+
+
+def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
+    in_channels = []
+    channels = None
+    for i in range(1, 5):
+        out_c, in_c = _shape(sd, f'decoder.linear_c{i}.proj.weight', source)
+        if channels is not None and out_c != channels:
+            raise _err(source, f'decoder.linear_c{i}.proj.weight has {out_c} '
+                       f'outputs, linear_c1 has {channels}')
+        channels = out_c
+        in_channels.append(in_c)
+    pred = _shape(sd, 'decoder.linear_pred.weight', source)
+    if len(pred) != 4 or pred[1] != channels:
+        raise _err(source, f'decoder.linear_pred.weight has shape {pred}, '
+                   f'expected (num_classes, {channels}, 1, 1)')
+    return in_channels, channels, pred[0]
+
+
+def _detect_mit(sd, source, allow_custom) -> dict:
+    from ..backbones.gemini_mit import MIT_ARCHS
+    keys = list(sd)
+    dims = tuple(
+        _shape(sd, f'encoder.patch_embed{s}.proj.module.weight', source)[0]
+        for s in range(1, 5))
+    depths = _block_depths(keys, r'^encoder\.block(\d+)\.(\d+)\.',
+                           (1, 2, 3, 4), source)
+    sr = []
+    for s in range(1, 5):
+        key = f'encoder.block{s}.0.attn.sr.module.weight'
+        sr.append(_shape(sd, key, source)[-1] if key in sd else 1)
+    mlp_ratio = _shape(sd, 'encoder.block1.0.mlp.fc1.module.weight',
+                       source)[0] // dims[0]
+    name = None
+    for arch, cfg in MIT_ARCHS.items():
+        if tuple(cfg['embed_dims']) == dims and tuple(
+                cfg['depths']) == depths:
+            name = arch
+    standard = tuple(sr) == _MIT_DEFAULT_SR and \
+        mlp_ratio == _MIT_DEFAULT_MLP_RATIO
+    if name is None or not standard:
+        what = (f'embed dims {dims}, depths {depths}, sr ratios '
+                f'{tuple(sr)}, mlp ratio {mlp_ratio}')
+        if not allow_custom:
+            known = ', '.join(
+                f"{a}: {tuple(c['embed_dims'])}/{tuple(c['depths'])}"
+                for a, c in MIT_ARCHS.items())
+            raise _err(
+                source, f'unknown MiT variant ({what}); known: {known} '
+                '(sr ratios (8, 4, 2, 1), mlp ratio 4). Pass '
+                'allow_custom_arch=True (--allow-custom-arch) to convert a '
+                'custom size anyway.')
+        arch: Union[str, dict] = dict(embed_dims=dims, depths=depths)
+        name = None
+    else:
+        arch = name
+        name = f'mit-{name}'
+    return dict(
+        family='mit',
+        backbone_type='GeminiFusionMiT',
+        arch=arch,
+        name=name,
+        embed_dims=dims,
+        depths=depths,
+        sr_ratios=tuple(sr),
+        mlp_ratio=mlp_ratio)
+
+
+def _detect_swin(sd, source, allow_custom) -> dict:
+    from ..backbones.gemini_swin import GeminiFusionSwin
+    p = 'encoder.body.'
+    keys = list(sd)
+    c0 = _shape(sd, p + 'patch_embed.proj.module.weight', source)[0]
+    depths = _block_depths(keys, r'^encoder\.body\.layers\.(\d+)\.blocks\.'
+                           r'(\d+)\.', (0, 1, 2, 3), source)
+    heads, windows = [], []
+    for s in range(4):
+        key = (f'{p}layers.{s}.blocks.0.attn.module.'
+               'relative_position_bias_table')
+        length, nh = _shape(sd, key, source)
+        ws = (math.isqrt(length) + 1) // 2
+        if (2 * ws - 1)**2 != length:
+            raise _err(source, f'{key!r} has {length} rows, not (2 * window '
+                       '- 1)**2 for any window size')
+        heads.append(nh)
+        windows.append(ws)
+    if len(set(windows)) != 1:
+        raise _err(source, f'window sizes differ between stages: {windows}')
+    window = windows[0]
+    mlp_ratio = _shape(sd, p + 'layers.0.blocks.0.mlp.fc1.module.weight',
+                       source)[0] // c0
+    dims = tuple(c0 * 2**i for i in range(4))
+    name = None
+    for arch, cfg in GeminiFusionSwin.arch_zoo.items():
+        if (cfg['embed_dims'] == c0 and tuple(cfg['depths']) == depths
+                and tuple(cfg['num_heads']) == tuple(heads)
+                and cfg['window_size'] == window):
+            name = arch
+    if name is None or mlp_ratio != 4:
+        what = (f'embed dims {c0}, depths {depths}, heads {tuple(heads)}, '
+                f'window {window}, mlp ratio {mlp_ratio}')
+        if not allow_custom or mlp_ratio != 4:
+            known = ', '.join(
+                f"{a}: {c['embed_dims']}/{tuple(c['depths'])}/"
+                f"{tuple(c['num_heads'])}/window {c['window_size']}"
+                for a, c in GeminiFusionSwin.arch_zoo.items())
+            hint = '' if mlp_ratio != 4 else (
+                ' Pass allow_custom_arch=True (--allow-custom-arch) to '
+                'convert a custom size anyway.')
+            raise _err(source,
+                       f'unknown Swin variant ({what}); known: {known}.'
+                       + hint)
+        arch: Union[str, dict] = dict(
+            embed_dims=c0,
+            depths=depths,
+            num_heads=tuple(heads),
+            window_size=window)
+    else:
+        arch = name
+        name = _SWIN_CONFIG_NAMES[name]
+    return dict(
+        family='swin',
+        backbone_type='GeminiFusionSwin',
+        arch=arch,
+        name=name,
+        embed_dims=dims,
+        depths=depths,
+        num_heads=tuple(heads),
+        window_size=window,
+        mlp_ratio=mlp_ratio)
+
+
+def detect_released_model(state_dict: Dict[str, Tensor],
+                          source: str = '<state dict>',
+                          allow_custom_arch: bool = False
+                          ) -> ReleasedModelInfo:
+    """Recognise the model of a released ``segmenter`` state dict.
+
+    MiT-B0..B5 from the stage widths (``patch_embed{s}.proj``) and the block
+    counts; Swin tiny/small/large/large-384 from the width, block counts,
+    heads and window size (``relative_position_bias_table`` has
+    ``(2 * window - 1)**2`` rows); the classes from ``linear_pred``.
+
+    Args:
+        state_dict (dict): The ``segmenter`` entry, with or without the
+            ``module.`` prefix.
+        source (str): Name used in error messages (the file).
+        allow_custom_arch (bool): Accept sizes that are not a released
+            variant (returned as an ``arch`` dict). Defaults to False.
+
+    Raises:
+        ReleasedCheckpointError: not a GeminiFusion MiT/Swin segmenter, or
+            an unknown size.
+    """
+    sd = strip_ddp_prefix(state_dict, source)
+    if any(k.startswith('encoder.body.') for k in sd):
+        found = _detect_swin(sd, source, allow_custom_arch)
+    elif any(k.startswith('encoder.patch_embed') for k in sd):
+        found = _detect_mit(sd, source, allow_custom_arch)
+    else:
+        raise _err(
+            source, 'no GeminiFusion encoder found (expected keys '
+            '"module.encoder.patch_embed1..." (MiT) or '
+            '"module.encoder.body.patch_embed..." (Swin)); first keys: '
+            f'{list(sd)[:5]}')
+    in_channels, channels, num_classes = _detect_decoder(sd, source)
+    if tuple(in_channels) != tuple(found['embed_dims']):
+        raise _err(source, f'decoder inputs {tuple(in_channels)} do not '
+                   f'match the encoder widths {found["embed_dims"]}')
+    dropped = [k for k in state_dict if _SCORE_PREDICTOR_RE.search(k)]
+    return ReleasedModelInfo(
+        num_classes=num_classes,
+        channels=channels,
+        dropped_keys=dropped,
+        **found)
+
+
+def model_config_fragment(info: ReleasedModelInfo) -> dict:
+    """The part of a model config that the checkpoint fixes.
+
+    Returns:
+        dict: ``dict(backbone=dict(type, arch, ...), decode_head=dict(type,
+        in_channels, channels, num_classes))``, to merge into a
+        ``MultiModalEncoderDecoder`` config (e.g. one of
+        ``configs/geminifusion``).
+    """
+    backbone = dict(type=info.backbone_type, arch=_plain(info.arch))
+    if info.family == 'mit':
+        if tuple(info.sr_ratios) != _MIT_DEFAULT_SR:
+            backbone['sr_ratios'] = list(info.sr_ratios)
+        if info.mlp_ratio != _MIT_DEFAULT_MLP_RATIO:
+            backbone['mlp_ratio'] = info.mlp_ratio
+    decode_head = dict(
+        type='SegFormerMLPHead',
+        in_channels=list(info.embed_dims),
+        channels=info.channels,
+        num_classes=info.num_classes)
+    return dict(backbone=backbone, decode_head=decode_head)
+
+
+def _plain(arch):
+    if isinstance(arch, dict):
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in arch.items()}
+    return arch
+
+
+def convert_released_state_dict(
+        state_dict: Dict[str, Tensor],
+        source: str = '<state dict>',
+        allow_custom_arch: bool = False
+) -> Tuple['OrderedDict[str, Tensor]', ReleasedModelInfo]:
+    """Map a released ``segmenter`` state dict to our key names.
+
+    Args:
+        state_dict (dict): The released state dict (``module.`` prefixed).
+        source (str): Name used in messages (the file).
+        allow_custom_arch (bool): See :func:`detect_released_model`.
+
+    Returns:
+        tuple: (our state dict with ``backbone.`` / ``decode_head.`` /
+        ``alpha`` keys, CPU tensors, and the :class:`ReleasedModelInfo`).
+
+    Raises:
+        ReleasedCheckpointError: unknown model or a key that belongs to no
+            known part of the release (named in the message).
+    """
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise _err(source, 'the "segmenter" entry is not a non-empty dict')
+    for k, v in state_dict.items():
+        if not isinstance(k, str) or not isinstance(v, Tensor):
+            raise _err(source, f'entry {k!r} is a {type(v).__name__}, not a '
+                       'tensor')
+    info = detect_released_model(state_dict, source, allow_custom_arch)
+    sd = strip_ddp_prefix(state_dict, source)
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    for key, value in sd.items():
+        try:
+            new_key = released_key_to_ours(key)
+        except KeyError:
+            raise _err(source, f'unexpected key "module.{key}": it belongs '
+                       'to no part of a GeminiFusion segmenter (alpha, '
+                       'encoder, decoder)') from None
+        if new_key is None:
+            continue
+        if new_key in out:
+            raise _err(source, f'two keys map to {new_key!r}')
+        value = value.detach()
+        if value.device.type != 'meta':  # meta: shapes only (dry run)
+            value = value.to('cpu').clone().contiguous()
+        out[new_key] = value
+        info.released_names[new_key] = 'module.' + key
+    if info.dropped_keys:
+        print_log(
+            f'{source}: dropped {len(info.dropped_keys)} score_predictor '
+            f'key(s) (TokenFusion leftovers, unused by GeminiFusion), e.g. '
+            f'{info.dropped_keys[0]!r}',
+            logger='current')
+    return out, info
+
+
+def _expected_shapes(info: ReleasedModelInfo) -> Dict[str, Tuple[int, ...]]:
+    """Keys and shapes of the matching model, built on the meta device."""
+    from mmseg.registry import MODELS
+    frag = model_config_fragment(info)
+    head_cfg = dict(frag['decode_head'], norm_cfg=dict(type='BN'))
+    with torch.device('meta'):
+        backbone = MODELS.build(frag['backbone'])
+        head = MODELS.build(head_cfg)
+    shapes = {'alpha': (2, )}
+    for prefix, module in (('backbone.', backbone), ('decode_head.', head)):
+        for k, v in module.state_dict().items():
+            shapes[prefix + k] = tuple(v.shape)
+    return shapes
+
+
+def _relative_position_index(window: int) -> Tensor:
+    from ..backbones.gemini_swin import WindowMSA
+    return WindowMSA(1, 1, window).relative_position_index
+
+
+def check_converted_state_dict(state_dict: Dict[str, Tensor],
+                               info: ReleasedModelInfo,
+                               source: str = '<state dict>') -> None:
+    """Check that a converted state dict fits the matching model exactly.
+
+    Raises:
+        ReleasedCheckpointError: a key the model lacks (named with its
+            released name), a missing key or a wrong shape.
+    """
+    expected = _expected_shapes(info)
+
+    def name(key):
+        return info.released_names.get(key) or _released_name(key)
+
+    for key, value in state_dict.items():
+        if key not in expected:
+            raise _err(source, f'unexpected key {name(key)!r} (-> {key!r}): '
+                       f'the {info.describe()} model has no such parameter')
+        if tuple(value.shape) != expected[key]:
+            raise _err(source, f'{name(key)!r} has shape '
+                       f'{tuple(value.shape)}, the model expects '
+                       f'{expected[key]}')
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        raise _err(source, f'{len(missing)} parameter(s) of the '
+                   f'{info.describe()} model are not in the checkpoint, '
+                   f'e.g. {missing[0]!r}')
+    if info.family == 'swin':
+        index = _relative_position_index(info.window_size)
+        for key, value in state_dict.items():
+            if key.endswith('relative_position_index') and not torch.equal(
+                    value.long(), index):
+                raise _err(source, f'{name(key)!r} differs from the '
+                           f'window-{info.window_size} index')
+
+
+def _released_name(key: str) -> str:
+    """Best-effort released name of one of our keys (for messages)."""
+    if key.startswith('decode_head.conv_seg.'):
+        return 'module.decoder.linear_pred.' + key[len('decode_head.'
+                                                       'conv_seg.'):]
+    if key.startswith('decode_head.'):
+        return 'module.decoder.' + key[len('decode_head.'):]
+    if key.startswith('backbone.'):
+        return 'module.encoder(.body).' + key[len('backbone.'):]
+    return 'module.' + key
+
+
+def load_released_checkpoint(path: str) -> dict:
+    """Read a released ``.pth.tar`` with ``weights_only=True``.
+
+    Returns:
+        dict: The file's dict (``segmenter``, ``epoch_start``,
+        ``best_val``).
+
+    Raises:
+        CheckpointLoadError: unreadable, or holds non-allow-listed objects
+            (nothing in it is run).
+        ReleasedCheckpointError: not a dict with a ``segmenter`` state dict.
+    """
+    ckpt = load_external_checkpoint(path)
+    if not isinstance(ckpt, dict) or 'segmenter' not in ckpt:
+        what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if
+                isinstance(ckpt, dict) else f'a {type(ckpt).__name__}')
+        raise _err(path, f'not a released GeminiFusion checkpoint: expected '
+                   f'a dict with a "segmenter" state dict, found {what}')
+    if not isinstance(ckpt['segmenter'], dict):
+        raise _err(path, '"segmenter" is a '
+                   f'{type(ckpt["segmenter"]).__name__}, not a state dict')
+    return ckpt
+
+
+def _builtin(value):
+    """numpy scalars -> Python numbers (weights-only friendly meta)."""
+    if hasattr(value, 'item') and not isinstance(value, Tensor):
+        try:
+            return value.item()
+        except (ValueError, TypeError):
+            return None
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return None
+
+
+def convert_released_checkpoint(src: str,
+                                dst: Optional[str] = None,
+                                allow_custom_arch: bool = False
+                                ) -> Tuple[dict, ReleasedModelInfo]:
+    """Convert a released ``.pth.tar`` to an mmengine checkpoint.
+
+    The result ``{'meta': {...}, 'state_dict': ...}`` holds only tensors and
+    builtins, so ``mmengine.runner.load_checkpoint(model, dst,
+    strict=True)`` reads it under ``torch.load(weights_only=True)``.
+
+    Args:
+        src (str): The released file.
+        dst (str, optional): Where to save the converted checkpoint.
+        allow_custom_arch (bool): Accept sizes that are not a released
+            variant.
+
+    Returns:
+        tuple: (the checkpoint dict, :class:`ReleasedModelInfo`).
+    """
+    raw = load_released_checkpoint(src)
+    state_dict, info = convert_released_state_dict(
+        raw['segmenter'], src, allow_custom_arch)
+    check_converted_state_dict(state_dict, info, src)
+    meta = dict(
+        converted_from=osp.basename(src),
+        converter='geminifusion_mmseg geminifusion2mmseg',
+        released_epoch_start=_builtin(raw.get('epoch_start')),
+        released_best_val=_builtin(raw.get('best_val')),
+        backbone=info.backbone_type,
+        arch=_plain(info.arch),
+        variant=info.name,
+        num_classes=info.num_classes,
+        dropped_keys=list(info.dropped_keys),
+        model_config=model_config_fragment(info))
+    dataset_meta = _dataset_meta(info.num_classes)
+    if dataset_meta is not None:
+        meta['dataset_meta'] = dataset_meta
+    checkpoint = dict(meta=meta, state_dict=state_dict)
+    if dst is not None:
+        d = osp.dirname(osp.abspath(dst))
+        os.makedirs(d, exist_ok=True)
+        torch.save(checkpoint, dst)
+        print_log(f'converted {src} ({info.describe()}) -> {dst}',
+                  logger='current')
+    return checkpoint, info
+
+
+def _dataset_meta(num_classes: int) -> Optional[dict]:
+    """classes/palette for 40 (NYUDv2) or 37 (SUN RGB-D) classes, so that
+    mmseg's inference API names the classes."""
+    try:
+        from ...datasets import NYUDV2_CLASSES, NYUDV2_PALETTE
+    except ImportError:  # pragma: no cover
+        return None
+    if num_classes not in _DATASETS_BY_CLASSES:
+        return None
+    return dict(
+        classes=list(NYUDV2_CLASSES[:num_classes]),
+        palette=[list(p) for p in NYUDV2_PALETTE[:num_classes]])
+
+
+def find_matching_configs(info: ReleasedModelInfo,
+                          config_dir: str) -> List[str]:
+    """Config files for the variant, named
+    ``geminifusion_{name}_*.py`` (e.g. ``geminifusion_mit-b3_...``); those
+    that mention the dataset of the class count (``nyu`` for 40, ``sun``
+    for 37) come first. Empty for a custom size or no such directory."""
+    if info.name is None or not osp.isdir(config_dir):
+        return []
+    found = sorted(
+        glob.glob(osp.join(config_dir, f'geminifusion_{info.name}_*.py')))
+    tag = {'nyudv2': 'nyu', 'sunrgbd': 'sun'}.get(info.dataset or '')
+    if tag:
+        found.sort(key=lambda p: tag not in osp.basename(p).lower())
+    return found

@@ -1,0 +1,200 @@
+"""tools/train.py end to end: learning, kill + resume, 2-process gloo,
+crash-safe checkpoints, early failure on a missing data root."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.helpers.tiny_configs import REPO, write_tiny_config
+
+QUICKSTART = 'configs/quickstart/geminifusion_mit-tiny_1xb4-1k_quickstart-96x128.py'
+ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+
+
+def tiny_quickstart(tmp_path, name, max_iters, interval, extra=''):
+    """A tiny quickstart config: 48x64 synthetic data, batch 2."""
+    return write_tiny_config(
+        str(tmp_path / f'{name}.py'),
+        QUICKSTART,
+        str(tmp_path / 'data'),
+        extra=f"""
+crop_size = (48, 64)
+model['backbone']['drop_path_rate'] = 0.1  # stochastic: RNG must resume
+generate_cfg = dict(num_train=24, num_val=6, size=(48, 64), seed=1)
+train_pipeline = [
+    dict(type='LoadRGBDImageFromFile'),
+    dict(type='LoadRGBDAnnotations'),
+    dict(type='RandomResize', scale=(256, 48), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RGBDPad', size=(64, 48), pad_val=dict(img=0, seg=255)),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, dataset=dict(
+    generate_cfg=generate_cfg, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
+test_dataloader = val_dataloader
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=5,
+         end={max_iters})
+]
+train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
+log_processor = dict(window_size=1)  # log each iteration's own loss
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval={interval}, max_keep_ckpts=2))
+{extra}
+""")
+
+
+def train_cmd(cfg, work_dir, *args):
+    return [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg,
+            '--work-dir', str(work_dir), *args]
+
+
+def logged(work_dir):
+    """{iter: scalars} from every run's vis_data/scalars.json in work_dir."""
+    out = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    out[rec['iter']] = rec
+                elif 'mIoU' in rec:
+                    out.setdefault('val', []).append(rec)
+    return out
+
+
+def test_quickstart_config_learns(tmp_path):
+    cfg = tiny_quickstart(tmp_path, 'learn', max_iters=80, interval=80)
+    subprocess.run(train_cmd(cfg, tmp_path / 'wd'), check=True, env=ENV,
+                   cwd=tmp_path, capture_output=True)
+    log = logged(tmp_path / 'wd')
+    losses = [log[i]['loss'] for i in range(1, 81)]
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
+    for branch in ('rgb', 'depth', 'ens'):
+        assert f'{branch}.loss_ce' in log[80]
+    val = log['val'][-1]
+    # 6 classes: predicting "wall" everywhere gives about 10, uniform
+    # guessing less
+    assert val['mIoU'] > 20, val
+    assert 'rgb.mIoU' in val and 'depth.mIoU' in val
+    assert osp.isfile(tmp_path / 'wd' / 'best_mIoU_iter_80.pth')
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    cfg = tiny_quickstart(tmp_path, 'resume', max_iters=16, interval=4)
+    straight = tmp_path / 'straight'
+    subprocess.run(train_cmd(cfg, straight), check=True, env=ENV,
+                   cwd=tmp_path, capture_output=True)
+
+    killed = tmp_path / 'killed'
+    proc = subprocess.Popen(train_cmd(cfg, killed), env=ENV, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    # kill between two checkpoints: after iter_8 is saved, before iter_12
+    while not (osp.isfile(killed / 'iter_8.pth')
+               and max(logged(killed).keys() - {'val'}, default=0) >= 10):
+        assert proc.poll() is None, 'training ended before it was killed'
+        assert time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not osp.isfile(killed / 'iter_16.pth')
+    with open(killed / 'last_checkpoint') as f:
+        assert f.read().strip().endswith(('iter_8.pth', 'iter_12.pth'))
+
+    subprocess.run(train_cmd(cfg, killed, '--resume'), check=True, env=ENV,
+                   cwd=tmp_path, capture_output=True)
+    ref, resumed = logged(straight), logged(killed)
+    for it in range(9, 17):
+        if it not in resumed:
+            continue
+        assert resumed[it]['loss'] == pytest.approx(ref[it]['loss'],
+                                                    rel=1e-5, abs=1e-6), it
+    assert osp.isfile(killed / 'iter_16.pth')
+
+
+def test_interrupted_checkpoint_write_keeps_latest_loadable(tmp_path):
+    cfg = tiny_quickstart(
+        tmp_path, 'faulty', max_iters=12, interval=4,
+        extra="custom_imports = dict(imports=['geminifusion_mmseg', "
+        "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='FailCheckpointWriteHook', at_iter=8)]")
+    wd = tmp_path / 'wd'
+    run = subprocess.run(train_cmd(cfg, wd), env=ENV, cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert 'injected failure' in run.stderr
+    # the half-written file never became iter_8.pth; latest is still iter_4
+    assert not osp.exists(wd / 'iter_8.pth')
+    with open(wd / 'last_checkpoint') as f:
+        latest = f.read().strip()
+    assert latest.endswith('iter_4.pth')
+    ckpt = torch.load(latest, weights_only=True)
+    assert ckpt['meta']['iter'] == 4
+    # and training resumes from it
+    cfg_ok = tiny_quickstart(tmp_path, 'faulty', max_iters=12, interval=4)
+    subprocess.run(train_cmd(cfg_ok, wd, '--resume'), check=True, env=ENV,
+                   cwd=tmp_path, capture_output=True)
+    assert osp.isfile(wd / 'iter_12.pth')
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_training(tmp_path):
+    cfg = tiny_quickstart(
+        tmp_path, 'dist', max_iters=8, interval=8,
+        extra="custom_imports = dict(imports=['geminifusion_mmseg', "
+        "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='ParamChecksumHook')]")
+    wd = tmp_path / 'wd'
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
+    run = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
+         '--work-dir', str(wd)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    assert 'CPU distributed run: rank 0 of 2' in out
+    assert sorted(os.listdir(wd)).count('iter_8.pth') == 1
+    ckpt = torch.load(wd / 'iter_8.pth', weights_only=True)
+    assert ckpt['meta']['iter'] == 8
+    # both processes trained (world size 2) and ended with the same weights
+    sums = [open(wd / f'checksum_rank{r}.txt').read().split() for r in (0, 1)]
+    assert sums[0][0] == sums[1][0] == '2'
+    assert float(sums[0][1]) == float(sums[1][1])
+    local = sum(v.double().sum().item() for k, v in ckpt['state_dict'].items()
+                if not k.endswith(('running_mean', 'running_var',
+                                   'num_batches_tracked')))
+    assert local == pytest.approx(float(sums[0][1]), rel=1e-9)
+
+
+def test_missing_data_root_fails_before_training(tmp_path):
+    cfg = write_tiny_config(
+        str(tmp_path / 'nodata.py'),
+        'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py',
+        str(tmp_path / 'no' / 'such' / 'nyudv2'))
+    run = subprocess.run(train_cmd(cfg, tmp_path / 'wd'), env=ENV,
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert str(tmp_path / 'no' / 'such' / 'nyudv2') in run.stderr
+    assert 'Iter(train)' not in run.stdout + run.stderr
+    assert 'Epoch(train)' not in run.stdout + run.stderr
