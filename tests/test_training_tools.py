@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import pytest
 import torch
 
@@ -91,7 +92,22 @@ def test_quickstart_config_learns(tmp_path):
     # guessing less
     assert val['mIoU'] > 20, val
     assert 'rgb.mIoU' in val and 'depth.mIoU' in val
-    assert osp.isfile(tmp_path / 'wd' / 'best_mIoU_iter_80.pth')
+    best = tmp_path / 'wd' / 'best_mIoU_iter_80.pth'
+    assert osp.isfile(best)
+
+    # tools/test.py: table, ensemble and branch mIoU, panels per sample
+    run = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'test.py'), cfg, str(best),
+         '--work-dir', str(tmp_path / 'test'), '--show-dir', 'panels'],
+        env=ENV, cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = run.stdout + run.stderr
+    assert 'per class results' in out and 'near box' in out
+    assert 'mIoU by branch (ens = fused prediction)' in out
+    assert 'rgb.mIoU' in out and 'depth.mIoU' in out
+    panels = sorted(os.listdir(tmp_path / 'test' / 'panels'))
+    assert len(panels) == 6  # one per val sample
+    panel = cv2.imread(str(tmp_path / 'test' / 'panels' / panels[0]))
+    assert panel.shape[1] == 4 * 64  # rgb | depth | ground truth | prediction
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
