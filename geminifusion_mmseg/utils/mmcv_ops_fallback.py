@@ -18,7 +18,9 @@ import types
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['install_mmcv_ops_fallback', 'has_compiled_mmcv_ops', 'point_sample']
+__all__ = [
+    'install_mmcv_ops_fallback', 'has_compiled_mmcv_ops', 'point_sample'
+]
 
 _HINT = ('it needs the compiled mmcv ops (mmcv._ext), but only mmcv-lite is '
          'installed. Install full mmcv built for your torch/CUDA, e.g. '
@@ -26,7 +28,7 @@ _HINT = ('it needs the compiled mmcv ops (mmcv._ext), but only mmcv-lite is '
 
 
 def has_compiled_mmcv_ops() -> bool:
-    """Whether ``mmcv._ext`` (the compiled ops of full mmcv) can be imported."""
+    """Whether ``mmcv._ext`` (full mmcv's compiled ops) can be imported."""
     try:
         return importlib.util.find_spec('mmcv._ext') is not None
     except ModuleNotFoundError:  # mmcv itself missing

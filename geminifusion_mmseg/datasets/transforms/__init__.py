@@ -1,10 +1,13 @@
-from .loading import LoadRGBDAnnotations, LoadRGBDImageFromFile
+from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
+                      LoadRGBDImageFromNDArray, encode_depth,
+                      read_depth_image)
 from .padding import RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
 from .resize import ResizeShortSideToMultiple, nearest_resize
 
 __all__ = [
-    'LoadRGBDImageFromFile', 'LoadRGBDAnnotations', 'RGBColorJitter',
+    'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
+    'read_depth_image', 'LoadRGBDAnnotations', 'RGBColorJitter',
     'RGBGaussianBlur', 'ResizeShortSideToMultiple', 'RGBDPad',
     'nearest_resize'
 ]

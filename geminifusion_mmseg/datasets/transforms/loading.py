@@ -31,6 +31,84 @@ def _decode_cv2(content: bytes, flag: int, path: str,
     return img
 
 
+def read_depth_image(path: str,
+                     backend_args: Optional[dict] = None) -> np.ndarray:
+    """Read a depth image as stored (``cv2.IMREAD_UNCHANGED``).
+
+    Returns:
+        np.ndarray: (H, W) with the file's dtype (8/16-bit, float), or
+        (H, W, C); a 3-channel image is returned in RGB order.
+    """
+    content = _read_bytes(path, 'depth image', backend_args)
+    depth = _decode_cv2(content, cv2.IMREAD_UNCHANGED, path, 'depth image')
+    if depth.ndim == 3 and depth.shape[2] == 3:
+        depth = cv2.cvtColor(depth, cv2.COLOR_BGR2RGB)
+    return depth
+
+
+def encode_depth(depth: np.ndarray,
+                 depth_encoding: str = 'raw',
+                 depth_scale: float = 1.0,
+                 depth_range: Optional[Sequence[float]] = None,
+                 source: str = 'depth') -> np.ndarray:
+    """Encode a decoded depth image as the 3 depth channels of the input.
+
+    The encoding of :class:`LoadRGBDImageFromFile` (see there); used for
+    files and for in-memory arrays alike.
+
+    Args:
+        depth (np.ndarray): (H, W), (H, W, 1) or (H, W, 3) (RGB order), any
+            numeric dtype, values as stored.
+        depth_encoding, depth_scale, depth_range: As in
+            :class:`LoadRGBDImageFromFile`.
+        source (str): Names the input in error messages (e.g. its path).
+
+    Returns:
+        np.ndarray: float32 (H, W, 3).
+    """
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.ndim == 3 and depth.shape[2] != 3:
+        raise ValueError(
+            f'Depth image {source} has {depth.shape[2]} channels; expected '
+            '1 (a depth map) or 3 (e.g. HHA).')
+    if depth.ndim not in (2, 3):
+        raise ValueError(f'Depth image {source} has shape {depth.shape}; '
+                         'expected (H, W), (H, W, 1) or (H, W, 3).')
+    if depth_encoding == 'hha':
+        if depth.ndim != 3:
+            raise ValueError(
+                f"depth_encoding='hha' expects a 3-channel image, but "
+                f'{source} has one channel; use '
+                "depth_encoding='raw' for depth maps.")
+        return depth.astype(np.float32)
+    if depth.ndim == 3:
+        if not ((depth[..., 0] == depth[..., 1]).all() and
+                (depth[..., 0] == depth[..., 2]).all()):
+            raise ValueError(
+                f'Depth image {source} has 3 different channels, which '
+                f'depth_encoding={depth_encoding!r} cannot read; '
+                "use depth_encoding='hha' for 3-channel encodings.")
+        depth = depth[..., 0]
+    depth = depth.astype(np.float32)
+    if depth_encoding == 'scale':
+        depth *= depth_scale
+    elif depth_encoding == 'clip':
+        low, high = depth_range
+        depth = (np.clip(depth, low, high) - low) * (255. / (high - low))
+    return np.repeat(depth[..., None], 3, axis=2)
+
+
+def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray) -> dict:
+    """Stack RGB (H, W, 3) and encoded depth (H, W, 3) into ``img``."""
+    img = np.empty(rgb.shape[:2] + (6, ), dtype=np.float32)
+    img[..., :3] = rgb
+    img[..., 3:] = depth
+    results['img'] = img
+    results['img_shape'] = img.shape[:2]
+    results['ori_shape'] = img.shape[:2]
+    return results
+
 @TRANSFORMS.register_module()
 class LoadRGBDImageFromFile(BaseTransform):
     """Load an RGB image and its depth image as one 6-channel float image.
@@ -131,37 +209,17 @@ class LoadRGBDImageFromFile(BaseTransform):
 
     def _load_depth(self, path: str) -> np.ndarray:
         """Read a depth image and return its float32 (H, W, 3) encoding."""
-        content = _read_bytes(path, 'depth image', self.backend_args)
-        depth = _decode_cv2(content, cv2.IMREAD_UNCHANGED, path,
-                            'depth image')
-        if depth.ndim == 3 and depth.shape[2] == 1:
-            depth = depth[..., 0]
-        if depth.ndim == 3 and depth.shape[2] != 3:
-            raise ValueError(
-                f'Depth image {path} has {depth.shape[2]} channels; expected '
-                '1 (a depth map) or 3 (e.g. HHA).')
-        if self.depth_encoding == 'hha':
-            if depth.ndim != 3:
-                raise ValueError(
-                    f"depth_encoding='hha' expects a 3-channel image, but "
-                    f'{path} has one channel; use '
-                    "depth_encoding='raw' for depth maps.")
-            return cv2.cvtColor(depth, cv2.COLOR_BGR2RGB).astype(np.float32)
-        if depth.ndim == 3:
-            if not ((depth[..., 0] == depth[..., 1]).all() and
-                    (depth[..., 0] == depth[..., 2]).all()):
-                raise ValueError(
-                    f'Depth image {path} has 3 different channels, which '
-                    f'depth_encoding={self.depth_encoding!r} cannot read; '
-                    "use depth_encoding='hha' for 3-channel encodings.")
-            depth = depth[..., 0]
-        depth = depth.astype(np.float32)
-        if self.depth_encoding == 'scale':
-            depth *= self.depth_scale
-        elif self.depth_encoding == 'clip':
-            low, high = self.depth_range
-            depth = (np.clip(depth, low, high) - low) * (255. / (high - low))
-        return np.repeat(depth[..., None], 3, axis=2)
+        return self.encode_depth(
+            read_depth_image(path, self.backend_args), path)
+
+    def encode_depth(self, depth: np.ndarray,
+                     source: str = 'depth') -> np.ndarray:
+        """Apply this loader's depth encoding to a decoded depth array.
+
+        See :func:`encode_depth`; ``source`` names the input in errors.
+        """
+        return encode_depth(depth, self.depth_encoding, self.depth_scale,
+                            self.depth_range, source)
 
     def transform(self, results: dict) -> dict:
         """Load the pair.
@@ -186,13 +244,7 @@ class LoadRGBDImageFromFile(BaseTransform):
                 f'Depth image size {depth.shape[:2]} (H, W) of {depth_path} '
                 f'differs from the RGB image size {rgb.shape[:2]} of '
                 f'{img_path}.')
-        img = np.empty(rgb.shape[:2] + (6, ), dtype=np.float32)
-        img[..., :3] = rgb
-        img[..., 3:] = depth
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+        return _set_rgbd(results, rgb, depth)
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
@@ -205,6 +257,59 @@ class LoadRGBDImageFromFile(BaseTransform):
         repr_str += f'backend_args={self.backend_args})'
         return repr_str
 
+
+@TRANSFORMS.register_module()
+class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
+    """:class:`LoadRGBDImageFromFile` for arrays already in memory.
+
+    Same arguments and the same depth encoding; the inference API
+    (:func:`geminifusion_mmseg.apis.inference_model`) puts it in place of
+    the config's file loader.
+
+    Required Keys:
+
+    - img (np.ndarray, (H, W, 3), **RGB order**, 0..255)
+    - depth (np.ndarray, (H, W), (H, W, 1) or (H, W, 3) (HHA, RGB order);
+      values as stored, any numeric dtype; same size as ``img``)
+
+    Modified Keys:
+
+    - img (np.float32, (H, W, 6))
+
+    Added Keys:
+
+    - img_shape
+    - ori_shape
+
+    Removed Keys:
+
+    - depth
+    """
+
+    def transform(self, results: dict) -> dict:
+        """Encode the pair.
+
+        Args:
+            results (dict): Result dict with ``img`` and ``depth`` arrays.
+
+        Returns:
+            dict: The dict with ``img`` (float32, (H, W, 6)), ``img_shape``
+            and ``ori_shape``.
+        """
+        if 'img' not in results or 'depth' not in results:
+            raise KeyError('LoadRGBDImageFromNDArray needs the arrays '
+                           f"'img' and 'depth'; got keys {list(results)}.")
+        rgb = results['img']
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f'RGB image has shape {rgb.shape}; expected '
+                             '(H, W, 3).')
+        source = results.get('depth_path') or 'array'
+        depth = self.encode_depth(results.pop('depth'), source)
+        if rgb.shape[:2] != depth.shape[:2]:
+            raise ValueError(
+                f'Depth image size {depth.shape[:2]} (H, W) differs from the '
+                f'RGB image size {rgb.shape[:2]}.')
+        return _set_rgbd(results, rgb, depth)
 
 @TRANSFORMS.register_module()
 class LoadRGBDAnnotations(LoadAnnotations):
@@ -345,4 +450,3 @@ class LoadRGBDAnnotations(LoadAnnotations):
         repr_str += f"imdecode_backend='{self.imdecode_backend}', "
         repr_str += f'backend_args={self.backend_args})'
         return repr_str
-

@@ -1,4 +1,4 @@
-"""Make mmengine checkpoints loadable with ``torch.load(weights_only=True)``."""
+"""Make mmengine checkpoints loadable with torch.load(weights_only=True)."""
 from typing import Optional
 
 from mmengine.hooks import Hook

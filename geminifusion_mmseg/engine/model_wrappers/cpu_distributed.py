@@ -1,5 +1,4 @@
 """DistributedDataParallel that also wraps CPU models (gloo backend)."""
-import torch
 from mmengine.model import MMDistributedDataParallel
 
 # registered in mmengine's root registry: the Runner looks wrappers up there
