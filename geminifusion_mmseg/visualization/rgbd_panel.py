@@ -1,5 +1,6 @@
-"""Side-by-side images of RGB-D samples: RGB | depth | label maps."""
-from typing import Optional, Sequence, Tuple
+"""Side-by-side images of RGB-D samples: RGB | depth | label maps; class
+legends."""
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -114,3 +115,83 @@ def make_rgbd_panel(rgb: np.ndarray,
         painted = colorize_label(label, palette, ignore_index)
         tiles.append(_titled(resize(painted, cv2.INTER_NEAREST), title))
     return np.concatenate(tiles, axis=1)
+
+
+LEGEND_ROW = 20
+
+
+def present_classes(label: np.ndarray,
+                    num_classes: int,
+                    ignore_index: int = 255) -> List[int]:
+    """Class ids present in a label map, ascending, without
+    ``ignore_index`` and ids outside ``0..num_classes-1``."""
+    ids = np.unique(np.asarray(label))
+    return [
+        int(i) for i in ids if 0 <= i < num_classes and i != ignore_index
+    ]
+
+
+def draw_legend(class_ids: Sequence[int],
+                classes: Sequence[str],
+                palette: Sequence[Sequence[int]],
+                min_height: int = 0) -> np.ndarray:
+    """A legend: one row per class, a colour swatch and the class name.
+
+    Args:
+        class_ids: Classes to list, in order.
+        classes: Name per class id.
+        palette: RGB triple per class id.
+        min_height (int): Pad the legend (white) to at least this height.
+
+    Returns:
+        np.ndarray: (max(min_height, rows * LEGEND_ROW + 8), w, 3) uint8
+        RGB, white background.
+    """
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
+    swatch = LEGEND_ROW - 6
+    names = [str(classes[i]) for i in class_ids]
+    text_w = max([cv2.getTextSize(n, font, scale, thick)[0][0]
+                  for n in names] + [0])
+    width = 4 + swatch + 6 + text_w + 6
+    height = max(min_height, len(names) * LEGEND_ROW + 8)
+    legend = np.full((height, width, 3), 255, dtype=np.uint8)
+    for row, (i, name) in enumerate(zip(class_ids, names)):
+        y = 4 + row * LEGEND_ROW
+        colour = tuple(int(c) for c in palette[i])
+        cv2.rectangle(legend, (4, y + 3), (4 + swatch, y + 3 + swatch),
+                      colour, -1)
+        cv2.rectangle(legend, (4, y + 3), (4 + swatch, y + 3 + swatch),
+                      (0, 0, 0), 1)
+        cv2.putText(legend, name, (4 + swatch + 6, y + LEGEND_ROW - 5), font,
+                    scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return legend
+
+
+def overlay_with_legend(rgb: np.ndarray,
+                        label: np.ndarray,
+                        classes: Sequence[str],
+                        palette: Sequence[Sequence[int]],
+                        opacity: float = 0.5,
+                        ignore_index: int = 255) -> np.ndarray:
+    """The label map over the image, with a legend of the classes present
+    on its right (the image is padded white below if the legend is taller).
+
+    Args:
+        rgb (np.ndarray): (H, W, 3) RGB, 0..255.
+        label (np.ndarray): (H, W) class ids.
+        classes: Name per class id.
+        palette: RGB triple per class id.
+        opacity (float): Of the painted labels, 0..1.
+
+    Returns:
+        np.ndarray: (max(H, legend height), W + legend width, 3) uint8 RGB.
+    """
+    shown = overlay_label(rgb, label, palette, opacity)
+    ids = present_classes(label, min(len(classes), len(palette)),
+                          ignore_index)
+    legend = draw_legend(ids, classes, palette, min_height=shown.shape[0])
+    if legend.shape[0] > shown.shape[0]:
+        pad = np.full((legend.shape[0] - shown.shape[0], ) + shown.shape[1:],
+                      255, dtype=np.uint8)
+        shown = np.concatenate([shown, pad], axis=0)
+    return np.concatenate([shown, legend], axis=1)

@@ -109,6 +109,7 @@ def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray) -> dict:
     results['ori_shape'] = img.shape[:2]
     return results
 
+
 @TRANSFORMS.register_module()
 class LoadRGBDImageFromFile(BaseTransform):
     """Load an RGB image and its depth image as one 6-channel float image.
@@ -310,6 +311,7 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
                 f'Depth image size {depth.shape[:2]} (H, W) differs from the '
                 f'RGB image size {rgb.shape[:2]}.')
         return _set_rgbd(results, rgb, depth)
+
 
 @TRANSFORMS.register_module()
 class LoadRGBDAnnotations(LoadAnnotations):

@@ -1,0 +1,182 @@
+"""Segment RGB-D pairs and save the prediction over the image with a legend.
+
+One pair:
+
+    python demo/image_demo.py RGB DEPTH CONFIG CHECKPOINT --out-file OUT.png
+
+Every pair of two folders (matched by file name without extension,
+searched recursively; one output image per pair, named after the pair):
+
+    python demo/image_demo.py RGB_DIR DEPTH_DIR CONFIG CHECKPOINT \\
+        --out-dir OUT_DIR
+
+The depth file is read unchanged (16-bit PNG etc.) and encoded as the
+config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
+the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
+modality's own prediction.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Tuple
+
+import cv2
+from mmengine.utils import ProgressBar
+
+from geminifusion_mmseg.apis import inference_model, init_model
+from geminifusion_mmseg.visualization import overlay_with_legend
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff',
+                    '.webp', '.ppm', '.pgm')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='RGB-D segmentation demo: prediction over the image, '
+        'with a class legend')
+    parser.add_argument('rgb', help='RGB image file, or a folder of them')
+    parser.add_argument('depth', help='depth image file, or a folder')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out-file',
+        help='output image (one pair); in folder mode: the output folder')
+    parser.add_argument(
+        '--out-dir', help='output folder (folder mode; same as --out-file)')
+    parser.add_argument(
+        '--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    parser.add_argument(
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='opacity of the painted prediction, 0..1 (default 0.5)')
+    parser.add_argument(
+        '--branch',
+        choices=['ens', 'rgb', 'depth'],
+        default='ens',
+        help='prediction to show: the fused one (ens, default) or a '
+        'modality branch')
+    args = parser.parse_args()
+    if not 0 <= args.opacity <= 1:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    return parser, args
+
+
+def list_images(folder: str) -> Tuple[Dict[str, str], List[str]]:
+    """Image files under ``folder`` by relative path without extension;
+    also the names that occur twice (e.g. ``a.jpg`` and ``a.png``)."""
+    found: Dict[str, str] = {}
+    duplicates = []
+    for root, _, files in os.walk(folder):
+        for name in sorted(files):
+            stem, ext = osp.splitext(name)
+            if ext.lower() not in IMAGE_EXTENSIONS:
+                continue
+            key = osp.relpath(osp.join(root, stem), folder)
+            if key in found:
+                duplicates.append(key)
+            else:
+                found[key] = osp.join(root, name)
+    return found, sorted(set(duplicates))
+
+
+def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:
+    """(name, rgb file, depth file) for each name in both folders; prints
+    the files without a partner."""
+    rgbs, dup_rgb = list_images(rgb_dir)
+    depths, dup_depth = list_images(depth_dir)
+    for folder, dups in ((rgb_dir, dup_rgb), (depth_dir, dup_depth)):
+        if dups:
+            raise SystemExit(f'{folder}: several images share the name(s) '
+                             f'{dups[:5]}; keep one file per name')
+    names = sorted(set(rgbs) & set(depths))
+    for folder, what, unpaired in (
+        (rgb_dir, 'a depth', sorted(set(rgbs) - set(depths))),
+        (depth_dir, 'an RGB', sorted(set(depths) - set(rgbs))),
+    ):
+        if unpaired:
+            shown = ', '.join(unpaired[:10])
+            more = ' ...' if len(unpaired) > 10 else ''
+            print(f'{len(unpaired)} file(s) in {folder} without {what} '
+                  f'partner (skipped): {shown}{more}')
+    return [(n, rgbs[n], depths[n]) for n in names]
+
+
+def render(model, rgb_path: str, depth_path: str, out_file: str,
+           opacity: float, branch: str) -> None:
+    result = inference_model(model, rgb_path, depth_path)
+    key = 'pred_sem_seg' if branch == 'ens' else f'pred_sem_seg_{branch}'
+    if key not in result:
+        raise SystemExit(f'the model gives no {key}')
+    label = result.get(key).data[0].cpu().numpy()
+    # as the data sets read it: EXIF orientation ignored, BGR -> RGB
+    image = cv2.imread(rgb_path,
+                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise OSError(f'cannot read {rgb_path}')
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    shown = overlay_with_legend(image, label, model.dataset_meta['classes'],
+                                model.dataset_meta['palette'], opacity)
+    out_dir = osp.dirname(osp.abspath(out_file))
+    os.makedirs(out_dir, exist_ok=True)
+    if not cv2.imwrite(out_file, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'could not write {out_file}')
+
+
+def main():
+    parser, args = parse_args()
+    rgb_dir, depth_dir = osp.isdir(args.rgb), osp.isdir(args.depth)
+    if rgb_dir != depth_dir:
+        parser.error('RGB and DEPTH must both be files or both be folders')
+    for path in (args.rgb, args.depth, args.config, args.checkpoint):
+        if not osp.exists(path):
+            parser.error(f'not found: {path}')
+
+    if not rgb_dir:
+        out_file = args.out_file or args.out_dir
+        if out_file is None:
+            parser.error('--out-file is required')
+        if osp.isdir(out_file):
+            out_file = osp.join(
+                out_file,
+                osp.splitext(osp.basename(args.rgb))[0] + '.png')
+        model = init_model(args.config, args.checkpoint, device=args.device)
+        render(model, args.rgb, args.depth, out_file, args.opacity,
+               args.branch)
+        print(f'saved {out_file}')
+        return
+
+    out_dir = args.out_dir or args.out_file
+    if out_dir is None:
+        parser.error('folder mode needs --out-dir (or --out-file) naming '
+                     'the output folder')
+    if osp.isfile(out_dir):
+        parser.error(f'--out-dir {out_dir} is a file, not a folder')
+    pairs = pair_folders(args.rgb, args.depth)
+    if not pairs:
+        raise SystemExit(f'no RGB-D pairs: no file name occurs in both '
+                         f'{args.rgb} and {args.depth}')
+    print(f'{len(pairs)} RGB-D pair(s)')
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    failed = []
+    progress = ProgressBar(len(pairs))
+    for name, rgb_path, depth_path in pairs:
+        try:
+            render(model, rgb_path, depth_path,
+                   osp.join(out_dir, name + '.png'), args.opacity,
+                   args.branch)
+        except (ValueError, OSError) as e:
+            failed.append(f'{name}: {e}')
+        progress.update()
+    sys.stdout.write('\n')
+    print(f'saved {len(pairs) - len(failed)} image(s) to {out_dir}')
+    if failed:
+        print(f'{len(failed)} pair(s) failed:', file=sys.stderr)
+        for line in failed:
+            print(f'  {line}', file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,495 @@
+"""``init_model`` / ``inference_model`` for RGB-D pairs (mmseg's API, RGB-D).
+
+Channel order of array inputs:
+
+* RGB: ``(H, W, 3)`` uint8 in **RGB** order. ``cv2.imread`` returns BGR:
+  pass ``cv2.imread(path)[..., ::-1]`` (or ``mmcv.imread(path,
+  channel_order='rgb')``), or simply the file path.
+* depth: the values as stored, in the units the model was trained on
+  (e.g. 16-bit millimetres for the released NYUDv2 models): ``(H, W)`` or
+  ``(H, W, 1)``, any integer or float dtype, read with
+  ``cv2.imread(path, cv2.IMREAD_UNCHANGED)``; or ``(H, W, 3)`` for a
+  3-channel encoding such as HHA, in RGB order
+  (``cv2.imread(path)[..., ::-1]``). The config's depth encoding
+  (``LoadRGBDImageFromFile(depth_encoding=...)``) is applied to arrays
+  exactly as to files.
+"""
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.logging import print_log
+from mmengine.registry import DefaultScope, init_default_scope
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+from mmseg.structures import SegDataSample
+
+from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
+                                           read_depth_image)
+from ..datasets.transforms.resize import nearest_resize
+from ..models.utils.released_checkpoint import convert_released_state_dict
+from ..utils.checkpoint import load_external_checkpoint
+
+__all__ = ['init_model', 'inference_model']
+
+PathType = Union[str, 'os.PathLike[str]']
+InputType = Union[PathType, np.ndarray]
+
+#: Relative tolerance on the aspect ratio (W / H) when a depth map of
+#: another size is resized to its RGB image.
+ASPECT_TOLERANCE = 0.01
+
+_FILE_LOADER = 'LoadRGBDImageFromFile'
+_ARRAY_LOADER = 'LoadRGBDImageFromNDArray'
+_ANNOTATION_LOADERS = ('LoadRGBDAnnotations', 'LoadAnnotations')
+_RGB_ONLY_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray',
+                     'InferencerLoader')
+_DEFAULT_PIPELINE = [
+    dict(type=_FILE_LOADER, depth_encoding='raw'),
+    dict(type='PackSegInputs')
+]
+
+
+# --------------------------------------------------------------- init_model
+def init_model(config: Union[str, Path, Config],
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu',
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> nn.Module:
+    """Build a segmentor from a config and load a checkpoint.
+
+    The checkpoint is read with ``torch.load(weights_only=True)``
+    (:func:`~geminifusion_mmseg.utils.load_external_checkpoint`): an
+    mmengine checkpoint (``state_dict`` + ``meta``, as written by
+    ``tools/train.py`` or ``tools/model_converters/geminifusion2mmseg.py``),
+    a bare state dict, or a released GeminiFusion ``.pth.tar``, which is
+    converted in memory (convert it once with the tool to skip that).
+
+    Args:
+        config (str | Path | Config): Config file or object (not modified).
+        checkpoint (str, optional): Checkpoint file. None leaves the weights
+            random (a warning is logged).
+        device (str): Device of the model. Defaults to 'cpu'.
+        cfg_options (dict, optional): Overrides merged into the config.
+        strict (bool): Refuse a checkpoint whose keys or shapes do not match
+            the model exactly (ValueError naming the keys). False loads what
+            matches and logs the rest. Defaults to True.
+
+    Returns:
+        nn.Module: The model in eval mode, with ``cfg`` (the config) and
+        ``dataset_meta`` (``classes`` and ``palette``: from the checkpoint's
+        ``meta['dataset_meta']`` if it has one, else from the config's test
+        dataset class and its ``metainfo``).
+    """
+    if isinstance(config, (str, Path)):
+        config = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)
+    else:
+        raise TypeError('init_model: config must be a file name or an '
+                        f'mmengine Config, got {type(config).__name__}')
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    if config.get('model', None) is None:
+        raise ValueError('init_model: the config has no model')
+    model_cfg = config.model
+    # Weights come from the checkpoint: no ImageNet file is needed.
+    if 'pretrained' in model_cfg:
+        model_cfg.pretrained = None
+    if isinstance(model_cfg.get('backbone', None), dict):
+        model_cfg.backbone.init_cfg = None
+    model_cfg.train_cfg = None
+    init_default_scope(config.get('default_scope', 'mmseg'))
+
+    model = MODELS.build(model_cfg)
+    meta: dict = {}
+    if checkpoint is not None:
+        meta = _load_weights(model, str(checkpoint), strict)
+    else:
+        print_log(
+            'init_model: no checkpoint given; the model has random '
+            'weights.',
+            logger='current',
+            level=logging.WARNING)
+    model.dataset_meta = _dataset_meta(meta, config, model)
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
+    """Load ``path`` into ``model`` (weights only); return its meta."""
+    ckpt = load_external_checkpoint(path, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'init_model: {path} holds a '
+                         f'{type(ckpt).__name__}, not a checkpoint dict')
+    meta: dict = {}
+    if 'segmenter' in ckpt:
+        state_dict, info = convert_released_state_dict(
+            ckpt['segmenter'], path, allow_custom_arch=True)
+        print_log(
+            f'init_model: {path} is a released GeminiFusion checkpoint '
+            f'({info.describe()}); converted in memory. Convert it once '
+            'with tools/model_converters/geminifusion2mmseg.py to skip '
+            'this.',
+            logger='current')
+    elif 'state_dict' in ckpt:
+        state_dict = ckpt['state_dict']
+        meta = ckpt.get('meta', None) or {}
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state_dict = ckpt
+    else:
+        raise ValueError(
+            f'init_model: {path} is not a segmentor checkpoint: no '
+            f"'state_dict' (keys: {sorted(map(str, ckpt))[:8]})")
+    if state_dict and all(k.startswith('module.') for k in state_dict):
+        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    for what, keys in (('missing', missing), ('unexpected', unexpected),
+                       ('shape mismatch', mismatched)):
+        if keys:
+            shown = ', '.join(keys[:5]) + (' ...' if len(keys) > 5 else '')
+            problems.append(f'{len(keys)} {what}: {shown}')
+    if problems:
+        msg = (f'init_model: checkpoint {path} does not fit the model of '
+               'the config (' + '; '.join(problems) + '). Is it the config '
+               'this checkpoint was trained or converted for?')
+        if strict:
+            raise ValueError(msg + ' (strict=False loads what matches.)')
+        print_log(msg, logger='current', level=logging.WARNING)
+    bad = set(unexpected) | {m.split(':')[0] for m in mismatched}
+    model.load_state_dict(
+        {k: v for k, v in state_dict.items() if k not in bad}, strict=False)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _test_dataset_cfg(cfg: Config) -> Optional[dict]:
+    """The dataset config of the test (else val) dataloader."""
+    for key in ('test_dataloader', 'val_dataloader'):
+        loader = cfg.get(key, None)
+        if not isinstance(loader, dict):
+            continue
+        dataset = loader.get('dataset', None)
+        # unwrap ConcatDataset / RepeatDataset-style wrappers
+        while isinstance(dataset, dict) and 'pipeline' not in dataset:
+            if isinstance(dataset.get('dataset', None), dict):
+                dataset = dataset['dataset']
+            elif dataset.get('datasets', None):
+                dataset = dataset['datasets'][0]
+            else:
+                break
+        if isinstance(dataset, dict):
+            return dataset
+    return None
+
+
+def _random_palette(n: int) -> List[List[int]]:
+    """mmseg's fallback palette: random colours from seed 42."""
+    rng = np.random.RandomState(42)
+    return rng.randint(0, 255, size=(n, 3)).tolist()
+
+
+def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
+    """classes/palette from the checkpoint meta, else the config's dataset.
+    """
+    meta: Dict[str, Any] = {}
+    source = None
+    if isinstance(ckpt_meta.get('dataset_meta', None), dict) and \
+            ckpt_meta['dataset_meta'].get('classes', None) is not None:
+        meta = dict(ckpt_meta['dataset_meta'])
+        source = 'the checkpoint'
+    elif ckpt_meta.get('CLASSES', None) is not None:  # mmseg 0.x
+        meta = dict(
+            classes=ckpt_meta['CLASSES'],
+            palette=ckpt_meta.get('PALETTE', None))
+        source = 'the checkpoint'
+    else:
+        dataset = _test_dataset_cfg(cfg)
+        if dataset is not None:
+            dtype = dataset.get('type', None)
+            cls = DATASETS.get(dtype) if isinstance(dtype, str) else dtype
+            if cls is not None:
+                metainfo = copy.deepcopy(dataset.get('metainfo', None))
+                if hasattr(cls, '_load_metainfo'):
+                    meta = dict(cls._load_metainfo(metainfo))
+                else:  # pragma: no cover - not an mmengine dataset
+                    meta = dict(copy.deepcopy(getattr(cls, 'METAINFO', {})))
+                    meta.update(metainfo or {})
+                if meta.get('classes', None) is not None:
+                    source = f'the config ({cls.__name__})'
+
+    num_classes = getattr(getattr(model, 'decode_head', None), 'num_classes',
+                          None)
+    classes = meta.get('classes', None)
+    if classes is None:
+        n = num_classes or 0
+        classes = [f'class {i}' for i in range(n)]
+        print_log(
+            'init_model: neither the checkpoint nor the config names the '
+            f'classes; using {classes[:1] + ["..."] if n > 1 else classes}.',
+            logger='current',
+            level=logging.WARNING)
+    elif num_classes is not None and len(classes) != num_classes:
+        print_log(
+            f'init_model: {len(classes)} class names from {source} but the '
+            f'model predicts {num_classes} classes.',
+            logger='current',
+            level=logging.WARNING)
+    classes = list(classes)
+    if num_classes is not None and len(classes) < num_classes:
+        classes += [f'class {i}' for i in range(len(classes), num_classes)]
+    palette = meta.get('palette', None)
+    if palette is None or len(palette) < len(classes):
+        palette = list(palette or []) + _random_palette(len(classes))[len(
+            palette or []):]
+    meta['classes'] = tuple(classes)
+    meta['palette'] = [list(map(int, p)) for p in palette]
+    return meta
+
+
+# ---------------------------------------------------------- inference_model
+def inference_model(
+        model: nn.Module, rgb: Union[InputType, Sequence[InputType]],
+        depth: Union[InputType, Sequence[InputType]]
+) -> Union[SegDataSample, List[SegDataSample]]:
+    """Segment one RGB-D pair, or a list of pairs in one call.
+
+    The pair goes through the config's test pipeline (test dataloader's,
+    else ``test_pipeline``) without its label loading, with the config's
+    ``LoadRGBDImageFromFile`` replaced by its in-memory twin
+    ``LoadRGBDImageFromNDArray`` (same depth encoding). Predictions come
+    back at the RGB input's size whatever the pipeline resizes to (e.g.
+    ``ResizeShortSideToMultiple``).
+
+    Args:
+        model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
+        rgb: A file path, or an (H, W, 3) **uint8 array in RGB order**
+            (``cv2.imread`` gives BGR: use ``cv2.imread(p)[..., ::-1]``);
+            or a list of them.
+        depth: A file path (read unchanged, as the data sets read depth), or
+            an array of stored values in the model's training units:
+            (H, W) / (H, W, 1) any integer or float dtype, or (H, W, 3) for
+            HHA-like encodings (RGB order); or a list of them, one per
+            ``rgb``. A depth map of another size but the same aspect ratio
+            (within 1%) is resized to the RGB size (nearest neighbour) with
+            a logged warning; another aspect ratio is a ValueError.
+
+    Returns:
+        SegDataSample | list[SegDataSample]: A list if ``rgb`` is a list.
+        Each holds ``seg_logits`` (K, H, W) and ``pred_sem_seg`` (1, H, W)
+        of the fused (ensemble) prediction and, for
+        ``MultiModalEncoderDecoder``, ``pred_sem_seg_rgb`` /
+        ``pred_sem_seg_depth`` of the branches, at the RGB input's size.
+        Pairs whose pipeline outputs have the same size run as one batch.
+    """
+    if not hasattr(model, 'cfg'):
+        raise TypeError('inference_model: the model has no cfg; build it '
+                        'with geminifusion_mmseg.apis.init_model')
+    is_batch = isinstance(rgb, (list, tuple))
+    if is_batch != isinstance(depth, (list, tuple)):
+        raise TypeError(
+            'inference_model: pass rgb and depth both as single inputs or '
+            f'both as lists; got {type(rgb).__name__} and '
+            f'{type(depth).__name__}')
+    rgbs = list(rgb) if is_batch else [rgb]
+    depths = list(depth) if is_batch else [depth]
+    if len(rgbs) != len(depths):
+        raise ValueError(f'inference_model: {len(rgbs)} RGB inputs but '
+                         f'{len(depths)} depth inputs')
+    if not rgbs:
+        return []
+
+    scope = model.cfg.get('default_scope', 'mmseg')
+    with DefaultScope.overwrite_default_scope(scope):
+        pipeline, file_loader = _build_pipeline(model.cfg)
+    items = []
+    for i, (r, d) in enumerate(zip(rgbs, depths)):
+        tag = f'[{i}]' if is_batch else ''
+        results = _prepare_pair(r, d, file_loader, tag)
+        size = tuple(results['img'].shape[:2])
+        data = pipeline(results)
+        # predictions at the input's size whatever the pipeline resized to
+        meta = dict(ori_shape=size)
+        for key in ('img_path', 'depth_path'):
+            if key in results:
+                meta[key] = results[key]
+        data['data_samples'].set_metainfo(meta)
+        items.append(data)
+
+    groups: Dict[Tuple[int, ...], List[int]] = {}
+    for i, data in enumerate(items):
+        groups.setdefault(tuple(data['inputs'].shape), []).append(i)
+    outputs: List[Optional[SegDataSample]] = [None] * len(items)
+    with torch.no_grad():
+        for indices in groups.values():
+            batch = dict(
+                inputs=[items[i]['inputs'] for i in indices],
+                data_samples=[items[i]['data_samples'] for i in indices])
+            for i, result in zip(indices, model.test_step(batch)):
+                outputs[i] = result
+    return outputs if is_batch else outputs[0]
+
+
+def _type_name(transform: dict) -> str:
+    t = transform.get('type', '')
+    if isinstance(t, str):
+        return t.split('.')[-1]
+    return getattr(t, '__name__', str(t))
+
+
+def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
+    """The test pipeline for in-memory pairs, and the config's file loader
+    (to read file inputs exactly as the data set does)."""
+    dataset = _test_dataset_cfg(cfg)
+    steps = None
+    if dataset is not None and dataset.get('pipeline', None):
+        steps = dataset['pipeline']
+    elif cfg.get('test_pipeline', None):
+        steps = cfg.test_pipeline
+    if steps is None:
+        print_log(
+            'inference_model: the config has no test pipeline; using '
+            f"{_FILE_LOADER}(depth_encoding='raw') + PackSegInputs.",
+            logger='current',
+            level=logging.WARNING)
+        steps = _DEFAULT_PIPELINE
+    steps = [copy.deepcopy(dict(t)) for t in steps]
+    loader_cfg = None
+    out = []
+    for t in steps:
+        name = _type_name(t)
+        if name in _ANNOTATION_LOADERS:
+            continue
+        if name in _RGB_ONLY_LOADERS:
+            raise ValueError(
+                f'inference_model: the test pipeline loads images with '
+                f'{name}, not {_FILE_LOADER}: not an RGB-D config')
+        if name == _FILE_LOADER:
+            loader_cfg = t
+            t = dict(t, type=_ARRAY_LOADER)
+        out.append(t)
+    if loader_cfg is None:
+        raise ValueError(
+            f'inference_model: the test pipeline has no {_FILE_LOADER}; '
+            f'got {[_type_name(t) for t in steps]}')
+    return Compose(out), TRANSFORMS.build(loader_cfg)
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _check_rgb_array(rgb: Any, name: str) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f'inference_model: {name} must be a file path or a '
+                        f'numpy array, got {type(rgb).__name__}')
+    if rgb.dtype != np.uint8:
+        raise TypeError(
+            f'inference_model: {name} has dtype {rgb.dtype}; RGB arrays '
+            'must be uint8 (0..255), in RGB order')
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        hint = ''
+        if rgb.ndim == 2:
+            hint = ' (a grey image: np.repeat(img[..., None], 3, axis=2))'
+        elif rgb.ndim == 3 and rgb.shape[2] == 4:
+            hint = ' (drop the alpha channel: img[..., :3])'
+        raise ValueError(f'inference_model: {name} has shape {rgb.shape}; '
+                         f'expected (H, W, 3) in RGB order{hint}')
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f'inference_model: {name} is empty {rgb.shape}')
+    return rgb
+
+
+def _check_depth_array(depth: Any, name: str) -> np.ndarray:
+    if not isinstance(depth, np.ndarray):
+        raise TypeError(f'inference_model: {name} must be a file path or a '
+                        f'numpy array, got {type(depth).__name__}')
+    if depth.dtype == np.bool_ or not (np.issubdtype(depth.dtype,
+                                                     np.integer)
+                                       or np.issubdtype(
+                                           depth.dtype, np.floating)):
+        raise TypeError(f'inference_model: {name} has dtype {depth.dtype}; '
+                        'expected an integer or float depth map')
+    if not (depth.ndim == 2 or
+            (depth.ndim == 3 and depth.shape[2] in (1, 3))):
+        raise ValueError(
+            f'inference_model: {name} has shape {depth.shape}; expected '
+            '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
+    if depth.shape[0] == 0 or depth.shape[1] == 0:
+        raise ValueError(f'inference_model: {name} is empty {depth.shape}')
+    if np.issubdtype(depth.dtype, np.floating):
+        bad = ~np.isfinite(depth)
+        if bad.any():
+            print_log(
+                f'inference_model: {name} has {int(bad.sum())} NaN/inf '
+                'value(s); they are set to 0 (missing depth).',
+                logger='current',
+                level=logging.WARNING)
+            depth = np.where(bad, 0, depth).astype(depth.dtype)
+    return depth
+
+
+def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],
+                      depth_name: str, rgb_name: str) -> np.ndarray:
+    """Resize ``depth`` to the RGB ``size`` (h, w) if the aspect ratios
+    agree within :data:`ASPECT_TOLERANCE`, else raise ValueError."""
+    dh, dw = depth.shape[:2]
+    h, w = size
+    if (dh, dw) == (h, w):
+        return depth
+    ratio = (dw / dh) / (w / h)
+    if abs(ratio - 1) > ASPECT_TOLERANCE:
+        raise ValueError(
+            f'inference_model: the depth map {depth_name} is {dh}x{dw} '
+            f'(HxW) and the RGB image {rgb_name} is {h}x{w}: different '
+            'aspect ratios, so they cannot be aligned by resizing. Pass a '
+            'depth map registered to the RGB image.')
+    print_log(
+        f'inference_model: the depth map {depth_name} is {dh}x{dw} (HxW), '
+        f'the RGB image {rgb_name} is {h}x{w}; resizing the depth map to '
+        f'{h}x{w} (nearest neighbour).',
+        logger='current',
+        level=logging.WARNING)
+    return nearest_resize(depth, (h, w))
+
+
+def _prepare_pair(rgb: InputType, depth: InputType,
+                  file_loader: LoadRGBDImageFromFile, tag: str) -> dict:
+    """The results dict of one pair for the in-memory pipeline."""
+    results: dict = {}
+    if _is_path(rgb):
+        rgb_name = os.fspath(rgb)
+        img = file_loader._load_rgb(rgb_name)
+        results['img_path'] = rgb_name
+    else:
+        rgb_name = f'rgb{tag} (array)'
+        img = _check_rgb_array(rgb, f'rgb{tag}')
+    if _is_path(depth):
+        depth_name = os.fspath(depth)
+        d = _check_depth_array(
+            read_depth_image(depth_name, file_loader.backend_args),
+            depth_name)
+        results['depth_path'] = depth_name
+    else:
+        depth_name = f'depth{tag} (array)'
+        d = _check_depth_array(depth, f'depth{tag}')
+    results['img'] = img
+    results['depth'] = _match_depth_size(d, img.shape[:2], depth_name,
+                                         rgb_name)
+    return results
