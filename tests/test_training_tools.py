@@ -17,7 +17,7 @@ import torch
 from tests.helpers.tiny_configs import REPO, write_tiny_config
 
 QUICKSTART = ('configs/quickstart/'
-              'geminifusion_mit-tiny_1xb4-1k_quickstart-96x128.py')
+              'geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py')
 ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
 
 

@@ -1,7 +1,7 @@
 # Quickstart baseline: the same MiT backbone (mmseg's own unimodal
 # MixVisionTransformer) and all-MLP head on RGB alone, same data and
 # schedule. A plain single-modality model, also usable as an ablation.
-_base_ = ['./geminifusion_mit-tiny_1xb4-1k_quickstart-96x128.py']
+_base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py']
 model = dict(
     _delete_=True,
     type='EncoderDecoder',

@@ -1,7 +1,7 @@
 # Quickstart: GeminiFusion with a small MiT on the synthetic RGB-D dataset
 # (generated into data/quickstart_rgbd on first use). Trains and tests on a
 # CPU in a few minutes:
-#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-1k_quickstart-96x128.py
+#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py
 _base_ = [
     '../_base_/models/geminifusion_mit.py', '../_base_/default_runtime.py'
 ]
@@ -69,9 +69,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
          end=50),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
-         end=1000)
+         end=2000)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=500)
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=2000, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 log_processor = dict(by_epoch=False)
@@ -80,7 +81,7 @@ default_hooks = dict(
     checkpoint=dict(
         type='AtomicCheckpointHook',
         by_epoch=False,
-        interval=500,
+        interval=1000,
         max_keep_ckpts=2,
         save_best='mIoU',
         rule='greater'))
