@@ -4,7 +4,7 @@ Parameter names mirror the released GeminiFusion checkpoints with the
 ``module.encoder.`` prefix and the ``.module`` wrappers removed, and with
 each block's fusion parameters under ``attn.fusion.``::
 
-    patch_embed{s}.proj.*            shared conv       (release: .proj.module.*)
+    patch_embed{s}.proj.*            shared conv   (release: .proj.module.*)
     patch_embed{s}.norm.ln_{i}.*     per modality
     block{s}.{j}.norm1.ln_{i}.* / norm2.ln_{i}.*
     block{s}.{j}.attn.q.* / kv.* / proj.* / sr.*      shared

@@ -121,22 +121,30 @@ class GeminiFusion(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Fuse the two modalities of a modality-stacked batch.
 
-        Four GEMMs per modality (batched over the modality axis with
-        ``bmm``), each over every token:
+        Every projection is one GEMM over all tokens, batched over the
+        modality axis (``bmm``/``baddbmm``; modality m with its own
+        weights), biases folded in:
 
-        1. ``P = x_m [Wq_m; Wv_m; J_a; J_b; Wv_m']^T`` (C -> 5C), where
-           ``fc1 = [J_a | J_b]`` acts on ``cat(x_m, x_m')``; so
-           ``fc1(cat(x_m, x_m')) = J_a x_m + J_b x_m' + b1`` needs no
-           concatenation, and ``Wv_m x_m'`` (the second value) is read from
-           the other modality's row of ``P``;
-        2. ``fc2`` of the judger;
-        3. the key difference ``Wk_m (x_m * r - x_m) - Wk_m k_noise[m]``;
-        4. the output projection, with the residual as its addend.
+        * the query ``(Wq_m x_m + bq_m) / sqrt(d)``;
+        * the first value ``v1 = Wv_m (x_m + v_noise[m]) + bv_m``, i.e.
+          ``Wv_m x_m`` plus the constant ``Wv_m v_noise[m] + bv_m``;
+        * the second value ``v2 = Wv_m x_m' + bv_m``, computed on each
+          modality's own rows with the other modality's weights and then
+          swapped across the modality axis (``flip``), so the other
+          modality's tokens are never copied;
+        * the judger's ``fc1(cat(x_m, x_m')) = J_a x_m + J_b x_m' + b1``
+          with ``fc1.weight = [J_a | J_b]``, again without a concatenation
+          (``J_b x`` computed for all rows, then swapped); then GELU,
+          ``fc2``, softmax over channels: ``r``;
+        * the key difference ``Wk_m (x_m * r - x_m) - Wk_m k_noise[m]``;
+        * the output projection, with the residual as its addend.
 
-        The two-key softmax is ``a = sigmoid(s2 - s1)`` per head (the key
-        bias cancels), the values enter as ``v1 + a * (v2 - v1)`` with
-        ``v1 = Wv_m (x_m + v_noise[m]) + bv_m``, ``v2 = Wv_m x_m' + bv_m``.
-        No (M, L, 2C) concatenation and no per-key stacks are formed.
+        Per head the two-key softmax is ``a = sigmoid(s2 - s1)``, the score
+        difference ``<q, k2 - k1>`` (the key bias cancels), and the output
+        ``v1 + a * (v2 - v1)``. No (M, L, 2C) concatenation, no stacks of
+        keys or values: about 9 (M, L, C) tensors are kept for the
+        backward pass (13 for the straightforward vectorised form), at the
+        same speed.
 
         Args:
             x (Tensor): (M * B, N, C), rows [0:B] modality 0.
@@ -155,45 +163,37 @@ class GeminiFusion(nn.Module):
 
         w_in = torch.stack([a.in_proj_weight for a in self.attentions])
         b_in = torch.stack([a.in_proj_bias for a in self.attentions])
-        w_q, w_k, w_v = w_in.split(C, dim=1)  # each (M, C, C)
-        b_q, _, b_v = b_in.split(C, dim=1)  # (M, C); the key bias cancels
+        w_q, w_k, w_v = w_in.transpose(1, 2).split(C, dim=2)  # (M, C, C)^T
+        b_q, _, b_v = b_in.unsqueeze(1).split(C, dim=2)  # (M, 1, C)
         k_noise = self.k_noise.weight.unsqueeze(1)  # (M, 1, C)
         v_noise = self.v_noise.weight.unsqueeze(1)
         judger = self.relation_judger[0]
-        j_own, j_other = judger.fc1.weight.split(C, dim=1)  # (C, C) each
+        j_own, j_other = judger.fc1.weight.t().split(C, dim=0)  # (C, C)^T
 
-        # 1. [q | Wv_m x_m | J_a x_m | J_b x_m | Wv_m' x_m]: (M, L, 5C)
-        w_big = torch.cat([
-            w_q, w_v,
-            j_own.expand(M, C, C),
-            j_other.expand(M, C, C),
-            w_v.flip(0)
-        ], dim=1)
-        # one split (a single backward node), not five slices
-        q, v_own, j_own_x, j_other_x, v_other_x = torch.bmm(
-            xs, w_big.transpose(1, 2)).split(C, dim=-1)
-        q = q + b_q.unsqueeze(1)
-        # row m takes the cross terms of row m': J_b x_m', Wv_m x_m'
-        hidden = j_own_x + j_other_x.flip(0) + judger.fc1.bias
+        scale = d**-0.5
+        q = torch.baddbmm(b_q * scale, xs, w_q * scale)
+        v_first = torch.baddbmm(torch.bmm(v_noise, w_v) + b_v, xs, w_v)
+        # row m of the swapped product: Wv_m x_m' + bv_m
+        v_second = torch.baddbmm(b_v.flip(0), xs, w_v.flip(0)).flip(0)
+
+        tokens = xs.reshape(M * L, C)
+        hidden = torch.addmm(judger.fc1.bias, tokens, j_own).view(M, L, C)
+        hidden = hidden + (tokens @ j_other).view(M, L, C).flip(0)
         r = torch.softmax(
             judger.fc2(judger.act(hidden)), dim=-1)  # (M, L, C)
 
-        # 3. key difference: Wk (x * r - x - k_noise)
-        k_diff = torch.baddbmm(
-            -torch.bmm(k_noise, w_k.transpose(1, 2)),
-            torch.addcmul(-xs, xs, r), w_k.transpose(1, 2))
+        # key difference Wk (x * r - x - k_noise); score s2 - s1 per head
+        k_diff = torch.baddbmm(-torch.bmm(k_noise, w_k),
+                               torch.addcmul(-xs, xs, r), w_k)
         score = (q * k_diff).view(M, L, H, d).sum(-1, keepdim=True)
-        weight_second = torch.sigmoid(score * d**-0.5)  # (M, L, H, 1)
+        weight_second = torch.sigmoid(score)  # (M, L, H, 1)
 
-        # values: v1 = Wv (x + v_noise) + bv, v2 - v1 = Wv (x' - x - v_noise)
-        wv_noise = torch.bmm(v_noise, w_v.transpose(1, 2))  # (M, 1, C)
-        v_first = v_own + (wv_noise + b_v.unsqueeze(1))
-        v_diff = v_other_x.flip(0) - v_own - wv_noise
+        # v1 + a * (v2 - v1), per head
         out = torch.addcmul(
             v_first.view(M, L, H, d), weight_second,
-            v_diff.view(M, L, H, d)).view(M, L, C)
+            (v_second - v_first).view(M, L, H, d)).view(M, L, C)
 
-        # 4. output projection, residual inside: x + Wo out + bo
+        # output projection, residual inside: x + Wo out + bo
         w_out = torch.stack([a.out_proj.weight for a in self.attentions])
         b_out = torch.stack([a.out_proj.bias for a in self.attentions])
         y = torch.baddbmm(xs + b_out.unsqueeze(1), out, w_out.transpose(1, 2))

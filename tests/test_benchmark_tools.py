@@ -1,0 +1,148 @@
+"""tools/analysis_tools: benchmark.py end to end, get_flops' fusion-layer
+count against the hand formula, and the literal/unimodal counterparts.
+
+No timing assertions: the numbers depend on the machine.
+"""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+
+import get_flops  # noqa: E402
+import model_counterparts as mc  # noqa: E402
+
+HEAD = ("decode_head=dict(type='SegFormerMLPHead', in_channels={dims}, "
+        "channels=32, num_classes=5, norm_cfg=dict(type='BN', "
+        "requires_grad=True), align_corners=False, loss_decode=dict("
+        "type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True))")
+TINY_MIT = (
+    "custom_imports = dict(imports=['geminifusion_mmseg'], "
+    "allow_failed_imports=False)\n"
+    "model = dict(type='MultiModalEncoderDecoder', "
+    "backbone=dict(type='GeminiFusionMiT', arch=dict(embed_dims=(16, 32, 80, "
+    "128), depths=(1, 1, 1, 1)), drop_path_rate=0.1), " +
+    HEAD.format(dims=[16, 32, 80, 128]) +
+    ", train_cfg=dict(), test_cfg=dict(mode='whole'))\n")
+TINY_SWIN = (
+    "custom_imports = dict(imports=['geminifusion_mmseg'], "
+    "allow_failed_imports=False)\n"
+    "model = dict(type='MultiModalEncoderDecoder', "
+    "backbone=dict(type='GeminiFusionSwin', arch=dict(embed_dims=32, "
+    "depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 8], window_size=4), "
+    "drop_path_rate=0.1), " + HEAD.format(dims=[32, 64, 128, 256]) +
+    ", train_cfg=dict(), test_cfg=dict(mode='whole'))\n")
+
+
+@pytest.fixture
+def tiny_mit(tmp_path):
+    path = tmp_path / 'tiny_mit.py'
+    path.write_text(TINY_MIT)
+    return str(path)
+
+
+@pytest.fixture
+def tiny_swin(tmp_path):
+    path = tmp_path / 'tiny_swin.py'
+    path.write_text(TINY_SWIN)
+    return str(path)
+
+
+def test_benchmark_end_to_end(tiny_mit, tmp_path):
+    out_json = tmp_path / 'bench.json'
+    cmd = [
+        sys.executable,
+        osp.join(TOOLS, 'benchmark.py'), tiny_mit, '--img-size', '64', '96',
+        '--batch-size', '2', '--repeats', '1', '--warmup', '0',
+        '--memory-steps', '1', '--threads', '1', '--device', 'cpu', '--json',
+        str(out_json)
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for label in mc.KIND_LABELS.values():
+        rows = [ln for ln in out.splitlines() if ln.startswith(f'| {label}')]
+        assert len(rows) == 1, (label, out)
+        cells = [c.strip() for c in rows[0].strip('|').split('|')]
+        assert len(cells) == 7
+        assert all(c != '-' for c in cells[1:6]), rows[0]
+    assert 'training step speed-up (b/a)' in out
+    assert 'training step-time ratio (a/c)' in out
+    assert 'FLOPs ratio (a/c)' in out
+    assert 'GeminiFusion layers alone' in out
+    assert '-> PASSED' in out
+    results = json.loads(out_json.read_text())
+    assert results['sanity']['passed']
+    assert results['sanity']['max_rel_diff'] < 1e-4
+    assert set(results['models']) == {
+        f'{k}/{m}'
+        for k in mc.KINDS for m in ('train', 'infer')
+    }
+    for r in results['models'].values():
+        assert r['median_s'] > 0 and r['peak_mib'] > 0
+    assert results['flops']['fused']['forward'] > \
+        results['flops']['unimodal']['forward'] > 0
+
+
+@pytest.mark.parametrize('channels,tokens,batch,heads', [(32, 7, 2, 8),
+                                                         (64, 5, 1, 4)])
+def test_fusion_layer_flops_match_hand_formula(channels, tokens, batch,
+                                               heads):
+    check = get_flops.check_fusion_layer(channels, tokens, batch, heads)
+    assert check['ok'], check
+    # ours: 8 C^2 multiply-adds per token and modality (+ 2 C^2 for the
+    # noise projections); the literal layer: 9 C^2 + 4 C
+    L, C = batch * tokens, channels
+    assert check['counted'] == 2 * 2 * (8 * L * C * C + 2 * C * C)
+    assert check['literal_counted'] == 2 * 2 * L * (9 * C * C + 4 * C)
+
+
+def test_grouped_conv_backward_flops():
+    """torch's formula counts a depth-wise weight gradient as dense."""
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16)
+    x = torch.randn(2, 16, 10, 12, requires_grad=True)
+    forward = mc.count_flops(lambda: conv(x))
+    assert forward == 2 * 2 * 16 * 10 * 12 * 9
+    assert mc.count_flops(lambda: conv(x).sum().backward()) == 3 * forward
+
+
+def test_get_flops_main(tiny_mit, capsys):
+    assert get_flops.main([tiny_mit, '--shape', '64', '96']) == 0
+    out = capsys.readouterr().out
+    assert '(a) ours, fused' in out and '(c) unimodal RGB-only' in out
+    assert 'fused / unimodal: forward' in out
+    assert '(OK)' in out and 'MISMATCH' not in out
+
+
+@pytest.mark.parametrize('config', ['tiny_mit', 'tiny_swin'])
+def test_literal_counterpart_computes_the_same_function(config, request):
+    cfg = mc.load_config(request.getfixturevalue(config))
+    fused = mc.build('fused', cfg).eval()
+    literal = mc.build('literal', cfg).eval()
+    unimodal = mc.build('unimodal', cfg).eval()
+    x, labels = mc.make_batch(2, (45, 61), 5)
+    with torch.no_grad():
+        ours = fused._branch_logits(x)
+        ref = literal([x[:, :3].contiguous(), x[:, 3:].contiguous()])
+        rgb = unimodal(x[:, :3].contiguous(), mode='tensor')
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert rgb.shape == ours[0].shape
+    # every fused parameter has its literal partner (and back)
+    mapped = {mc.literal_key_to_fused(k) for k in literal.state_dict()}
+    assert mapped == set(fused.state_dict())
+    # (c): the same backbone architecture on 3 channels, mmseg's own class
+    assert type(unimodal.backbone).__name__ in ('MixVisionTransformer',
+                                                'SwinTransformer')
+    assert unimodal.decode_head.in_channels == fused.decode_head.in_channels
+    loss_fn, _ = mc.step_functions('literal', mc.set_train(literal), x,
+                                   labels)
+    assert torch.isfinite(loss_fn())
