@@ -25,6 +25,7 @@ import cv2
 from mmengine.utils import ProgressBar
 
 from geminifusion_mmseg.apis import inference_model, init_model
+from geminifusion_mmseg.datasets.list_maker import scan_folder
 from geminifusion_mmseg.visualization import overlay_with_legend
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff',
@@ -66,19 +67,9 @@ def parse_args():
 def list_images(folder: str) -> Tuple[Dict[str, str], List[str]]:
     """Image files under ``folder`` by relative path without extension;
     also the names that occur twice (e.g. ``a.jpg`` and ``a.png``)."""
-    found: Dict[str, str] = {}
-    duplicates = []
-    for root, _, files in os.walk(folder):
-        for name in sorted(files):
-            stem, ext = osp.splitext(name)
-            if ext.lower() not in IMAGE_EXTENSIONS:
-                continue
-            key = osp.relpath(osp.join(root, stem), folder)
-            if key in found:
-                duplicates.append(key)
-            else:
-                found[key] = osp.join(root, name)
-    return found, sorted(set(duplicates))
+    stems, _ = scan_folder(folder, '', IMAGE_EXTENSIONS)
+    found = {stem: osp.join(folder, paths[0]) for stem, paths in stems.items()}
+    return found, sorted(s for s, paths in stems.items() if len(paths) > 1)
 
 
 def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:

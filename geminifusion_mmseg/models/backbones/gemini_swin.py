@@ -78,6 +78,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from ..layers import GeminiFusion, ModalityLayerNorm
+from ..utils.modal_input import check_modal_input
 from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
                                 pretrained_kwargs)
 
@@ -539,17 +540,10 @@ class GeminiFusionSwin(BaseModule):
         else:
             super().init_weights()
 
-    def split_modalities(self, x: Tensor) -> Tensor:
-        """(B, 3M, H, W) -> modality-stacked (M * B, 3, H, W)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'GeminiFusionSwin expects (B, {self.in_channels}, H, W) '
-                f'inputs ({self.channels_per_modality} channels per '
-                f'modality), got shape {tuple(x.shape)}')
-        return torch.cat(x.split(self.channels_per_modality, dim=1), dim=0)
-
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        x, hw_shape = self.patch_embed(self.split_modalities(x))
+        x = check_modal_input(x, self.in_channels, self.num_modalities,
+                              type(self).__name__)
+        x, hw_shape = self.patch_embed(x)
         MB = x.shape[0]
         outs: List[Tensor] = []
         for i, stage in enumerate(self.layers):
