@@ -4,6 +4,7 @@ count against the hand formula, and the literal/unimodal counterparts.
 No timing assertions: the numbers depend on the machine.
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -146,3 +147,30 @@ def test_literal_counterpart_computes_the_same_function(config, request):
     loss_fn, _ = mc.step_functions('literal', mc.set_train(literal), x,
                                    labels)
     assert torch.isfinite(loss_fn())
+
+
+def test_oracle_found_before_another_tests_package(tmp_path):
+    """mmsegmentation's wheel installs a top-level ``tests`` package; the
+    tools must still import the oracle from this repository's ``tests``
+    even when that one comes first on the path (as with PYTHONPATH)."""
+    decoy = tmp_path / 'site' / 'tests'
+    decoy.mkdir(parents=True)
+    (decoy / '__init__.py').write_text('')
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(tmp_path / 'site'), REPO]))
+    code = ('import model_counterparts, tests.reference.literal_fusion as m; '
+            'print(m.__file__)')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=TOOLS, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith(osp.join(REPO, 'tests'))
+
+
+@pytest.mark.parametrize('extra', [['--device', 'cpu'],
+                                   ['--device', 'cuda', '--precision',
+                                    'bf16']])
+def test_cuda_graphs_option_needs_cuda_fp32(tiny_mit, extra, capsys):
+    import benchmark
+    with pytest.raises(SystemExit):
+        benchmark.parse_args([tiny_mit, '--cuda-graphs'] + extra)
+    assert '--cuda-graphs needs --device cuda' in capsys.readouterr().err

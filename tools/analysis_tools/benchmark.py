@@ -4,9 +4,9 @@
         [--img-size H W] [--device cpu|cuda] [--precision fp32|bf16|fp16]
         [--literal-precision same|fp32|bf16|fp16] [--compile]
         [--repeats N] [--warmup N] [--rounds R] [--memory-steps N]
-        [--threads N] [--no-literal] [--no-unimodal] [--no-fusion-layer]
-        [--no-flops] [--isolation fork|spawn|none] [--cfg-options k=v ...]
-        [--json OUT]
+        [--cuda-graphs] [--threads N] [--no-literal] [--no-unimodal]
+        [--no-fusion-layer] [--no-flops] [--isolation fork|spawn|none]
+        [--cfg-options k=v ...] [--json OUT]
 
 In one run and on the same deterministic inputs it measures
 
@@ -89,6 +89,9 @@ def parse_args(argv=None):
                    'bf16 GPU target compares (a) in bf16 with (b) in fp32.')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the backbone and head of (a) only')
+    p.add_argument('--cuda-graphs', action='store_true',
+                   help='also time our fusion layers replayed from CUDA '
+                   'graphs (fusion-layer comparison only; CUDA, fp32)')
     p.add_argument('--repeats', type=int, default=10)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--memory-steps', type=int, default=2,
@@ -121,6 +124,9 @@ def parse_args(argv=None):
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if args.isolation is None:
         args.isolation = 'fork' if args.device == 'cpu' else 'spawn'
+    if args.cuda_graphs and (args.device != 'cuda' or
+                             args.precision != 'fp32'):
+        p.error('--cuda-graphs needs --device cuda and --precision fp32')
     if args.literal_precision == 'same':
         args.literal_precision = args.precision
     if min(args.repeats, args.rounds, args.memory_steps) < 1 or \
@@ -244,6 +250,19 @@ def _timed(fn, device, warmup: int, repeats: int) -> Tuple[list, list]:
     return times, cpu
 
 
+def _set_tf32(enabled: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def tf32_description() -> str:
+    """PyTorch's TF32 settings, which apply to fp32 on CUDA (matrix
+    products, cuDNN convolutions); the timed steps run with these."""
+    flag = {True: 'TF32', False: 'fp32'}
+    return (f'matmul {flag[torch.backends.cuda.matmul.allow_tf32]}, cuDNN '
+            f'convolutions {flag[torch.backends.cudnn.allow_tf32]}')
+
+
 def _autocast(device: torch.device, precision: str):
     dtype = PRECISIONS[precision]
     if dtype is None:
@@ -336,8 +355,20 @@ def measure_model(spec: dict) -> dict:
 
 
 def sanity_check(spec: dict) -> dict:
-    """(a) and (b) logits on the benchmark inputs, eval mode, fp32."""
+    """(a) and (b) logits on the benchmark inputs, eval mode, fp32 (on CUDA
+    with TF32 off, so that both compute in full fp32)."""
     cfg, device = _setup(spec)
+    tf32 = (torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32)
+    _set_tf32(False)
+    try:
+        return _compare_logits(spec, cfg, device)
+    finally:  # restore (with --isolation none later steps share them)
+        torch.backends.cuda.matmul.allow_tf32 = tf32[0]
+        torch.backends.cudnn.allow_tf32 = tf32[1]
+
+
+def _compare_logits(spec, cfg, device) -> dict:
     inputs, _ = _batch(spec, cfg, device)
     fused = mc.build('fused', cfg).to(device).eval()
     literal = mc.build('literal', cfg).to(device).eval()
@@ -358,8 +389,9 @@ def sanity_check(spec: dict) -> dict:
 
 def fusion_layer_benchmark(spec: dict) -> dict:
     """Every GeminiFusion layer of (a) on the token shapes of this input,
-    ours vs ``LiteralGeminiFusion`` with the same weights; forward+backward
-    and forward-only, summed over all layers."""
+    ours (``torch.compile``-d with ``--compile``) vs ``LiteralGeminiFusion``
+    with the same weights; forward+backward and forward-only, summed over
+    all layers."""
     from tests.reference.literal_fusion import LiteralGeminiFusion
     from geminifusion_mmseg.models.layers import GeminiFusion
 
@@ -391,10 +423,12 @@ def fusion_layer_benchmark(spec: dict) -> dict:
         grad = torch.randn(shape, generator=g).to(device)
         B = shape[0] // 2
         entry = dict(shape=list(shape), count=count)
+        # --compile: ours compiled here too (as in the full model)
+        ours_fn = torch.compile(ours) if spec['compile'] else ours
         for name, prec in (('ours', spec['precision']),
                            ('literal', spec['literal_precision'])):
             if name == 'ours':
-                def forward(t, _m=ours):
+                def forward(t, _m=ours_fn):
                     return _m(t)
             else:
                 def forward(t, _m=literal):
@@ -415,11 +449,44 @@ def fusion_layer_benchmark(spec: dict) -> dict:
                     _timed(fn, device, spec['warmup'], spec['repeats'])[0])
                 entry[f'{name}_{mode}_s'] = t
                 totals[(name, mode)] += count * t
+        if spec['cuda_graphs']:
+            for mode, fn in _graphed_steps(ours, x, grad).items():
+                t = statistics.median(
+                    _timed(fn, device, spec['warmup'], spec['repeats'])[0])
+                entry[f'graphed_{mode}_s'] = t
+                totals[('graphed', mode)] = totals.get(
+                    ('graphed', mode), 0.) + count * t
         per_shape.append(entry)
     return dict(
         layers=sum(e['count'] for e in per_shape),
         per_shape=per_shape,
         **{f'{n}_{m}_s': v for (n, m), v in totals.items()})
+
+
+def _graphed_steps(module: torch.nn.Module, x: torch.Tensor,
+                   grad: torch.Tensor) -> dict:
+    """``module``'s forward+backward and forward (no_grad) on ``x``, each
+    captured once in a CUDA graph and replayed (fp32, CUDA only): the
+    time without per-operator launch overhead."""
+    static_x = x.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.no_grad():
+        for _ in range(3):  # warm-up outside the capture
+            module(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        module(static_x)
+    # after the capture above: this replaces ``module.forward``
+    train_step = torch.cuda.make_graphed_callables(
+        module, (x.clone().requires_grad_(), ))
+    x_train = x.clone().requires_grad_()
+
+    def train():
+        train_step(x_train).backward(grad)
+
+    return dict(train=train, infer=graph.replay)
 
 
 def flops(spec: dict) -> dict:
@@ -518,6 +585,8 @@ def report(args, results: dict) -> str:
         f'{args.img_size[1]}; precision (a)/(c) {args.precision}, (b) '
         f'{args.literal_precision}' + ('; (a) torch.compile' if args.compile
                                        else ''))
+    if args.device == 'cuda':
+        add(f'- fp32 on CUDA: {results["tf32"]}')
     add(f'- timing: median of {args.repeats} steps after {args.warmup} '
         f'warm-up, median over {args.rounds} round(s); isolation '
         f'{args.isolation}')
@@ -601,7 +670,8 @@ def report(args, results: dict) -> str:
     fl = results.get('fusion_layer')
     if fl:
         add(f'GeminiFusion layers alone ({fl["layers"]} layers, token shapes '
-            f'of this input; ours {args.precision}, literal '
+            f'of this input; ours {args.precision}'
+            f'{" compiled" if args.compile else ""}, literal '
             f'{args.literal_precision}):')
         add(f'- forward+backward: ours {fl["ours_train_s"] * 1e3:.1f} ms, '
             f'literal {fl["literal_train_s"] * 1e3:.1f} ms, speed-up '
@@ -609,6 +679,13 @@ def report(args, results: dict) -> str:
         add(f'- forward: ours {fl["ours_infer_s"] * 1e3:.1f} ms, literal '
             f'{fl["literal_infer_s"] * 1e3:.1f} ms, speed-up '
             f'{fl["literal_infer_s"] / fl["ours_infer_s"]:.2f}x')
+        if 'graphed_train_s' in fl:
+            for mode, what in (('train', 'forward+backward'),
+                               ('infer', 'forward')):
+                t = fl[f'graphed_{mode}_s']
+                add(f'- {what}, ours replayed from CUDA graphs: '
+                    f'{t * 1e3:.1f} ms, speed-up over the literal '
+                    f'{fl[f"literal_{mode}_s"] / t:.2f}x')
         add('')
     s = results.get('sanity')
     if s:
@@ -634,6 +711,7 @@ def main(argv=None):
         precision=args.precision,
         literal_precision=args.literal_precision,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         repeats=args.repeats,
         warmup=args.warmup,
         memory_steps=args.memory_steps,
@@ -646,6 +724,7 @@ def main(argv=None):
     if not args.no_unimodal:
         kinds.append('unimodal')
     load_start = os.getloadavg()[0]
+    tf32 = tf32_description()
     # CPU: timing and memory in separate processes (the memory set-up
     # slows allocation down); CUDA: both in one.
     phases = ['time', 'memory'] if args.device == 'cpu' else ['both']
@@ -677,6 +756,7 @@ def main(argv=None):
         date=datetime.datetime.now().isoformat(timespec='seconds'),
         device=device_description(args.device),
         threads=models[('fused', 'train')]['threads'],
+        tf32=tf32,
         command=' '.join(['python'] + [osp.relpath(sys.argv[0])] +
                          sys.argv[1:]),
         models=models)

@@ -25,7 +25,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..layers import GeminiFusion, ModalityLayerNorm
+from ..layers import GeminiFusion, ModalityLayerNorm, gelu_linear
 from ..utils import check_modal_input
 from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
                                 pretrained_kwargs)
@@ -135,7 +135,9 @@ class DepthwiseConv(nn.Module):
 
 
 class MixFFN(nn.Module):
-    """fc1 -> 3x3 depth-wise conv -> GELU -> fc2 (all shared).
+    """fc1 -> 3x3 depth-wise conv -> GELU -> fc2 (all shared); the GELU
+    output is recomputed in the backward pass rather than stored
+    (:func:`gelu_linear`).
 
     Shape: (M*B, N, C) -> (M*B, N, C).
     """
@@ -144,11 +146,10 @@ class MixFFN(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
         self.dwconv = DepthwiseConv(hidden_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
-        return self.fc2(self.act(self.dwconv(self.fc1(x), hw)))
+        return gelu_linear(self.dwconv(self.fc1(x), hw), self.fc2)
 
 
 class GeminiFusionMiTBlock(nn.Module):

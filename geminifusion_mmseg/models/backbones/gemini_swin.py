@@ -77,7 +77,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..layers import GeminiFusion, ModalityLayerNorm
+from ..layers import GeminiFusion, ModalityLayerNorm, gelu_linear
 from ..utils.modal_input import check_modal_input
 from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
                                 pretrained_kwargs)
@@ -203,16 +203,19 @@ class WindowMSA(nn.Module):
 
 
 class SwinMLP(nn.Module):
-    """fc1 -> GELU -> fc2 (names as the released ``mlp.fc1`` / ``mlp.fc2``)."""
+    """fc1 -> GELU -> fc2 (names as the released ``mlp.fc1`` / ``mlp.fc2``);
+    the GELU output is recomputed in the backward pass (:func:`gelu_linear`).
+
+    Shape: (..., C) -> (..., C).
+    """
 
     def __init__(self, embed_dims: int, hidden_dims: int):
         super().__init__()
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return gelu_linear(self.fc1(x), self.fc2)
 
 
 class GeminiSwinBlock(nn.Module):

@@ -5,6 +5,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from .gelu_linear import gelu_linear
 
 
 class RelationJudgerMLP(nn.Module):
@@ -17,11 +18,10 @@ class RelationJudgerMLP(nn.Module):
     def __init__(self, embed_dims: int):
         super().__init__()
         self.fc1 = nn.Linear(2 * embed_dims, embed_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return gelu_linear(self.fc1(x), self.fc2)
 
 
 class CrossModalAttentionWeights(nn.Module):
@@ -142,8 +142,9 @@ class GeminiFusion(nn.Module):
         Per head the two-key softmax is ``a = sigmoid(s2 - s1)``, the score
         difference ``<q, k2 - k1>`` (the key bias cancels), and the output
         ``v1 + a * (v2 - v1)``. No (M, L, 2C) concatenation, no stacks of
-        keys or values: about 9 (M, L, C) tensors are kept for the
-        backward pass (13 for the straightforward vectorised form), at the
+        keys or values: about 8 (M, L, C) tensors are kept for the
+        backward pass (13 for the straightforward vectorised form; the
+        judger's GELU output is recomputed, :func:`gelu_linear`), at the
         same speed.
 
         Args:
@@ -180,7 +181,7 @@ class GeminiFusion(nn.Module):
         hidden = torch.addmm(judger.fc1.bias, tokens, j_own).view(M, L, C)
         hidden = hidden + (tokens @ j_other).view(M, L, C).flip(0)
         r = torch.softmax(
-            judger.fc2(judger.act(hidden)), dim=-1)  # (M, L, C)
+            gelu_linear(hidden, judger.fc2), dim=-1)  # (M, L, C)
 
         # key difference Wk (x * r - x - k_noise); score s2 - s1 per head
         k_diff = torch.baddbmm(-torch.bmm(k_noise, w_k),
