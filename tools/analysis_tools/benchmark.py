@@ -45,6 +45,7 @@ ratio). ``--compile`` applies ``torch.compile`` to (a) only (its backbone
 and head); ``--precision`` uses ``torch.autocast``. See docs/benchmarks.md.
 """
 import argparse
+import collections
 import contextlib
 import ctypes
 import datetime
@@ -250,9 +251,20 @@ def _timed(fn, device, warmup: int, repeats: int) -> Tuple[list, list]:
     return times, cpu
 
 
-def _set_tf32(enabled: bool) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
+@contextlib.contextmanager
+def _tf32_off():
+    """Full fp32 on CUDA inside (matmul and cuDNN TF32 off), the previous
+    settings restored after (with --isolation none later steps share
+    them)."""
+    saved = (torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved
 
 
 def tf32_description() -> str:
@@ -358,21 +370,10 @@ def sanity_check(spec: dict) -> dict:
     """(a) and (b) logits on the benchmark inputs, eval mode, fp32 (on CUDA
     with TF32 off, so that both compute in full fp32)."""
     cfg, device = _setup(spec)
-    tf32 = (torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32)
-    _set_tf32(False)
-    try:
-        return _compare_logits(spec, cfg, device)
-    finally:  # restore (with --isolation none later steps share them)
-        torch.backends.cuda.matmul.allow_tf32 = tf32[0]
-        torch.backends.cudnn.allow_tf32 = tf32[1]
-
-
-def _compare_logits(spec, cfg, device) -> dict:
     inputs, _ = _batch(spec, cfg, device)
     fused = mc.build('fused', cfg).to(device).eval()
     literal = mc.build('literal', cfg).to(device).eval()
-    with torch.no_grad():
+    with torch.no_grad(), _tf32_off():
         ours = fused._branch_logits(inputs)
         ref = literal([inputs[:, :3].contiguous(), inputs[:, 3:].contiguous()])
     branches = list(fused.branch_names)
@@ -412,9 +413,15 @@ def fusion_layer_benchmark(spec: dict) -> dict:
         h.remove()
 
     g = torch.Generator().manual_seed(spec['seed'])
-    totals = {('ours', 'train'): 0., ('ours', 'infer'): 0.,
-              ('literal', 'train'): 0., ('literal', 'infer'): 0.}
+    totals = collections.defaultdict(float)  # (name, mode) -> seconds
     per_shape = []
+
+    def record(entry, name, mode, fn):
+        t = statistics.median(
+            _timed(fn, device, spec['warmup'], spec['repeats'])[0])
+        entry[f'{name}_{mode}_s'] = t
+        totals[(name, mode)] += entry['count'] * t
+
     for (shape, heads), (ours, count) in shapes.items():
         ours = ours.train()
         literal = LiteralGeminiFusion(shape[-1], heads).to(device)
@@ -444,18 +451,11 @@ def fusion_layer_benchmark(spec: dict) -> dict:
                 with torch.no_grad(), _autocast(device, prec):
                     forward(x)
 
-            for mode, fn in (('train', train_fn), ('infer', infer_fn)):
-                t = statistics.median(
-                    _timed(fn, device, spec['warmup'], spec['repeats'])[0])
-                entry[f'{name}_{mode}_s'] = t
-                totals[(name, mode)] += count * t
+            record(entry, name, 'train', train_fn)
+            record(entry, name, 'infer', infer_fn)
         if spec['cuda_graphs']:
             for mode, fn in _graphed_steps(ours, x, grad).items():
-                t = statistics.median(
-                    _timed(fn, device, spec['warmup'], spec['repeats'])[0])
-                entry[f'graphed_{mode}_s'] = t
-                totals[('graphed', mode)] = totals.get(
-                    ('graphed', mode), 0.) + count * t
+                record(entry, 'graphed', mode, fn)
         per_shape.append(entry)
     return dict(
         layers=sum(e['count'] for e in per_shape),
