@@ -118,27 +118,49 @@ def test_resize_short_side_identity_for_nyudv2():
     assert out['ori_shape'] == out['img_shape'] == (480, 640)
 
 
-def test_resize_short_side_matches_release_two_step():
-    results = _sample(427, 561)
+@pytest.mark.parametrize('shape, mid, final', [
+    ((427, 561), (480, 631), (480, 640)),  # upscaled (SUN RGB-D-like)
+    ((530, 730), (480, 661), (480, 672)),  # DOWNscaled: short side > 480
+])
+def test_resize_short_side_matches_release_two_step(shape, mid, final):
+    """The release's ``Resize`` on float tensors: torchvision's tensor
+    resize = F.interpolate (bilinear, align_corners False, no antialias)
+    for the image and nearest for the label, in two steps."""
+    results = _sample(*shape)
     img = torch.from_numpy(results['img'].copy()).permute(2, 0, 1)[None]
     seg = torch.from_numpy(results['gt_seg_map'].astype(np.int64))[None, None]
     out = ResizeShortSideToMultiple(short_side=480, size_divisor=32)(results)
-    assert out['img'].shape == (480, 640, 6)
-    assert out['gt_seg_map'].shape == (480, 640)
-    assert out['ori_shape'] == out['img_shape'] == (480, 640)
+    assert out['img'].shape == final + (6, )
+    assert out['gt_seg_map'].shape == final
+    assert out['ori_shape'] == out['img_shape'] == final
     assert out['gt_seg_map'].dtype == np.uint8
-    # the release: torch resize to (480, 631), then to (480, 640)
     ref_seg, ref_img = seg.float(), img
-    for size in ((480, 631), (480, 640)):
+    for size in (mid, final):
         ref_seg = F.interpolate(ref_seg, size=size, mode='nearest')
         ref_img = F.interpolate(
-            ref_img, size=size, mode='bilinear', align_corners=False)
+            ref_img, size=size, mode='bilinear', align_corners=False,
+            antialias=False)
     assert np.array_equal(out['gt_seg_map'], ref_seg[0, 0].numpy())
-    ref_img = ref_img[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(
-        out['img'][..., :3], ref_img[..., :3], atol=0.05)
-    np.testing.assert_allclose(
-        out['img'][..., 3:], ref_img[..., 3:], rtol=1e-3, atol=2.)
+    assert np.array_equal(out['img'], ref_img[0].permute(1, 2, 0).numpy())
+
+
+def test_downscale_is_not_antialiased():
+    """A 1-pixel checkerboard downscaled 3x: sampling (the release) picks
+    single input pixels (0 or 255); antialiasing would average 3x3 blocks
+    into greys."""
+    board = (np.indices((1440, 1920)).sum(0) % 2 * 255).astype(np.float32)
+    results = dict(
+        img=np.repeat(board[..., None], 6, axis=2),
+        img_shape=board.shape,
+        ori_shape=board.shape,
+        seg_fields=[])
+    out = ResizeShortSideToMultiple(short_side=480)(results)['img']
+    assert out.shape == (480, 640, 6)
+    assert set(np.unique(out)) == {0., 255.}
+    antialiased = F.interpolate(
+        torch.from_numpy(board)[None, None], size=(480, 640),
+        mode='bilinear', align_corners=False, antialias=True)
+    assert not np.array_equal(out[..., 0], antialiased[0, 0].numpy())
 
 
 def test_nearest_resize_matches_torch_on_odd_sizes():

@@ -110,6 +110,9 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 model = dict(
+    # the published test protocol: logits upsampled bicubically (as the
+    # release's cv2 INTER_CUBIC) before the argmax; see docs/evaluation.md
+    test_cfg=dict(mode='whole', resize_mode='bicubic'),
     backbone=dict(
         arch='b3',
         drop_path_rate=0.4,

@@ -7,6 +7,9 @@ _base_ = [
     '../_base_/schedules/schedule_staged_3x100e.py'
 ]
 model = dict(
+    # the published test protocol: logits upsampled bicubically (as the
+    # release's cv2 INTER_CUBIC) before the argmax; see docs/evaluation.md
+    test_cfg=dict(mode='whole', resize_mode='bicubic'),
     backbone=dict(
         arch='b3',
         drop_path_rate=0.4,

@@ -10,7 +10,13 @@ train_pipeline = [
     dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
     dict(type='LoadRGBDAnnotations'),
     # the release's order: colour jitter, flip, blur, then rescale and crop
-    dict(type='RGBColorJitter', prob=0.2),
+    # As released, which ALSO blanks RGB: the release jitters a float image
+    # in 0..255 with torchvision, which clips float images to [0, 1], so the
+    # 20% of samples it jitters reach the network with RGB nearly black (an
+    # accidental RGB dropout, p=0.2, that the published numbers were trained
+    # with). For the intended colour jitter instead, drop clip_range
+    # (default (0, 255)). See docs/dataset_prepare.md.
+    dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 1.)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
     # short side = crop_h * U(0.5, 2), long side <= 4 * crop_w * ratio

@@ -1,12 +1,43 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """The evaluation resize of the GeminiFusion protocol."""
 import math
 from typing import Tuple
 
-import mmcv
 import numpy as np
+import torch
+import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
+
+IMAGE_INTERPOLATIONS = ('bilinear', 'bicubic', 'nearest')
+
+
+def tensor_resize(img: np.ndarray, size: Tuple[int, int],
+                  interpolation: str = 'bilinear') -> np.ndarray:
+    """Resize an image like torchvision's ``resize`` of a float tensor.
+
+    ``torch.nn.functional.interpolate`` in float32 with
+    ``align_corners=False`` and no antialiasing -- what the GeminiFusion
+    release's ``Resize`` does to its float (0..255) image tensors with the
+    torchvision of its time (tensor antialiasing was off by default before
+    torchvision 0.17). Unlike OpenCV, downscaling here samples the input
+    (no area averaging) and nothing is rounded to the input's integer
+    dtype in between.
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C), any numeric dtype.
+        size (tuple[int, int]): Output (h, w).
+        interpolation (str): 'bilinear', 'bicubic' or 'nearest'.
+
+    Returns:
+        np.ndarray: float32 (h, w) or (h, w, C).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    align = None if interpolation == 'nearest' else False
+    y = F.interpolate(
+        x, size=tuple(size), mode=interpolation, align_corners=align)[0]
+    y = y[0] if img.ndim == 2 else y.permute(1, 2, 0)
+    return y.contiguous().numpy()
 
 
 def nearest_resize(seg: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -43,7 +74,11 @@ class ResizeShortSideToMultiple(BaseTransform):
     The image is resized so that its SHORT side is ``short_side`` (aspect
     kept, sizes rounded with Python's ``round``), then each side is
     stretched up to the next multiple of ``size_divisor``, in two steps as
-    the release does (bilinear for the image, nearest for label maps). The
+    the release does: the image (float, every channel) by
+    :func:`tensor_resize` (torch bilinear without antialiasing, like the
+    release's torchvision tensor resize: SUN RGB-D images, whose short
+    side is above 480, are DOWNscaled that way), label maps by
+    :func:`nearest_resize`. The
     label is resized the same way and ``ori_shape`` is set to the new size,
     so that mmseg resizes the logits to this size and the metric is
     computed there, as in the release. For NYUDv2 (480x640) with the
@@ -74,8 +109,8 @@ class ResizeShortSideToMultiple(BaseTransform):
         short_side (int): Target short side. Defaults to 480.
         size_divisor (int): Sides are stretched up to a multiple of it.
             Defaults to 32.
-        interpolation (str): Interpolation of the image (mmcv names).
-            Defaults to 'bilinear'.
+        interpolation (str): Interpolation of the image: 'bilinear',
+            'bicubic' or 'nearest'. Defaults to 'bilinear'.
         update_ori_shape (bool): Whether to set ``ori_shape`` to the new
             size (score at this size). Defaults to True.
     """
@@ -88,6 +123,9 @@ class ResizeShortSideToMultiple(BaseTransform):
         if short_side <= 0 or size_divisor <= 0:
             raise ValueError('short_side and size_divisor must be positive, '
                              f'got {short_side}, {size_divisor}.')
+        if interpolation not in IMAGE_INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of '
+                             f'{IMAGE_INTERPOLATIONS}, got {interpolation!r}.')
         self.short_side = int(short_side)
         self.size_divisor = int(size_divisor)
         self.interpolation = interpolation
@@ -107,8 +145,7 @@ class ResizeShortSideToMultiple(BaseTransform):
                                                       int]) -> np.ndarray:
         if img.shape[:2] == tuple(size):
             return img
-        return mmcv.imresize(
-            img, (size[1], size[0]), interpolation=self.interpolation)
+        return tensor_resize(img, size, self.interpolation)
 
     def transform(self, results: dict) -> dict:
         """Resize the image and the label maps.

@@ -15,6 +15,8 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
+RESIZE_MODES = ('bilinear', 'bicubic')
+
 
 @MODELS.register_module()
 class MultiModalEncoderDecoder(EncoderDecoder):
@@ -29,10 +31,23 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     is the ensemble; ``predict`` also attaches each modality's own
     prediction as ``pred_sem_seg_<name>`` so metrics can score the branches.
 
+    Test-time logits resize (``test_cfg.resize_mode``): every resize of
+    logits at test time -- from the head's 1/4 resolution to the input
+    size (whole image, and each window in slide mode), and from there to
+    ``ori_shape`` in :meth:`postprocess_result` (so each ``--tta`` view
+    too) -- uses this mode. ``'bilinear'`` (the default) is mmseg's;
+    ``'bicubic'`` is the published GeminiFusion protocol: the release
+    upsamples each output's logits with OpenCV ``INTER_CUBIC`` before the
+    argmax, which ``F.interpolate(mode='bicubic', align_corners=False)``
+    reproduces (same kernel, a = -0.75, and border replication; equal to
+    about 1e-6 relative). Training losses always use the decode head's
+    bilinear resize, as released.
+
     Args:
         backbone, decode_head, train_cfg, test_cfg, data_preprocessor,
             init_cfg: as :class:`mmseg.models.EncoderDecoder`
-            (``test_cfg.mode`` 'whole' or 'slide').
+            (``test_cfg.mode`` 'whole' or 'slide'; ``test_cfg.resize_mode``
+            'bilinear' or 'bicubic', see above).
         pretrained (str, optional): mmseg's legacy argument (set to None by
             ``mmseg.apis.init_model``); a path becomes the backbone's
             ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
@@ -97,6 +112,12 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             torch.ones(num_modalities), requires_grad=learn_alpha)
         self.norm_eval = norm_eval
         self.branch_predictions = branch_predictions
+        self.resize_mode = self.test_cfg.get('resize_mode', 'bilinear') \
+            if self.test_cfg is not None else 'bilinear'
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(
+                f'MultiModalEncoderDecoder: test_cfg.resize_mode must be one '
+                f'of {RESIZE_MODES}, got {self.resize_mode!r}')
 
     @property
     def branch_names(self) -> List[str]:
@@ -143,12 +164,67 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         """
         logits = torch.stack(self._branch_logits(inputs), dim=1)
         B, R, K, h, w = logits.shape
-        logits = resize(
-            logits.view(B, R * K, h, w),
-            size=batch_img_metas[0]['img_shape'],
-            mode='bilinear',
-            align_corners=self.align_corners)
+        logits = self._resize_logits(
+            logits.view(B, R * K, h, w), batch_img_metas[0]['img_shape'])
         return logits.view(B, R, K, *logits.shape[2:])
+
+    def _resize_logits(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+        """Test-time resize of (B, C, h, w) logits to ``size`` (H, W) with
+        ``test_cfg.resize_mode``; the identity when the size is equal."""
+        if tuple(logits.shape[-2:]) == tuple(size):
+            return logits
+        return resize(
+            logits,
+            size=tuple(size),
+            mode=self.resize_mode,
+            align_corners=self.align_corners,
+            warning=False)
+
+    def postprocess_result(self,
+                           seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """mmseg's ``postprocess_result`` with ``test_cfg.resize_mode``.
+
+        Per image: remove the padding (``padding_size`` /
+        ``img_padding_size``), undo a test-time flip, resize the logits to
+        ``ori_shape`` and take the argmax.
+
+        Args:
+            seg_logits (Tensor): (B, K, H, W) logits at the input size.
+            data_samples (list[SegDataSample], optional): Their metainfo
+                gives padding, flip and ``ori_shape``. None: the logits are
+                taken as they are.
+
+        Returns:
+            list[SegDataSample]: ``seg_logits`` (K, h0, w0) and
+            ``pred_sem_seg`` (1, h0, w0) at ``ori_shape`` (a 1-channel head:
+            sigmoid and ``decode_head.threshold``, as mmseg).
+        """
+        if data_samples is None:
+            return super().postprocess_result(seg_logits, None)
+        H, W = seg_logits.shape[-2:]
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            left, right, top, bottom = meta.get(
+                'img_padding_size', meta.get('padding_size', [0] * 4))
+            logits = seg_logits[i:i + 1, :, top:H - bottom, left:W - right]
+            if meta.get('flip', None):
+                direction = meta.get('flip_direction', None)
+                if direction not in ('horizontal', 'vertical'):
+                    raise ValueError(f'unknown flip_direction {direction!r}')
+                logits = logits.flip(
+                    dims=(3, ) if direction == 'horizontal' else (2, ))
+            logits = self._resize_logits(logits, meta['ori_shape'])[0]
+            if logits.shape[0] > 1:
+                pred = logits.argmax(0, keepdim=True)
+            else:  # a 1-channel (sigmoid) head, as mmseg
+                logits = logits.sigmoid()
+                pred = (logits > self.decode_head.threshold).to(logits)
+            sample.set_data({
+                'seg_logits': PixelData(data=logits),
+                'pred_sem_seg': PixelData(data=pred)
+            })
+        return data_samples
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
