@@ -93,7 +93,7 @@ def test_resume_repairs_an_empty_last_checkpoint(tmp_path):
     assert len(history.data[0]) == 6  # 4 resumed + 2 new: not from scratch
     log = ''.join(
         open(p).read() for p in glob.glob(str(tmp_path / '*' / '*.log')))
-    assert 'last_checkpoint was empty' in log
+    assert 'last_checkpoint was empty (a save was interrupted)' in log
     assert f'newest complete checkpoint, {tmp_path}/iter_4.pth' in log
 
 
@@ -104,6 +104,9 @@ def test_resume_repairs_a_last_checkpoint_naming_a_missing_file(tmp_path):
     runner.train()
     assert runner.iter == 6
     assert len(runner.message_hub.get_scalar('train/loss').data[0]) == 6
+    log = ''.join(
+        open(p).read() for p in glob.glob(str(tmp_path / '*' / '*.log')))
+    assert f'named the missing file {tmp_path}/iter_6.pth' in log
 
 
 def test_version_guard_names_the_version_and_what_to_check():

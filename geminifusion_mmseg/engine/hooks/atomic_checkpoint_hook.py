@@ -29,7 +29,7 @@ import tempfile
 from typing import List, Optional, Tuple, Union
 
 import mmengine
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.utils import digit_version
@@ -292,11 +292,16 @@ class AtomicCheckpointHook(CheckpointHook):
             runner: The runner (``runner.cfg``, ``runner.work_dir``).
         """
         super().before_run(runner)
-        if not (self._atomic and is_main_process()):
-            return
         cfg = runner.cfg
-        if not cfg.get('resume', False) or cfg.get('load_from', None):
+        if not self._atomic or not cfg.get('resume', False) or cfg.get(
+                'load_from', None):
             return
+        if is_main_process():
+            self._repair_last_checkpoint(runner)
+        barrier()  # other processes read last_checkpoint after this
+
+    def _repair_last_checkpoint(self, runner) -> None:
+        """Rewrite a broken ``work_dir/last_checkpoint`` (see before_run)."""
         save_file = osp.join(runner.work_dir, 'last_checkpoint')
         if not osp.isfile(save_file):
             return
@@ -308,10 +313,11 @@ class AtomicCheckpointHook(CheckpointHook):
         if newest is None:
             return
         atomic_write_bytes(newest.encode('utf-8'), save_file)
+        state = 'was empty' if not named else \
+            f'named the missing file {named}'
         runner.logger.warning(
-            f'{save_file} was {"empty" if not named else repr(named)} '
-            '(missing file: a save was interrupted); it now names the '
-            f'newest complete checkpoint, {newest}, which is resumed.')
+            f'{save_file} {state} (a save was interrupted); it now names '
+            f'the newest complete checkpoint, {newest}, which is resumed.')
 
     def before_train(self, runner) -> None:
         """mmengine's set-up, checked, then deferred deletions done."""
