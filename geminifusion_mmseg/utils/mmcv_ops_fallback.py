@@ -185,8 +185,9 @@ def _make_module_getattr(known: Optional[FrozenSet[str]]) -> Callable:
     """
 
     def __getattr__(name: str):
-        if known is None and not name.startswith('__') or (
-                known is not None and name in known):
+        needs_ext = (not name.startswith('__')) if known is None else (
+            name in known)
+        if needs_ext:
             raise ModuleNotFoundError(
                 f"No module named 'mmcv._ext': mmcv.ops.{name} needs the "
                 'compiled mmcv ops, but only mmcv-lite is installed '
