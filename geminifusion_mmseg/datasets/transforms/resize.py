@@ -113,13 +113,25 @@ class ResizeShortSideToMultiple(BaseTransform):
             'bicubic' or 'nearest'. Defaults to 'bilinear'.
         update_ori_shape (bool): Whether to set ``ori_shape`` to the new
             size (score at this size). Defaults to True.
+        round_result (bool): Whether to round the image to integers after
+            each of the two resize steps (half to even), as torchvision
+            does when it resizes an INTEGER tensor (cast to float32,
+            interpolate, round, cast back): the DeLiVER / MFNet code line
+            resizes the uint8 tensors of ``torchvision.io.read_image``.
+            For images loaded from 8- or 16-bit files (integer values);
+            bilinear and nearest stay inside the input's range, so the
+            rounding alone is the cast back; with 'bicubic' the values are
+            also clipped to 0..255 as torchvision does for uint8.
+            Defaults to False (float images, as the NYUDv2 / SUN RGB-D
+            release).
     """
 
     def __init__(self,
                  short_side: int = 480,
                  size_divisor: int = 32,
                  interpolation: str = 'bilinear',
-                 update_ori_shape: bool = True) -> None:
+                 update_ori_shape: bool = True,
+                 round_result: bool = False) -> None:
         if short_side <= 0 or size_divisor <= 0:
             raise ValueError('short_side and size_divisor must be positive, '
                              f'got {short_side}, {size_divisor}.')
@@ -130,6 +142,7 @@ class ResizeShortSideToMultiple(BaseTransform):
         self.size_divisor = int(size_divisor)
         self.interpolation = interpolation
         self.update_ori_shape = update_ori_shape
+        self.round_result = bool(round_result)
 
     def target_sizes(self, h: int,
                      w: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -145,7 +158,12 @@ class ResizeShortSideToMultiple(BaseTransform):
                                                       int]) -> np.ndarray:
         if img.shape[:2] == tuple(size):
             return img
-        return tensor_resize(img, size, self.interpolation)
+        out = tensor_resize(img, size, self.interpolation)
+        if self.round_result:
+            out = np.round(out)
+            if self.interpolation == 'bicubic':
+                out = np.clip(out, 0, 255)
+        return out
 
     def transform(self, results: dict) -> dict:
         """Resize the image and the label maps.
@@ -179,5 +197,8 @@ class ResizeShortSideToMultiple(BaseTransform):
         repr_str += f'(short_side={self.short_side}, '
         repr_str += f'size_divisor={self.size_divisor}, '
         repr_str += f"interpolation='{self.interpolation}', "
-        repr_str += f'update_ori_shape={self.update_ori_shape})'
+        repr_str += f'update_ori_shape={self.update_ori_shape}'
+        if self.round_result:
+            repr_str += ', round_result=True'
+        repr_str += ')'
         return repr_str
