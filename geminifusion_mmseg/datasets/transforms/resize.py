@@ -11,8 +11,10 @@ from mmseg.registry import TRANSFORMS
 IMAGE_INTERPOLATIONS = ('bilinear', 'bicubic', 'nearest')
 
 
-def tensor_resize(img: np.ndarray, size: Tuple[int, int],
-                  interpolation: str = 'bilinear') -> np.ndarray:
+def tensor_resize(img: np.ndarray,
+                  size: Tuple[int, int],
+                  interpolation: str = 'bilinear',
+                  per_modality: bool = False) -> np.ndarray:
     """Resize an image like torchvision's ``resize`` of a float tensor.
 
     ``torch.nn.functional.interpolate`` in float32 with
@@ -27,12 +29,32 @@ def tensor_resize(img: np.ndarray, size: Tuple[int, int],
         img (np.ndarray): (H, W) or (H, W, C), any numeric dtype.
         size (tuple[int, int]): Output (h, w).
         interpolation (str): 'bilinear', 'bicubic' or 'nearest'.
+        per_modality (bool): Whether to interpolate each group of 3
+            channels (one modality) as its own contiguous (1, 3, H, W)
+            tensor, as the reference code resizes each modality's
+            (3, H, W) tensor, instead of all channels at once in a
+            channels-last view. PyTorch's kernels depend on the channel
+            count and memory layout in the last float bit, which matters
+            when the result is rounded to integers (see ``round_result`` of
+            :class:`ResizeShortSideToMultiple`). Needs a multiple of 3
+            channels. Defaults to False.
 
     Returns:
         np.ndarray: float32 (h, w) or (h, w, C).
     """
+    if per_modality and img.ndim == 3 and img.shape[2] > 3:
+        if img.shape[2] % 3:
+            raise ValueError('per_modality needs 3 channels per modality, '
+                             f'got {img.shape[2]} channels.')
+        return np.concatenate([
+            tensor_resize(img[..., c:c + 3], size, interpolation, True)
+            for c in range(0, img.shape[2], 3)
+        ],
+                              axis=2)
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    if per_modality:
+        x = x.contiguous()
     align = None if interpolation == 'nearest' else False
     y = F.interpolate(
         x, size=tuple(size), mode=interpolation, align_corners=align)[0]
@@ -121,7 +143,10 @@ class ResizeShortSideToMultiple(BaseTransform):
             For images loaded from 8- or 16-bit files (integer values);
             bilinear and nearest stay inside the input's range, so the
             rounding alone is the cast back; with 'bicubic' the values are
-            also clipped to 0..255 as torchvision does for uint8.
+            also clipped to 0..255 as torchvision does for uint8. Each
+            modality (3 channels) is then interpolated on its own, as
+            the reference does, so that values at a .5 boundary round the
+            same (:func:`tensor_resize` ``per_modality``).
             Defaults to False (float images, as the NYUDv2 / SUN RGB-D
             release).
     """
@@ -158,7 +183,8 @@ class ResizeShortSideToMultiple(BaseTransform):
                                                       int]) -> np.ndarray:
         if img.shape[:2] == tuple(size):
             return img
-        out = tensor_resize(img, size, self.interpolation)
+        out = tensor_resize(
+            img, size, self.interpolation, per_modality=self.round_result)
         if self.round_result:
             out = np.round(out)
             if self.interpolation == 'bicubic':

@@ -1,0 +1,310 @@
+"""DeLiVER / MFNet data: the K-modality loader and the datasets against a
+literal reimplementation of the reference readers and validation transform
+(tests/reference/literal_deliver.py), on synthetic data in the real layouts.
+"""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+
+from geminifusion_mmseg.datasets import (DELIVER_CASES, DELIVER_CLASSES,
+                                         DELIVER_PALETTE, MFNET_CLASSES,
+                                         MFNET_PALETTE, DeLiVERDataset,
+                                         MFNetDataset, NYUDv2Dataset,
+                                         check_modalities_match,
+                                         modality_mean_std)
+from geminifusion_mmseg.datasets.transforms import (
+    LoadMultiModalAnnotations, LoadMultiModalImageFromFile,
+    LoadRGBDImageFromFile, ResizeShortSideToMultiple)
+from tests.helpers.synthetic_multimodal import make_deliver, make_mfnet
+from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
+from tests.reference import literal_deliver as ref
+
+ALL4 = ('rgb', 'depth', 'event', 'lidar')
+# our modality names -> the reference's sample keys
+REF_KEY = dict(rgb='img', depth='depth', event='event', lidar='lidar',
+               thermal='thermal')
+DELIVER_ENCODINGS = dict(depth='image', event='image', lidar='image')
+
+
+@pytest.fixture(scope='module')
+def deliver_root(tmp_path_factory):
+    return make_deliver(str(tmp_path_factory.mktemp('data') / 'DELIVER'))
+
+
+@pytest.fixture(scope='module')
+def mfnet_root(tmp_path_factory):
+    return make_mfnet(str(tmp_path_factory.mktemp('data') / 'MFNet'))
+
+
+def _val_pipeline(short_side, modalities, encodings=DELIVER_ENCODINGS,
+                  resize_to_rgb=('event', )):
+    return Compose([
+        dict(
+            type='LoadMultiModalImageFromFile',
+            encodings={k: v
+                       for k, v in encodings.items() if k in modalities},
+            resize_to_rgb=resize_to_rgb),
+        dict(type='LoadMultiModalAnnotations'),
+        dict(
+            type='ResizeShortSideToMultiple',
+            short_side=short_side,
+            size_divisor=32,
+            round_result=True),
+    ])
+
+
+def _normalise(img, modalities):
+    mean, std = modality_mean_std(modalities)
+    return (img - np.float32(mean)) / np.float32(std)
+
+
+def _compare(out, raw, inputs, label, modalities):
+    img = out['img']
+    for i, m in enumerate(modalities):
+        expected = raw[REF_KEY[m]].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(img[..., 3 * i:3 * i + 3], expected,
+                                      err_msg=m)
+        np.testing.assert_allclose(
+            _normalise(img, modalities)[..., 3 * i:3 * i + 3],
+            inputs[i].permute(1, 2, 0).numpy(),
+            rtol=0,
+            atol=2e-6,
+            err_msg=m)
+    np.testing.assert_array_equal(out['gt_seg_map'], label.numpy())
+
+
+@pytest.mark.parametrize('split,case', [('val', None), ('test', None),
+                                        ('val', 'night'),
+                                        ('val', 'eventlowres'),
+                                        ('test', 'overexposure'),
+                                        ('val', 'lidarjitter')])
+@pytest.mark.parametrize('modalities', [ALL4, ('rgb', 'lidar', 'depth'),
+                                        ('rgb', 'event')])
+@pytest.mark.parametrize('short_side', [48, 32])
+def test_deliver_matches_reference(deliver_root, split, case, modalities,
+                                   short_side):
+    ds = DeLiVERDataset(
+        data_root=deliver_root,
+        split=split,
+        modalities=modalities,
+        case=case,
+        pipeline=_val_pipeline(short_side, modalities))
+    files = ref.deliver_files(deliver_root, split, case)
+    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))
+            ] == [osp.normpath(f) for f in files]
+    ref_modals = [REF_KEY[m] for m in modalities]
+    for i, f in enumerate(files):
+        out = ds[i]
+        assert out['modalities'] == modalities
+        assert out['img'].shape[2] == 3 * len(modalities)
+        raw, inputs, label = ref.val_item(
+            ref.deliver_sample(f, ref_modals), ref_modals,
+            (short_side, short_side))
+        _compare(out, raw, inputs, label, modalities)
+
+
+def test_deliver_layout_cases_and_metainfo(deliver_root):
+    ds = DeLiVERDataset(data_root=deliver_root, split='val')
+    assert len(ds) == 4
+    assert ds.metainfo['classes'] == DELIVER_CLASSES
+    assert len(DELIVER_CLASSES) == 25 and len(DELIVER_PALETTE) == 25
+    info = ds.get_data_info(0)
+    assert list(info['modality_paths']) == list(ALL4)
+    assert info['modality_paths']['depth'].endswith('_depth_front.png')
+    assert f'{os.sep}hha{os.sep}' in info['modality_paths']['depth']
+    assert info['seg_map_path'].endswith('_semantic_front.png')
+    # a list of cases is the union
+    both = DeLiVERDataset(
+        data_root=deliver_root, split='val', case=['night', 'fog'])
+    assert len(both) == 2
+    # every case name is accepted
+    for case in DELIVER_CASES:
+        try:
+            DeLiVERDataset(data_root=deliver_root, split='val', case=case)
+        except ValueError as e:  # no samples of that case here
+            assert 'no val images of the case' in str(e)
+
+
+def test_deliver_case_rain_on_train(deliver_root):
+    # The reference matches the case anywhere in the path, so 'rain' keeps
+    # every file of 'train/'; here the split folder is not searched.
+    assert len(ref.deliver_files(deliver_root, 'train', 'rain')) == 4
+    ds = DeLiVERDataset(data_root=deliver_root, split='train', case='rain')
+    assert len(ds) == 1
+    assert f'{os.sep}rain{os.sep}' in ds.get_data_info(0)['img_path']
+    # on val/test the two agree
+    assert len(DeLiVERDataset(
+        data_root=deliver_root, split='val', case='rain')) == len(
+            ref.deliver_files(deliver_root, 'val', 'rain'))
+
+
+def test_deliver_errors(deliver_root, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown case 'snow'.*'cloud'.*"
+                       r"'eventlowres'"):
+        DeLiVERDataset(data_root=deliver_root, split='val', case='snow')
+    with pytest.raises(ValueError, match=r"unknown case 'Night'"):
+        DeLiVERDataset(data_root=deliver_root, split='val',
+                       case=['fog', 'Night'])
+    with pytest.raises(ValueError, match='split must be one of'):
+        DeLiVERDataset(data_root=deliver_root, split='training')
+    with pytest.raises(ValueError, match="unknown modality 'thermal'"):
+        DeLiVERDataset(
+            data_root=deliver_root, split='val', modalities=('rgb',
+                                                             'thermal'))
+    with pytest.raises(ValueError, match="first modality must be 'rgb'"):
+        DeLiVERDataset(
+            data_root=deliver_root, split='val', modalities=('depth', 'rgb'))
+    with pytest.raises(FileNotFoundError, match='data_root'):
+        DeLiVERDataset(data_root=str(tmp_path / 'nope'), split='val')
+    # a missing modality file names the modality, the sample and the path
+    root = make_deliver(str(tmp_path / 'D'), splits=('val', ))
+    victim = DeLiVERDataset(
+        data_root=root, split='val').get_data_info(1)['modality_paths']
+    os.remove(victim['event'])
+    with pytest.raises(FileNotFoundError) as e:
+        DeLiVERDataset(data_root=root, split='val')
+    msg = str(e.value)
+    assert 'event file' in msg and victim['event'] in msg
+    assert f"sample {victim['rgb']}" in msg
+    # without the event modality the dataset does not need the file
+    assert len(
+        DeLiVERDataset(
+            data_root=root, split='val',
+            modalities=('rgb', 'depth', 'lidar'))) == 4
+    # ... and at load time (check_files=False) the loader names it too
+    ds = DeLiVERDataset(
+        data_root=root,
+        split='val',
+        check_files=False,
+        pipeline=[
+            dict(type='LoadMultiModalImageFromFile', encodings=dict(
+                depth='image'), resize_to_rgb=('event', ))
+        ])
+    with pytest.raises(FileNotFoundError,
+                       match=r"Modality 'event'.*does not exist"):
+        ds[1]
+
+
+def test_loader_size_and_modality_errors(deliver_root):
+    ds = DeLiVERDataset(data_root=deliver_root, split='val',
+                        case='eventlowres')
+    info = ds.get_data_info(0)
+    # an event map of another size without resize_to_rgb
+    with pytest.raises(ValueError, match=r'event image size .* differs'):
+        LoadMultiModalImageFromFile(encodings=DELIVER_ENCODINGS)(dict(info))
+    # loader modalities that disagree with the dataset's
+    with pytest.raises(ValueError, match=r"modalities=\['rgb', 'depth'\] "
+                       r'but the dataset gives'):
+        LoadMultiModalImageFromFile(modalities=('rgb', 'depth'))(dict(info))
+    # 'raw' refuses a 3-channel encoding with different channels
+    ds = DeLiVERDataset(data_root=deliver_root, split='val', case='night')
+    with pytest.raises(ValueError, match="use depth_encoding='hha'"):
+        LoadMultiModalImageFromFile(
+            encodings=dict(depth='raw'),
+            resize_to_rgb=('event', ))(dict(ds.get_data_info(0)))
+    with pytest.raises(ValueError, match='unknown encoding'):
+        LoadMultiModalImageFromFile(encodings=dict(depth='png'))
+    with pytest.raises(ValueError, match="needs range"):
+        LoadMultiModalImageFromFile(encodings=dict(depth='clip'))
+    with pytest.raises(ValueError, match="encoding 'rgb' is the one"):
+        LoadMultiModalImageFromFile(encodings=dict(event='rgb'))
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+@pytest.mark.parametrize('modalities', [('rgb', 'thermal'), ('rgb', )])
+def test_mfnet_matches_reference(mfnet_root, split, modalities):
+    short_side = 40
+    ds = MFNetDataset(
+        data_root=mfnet_root,
+        split=split,
+        modalities=modalities,
+        pipeline=_val_pipeline(short_side, modalities, {}, ()))
+    names = [n for n in ref.mfnet_names(mfnet_root, split) if n]
+    assert len(ds) == len(names)
+    ref_modals = [REF_KEY[m] for m in modalities]
+    for i, name in enumerate(names):
+        assert ds.get_data_info(i)['img_path'] == osp.join(
+            mfnet_root, 'rgb', name + '.png')
+        out = ds[i]
+        raw, inputs, label = ref.val_item(
+            ref.mfnet_sample(mfnet_root, name, ref_modals), ref_modals,
+            (short_side, short_side))
+        _compare(out, raw, inputs, label, modalities)
+    assert ds.metainfo['classes'] == MFNET_CLASSES
+    assert ds.metainfo['classes'][0] == 'unlabeled'
+    assert len(MFNET_PALETTE) == 9
+
+
+def test_mfnet_errors(tmp_path):
+    root = make_mfnet(str(tmp_path / 'M'))
+    name = ref.mfnet_names(root, 'val')[1]
+    os.remove(osp.join(root, 'ther', name + '.png'))
+    with pytest.raises(FileNotFoundError) as e:
+        MFNetDataset(data_root=root, split='val')
+    msg = str(e.value)
+    assert 'line 2 of' in msg and 'test.txt' in msg
+    assert 'thermal file' in msg and osp.join('ther', name + '.png') in msg
+    assert len(MFNetDataset(data_root=root, split='val',
+                            modalities=('rgb', ))) == 3
+    with pytest.raises(ValueError, match='split must be one of'):
+        MFNetDataset(data_root=root, split='test')
+    with pytest.raises(FileNotFoundError, match='list file'):
+        MFNetDataset(data_root=root, ann_file='nope.txt')
+
+
+def test_check_modalities_match():
+    check_modalities_match(12, ALL4, 'backbone in_channels')
+    with pytest.raises(ValueError) as e:
+        check_modalities_match(6, ALL4, 'backbone in_channels')
+    msg = str(e.value)
+    assert 'backbone in_channels has 6 channels' in msg
+    assert 'need 12' in msg and "'lidar'" in msg
+    mean, std = modality_mean_std(('rgb', 'thermal'))
+    assert mean == [123.675, 116.28, 103.53, 0., 0., 0.]
+    assert std == [58.395, 57.12, 57.375, 255., 255., 255.]
+    with pytest.raises(ValueError, match='data_preprocessor mean has 9'):
+        check_modalities_match(9, ('rgb', 'depth'), 'data_preprocessor mean')
+
+
+def test_multimodal_loader_equals_rgbd_loader(tmp_path):
+    """On an RGB-D sample the K-modality loader is the RGB-D loader."""
+    root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=2, num_test=1)
+    ds = NYUDv2Dataset(data_root=root, ann_file='train.txt')
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        a = LoadRGBDImageFromFile()(dict(info))
+        b = LoadMultiModalImageFromFile()(dict(info))
+        assert b['modalities'] == ('rgb', 'depth')
+        assert a['img'].dtype == b['img'].dtype == np.float32
+        np.testing.assert_array_equal(a['img'], b['img'])
+
+
+def test_multichannel_label_and_channel_option(deliver_root):
+    ds = DeLiVERDataset(data_root=deliver_root, split='val', case='rain')
+    info = ds.get_data_info(0)  # its label file is a 3-channel image
+    seg_r = LoadMultiModalAnnotations()(dict(info, ori_shape=None))
+    seg_b = LoadMultiModalAnnotations(channel=2)(dict(info, ori_shape=None))
+    # blue is 200 everywhere: 200 - 1 = 199 >= 25 -> 255
+    assert (seg_b['gt_seg_map'] == 255).all()
+    assert seg_r['gt_seg_map'].max() < 25 or \
+        (seg_r['gt_seg_map'] == 255).any()
+    assert not (seg_r['gt_seg_map'] == 255).all()
+
+
+def test_resize_round_result_matches_torch_uint8():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 53, 6)).astype(np.float32)
+    t = ResizeShortSideToMultiple(short_side=48, round_result=True)
+    out = t(dict(img=img.copy(), seg_fields=[]))['img']
+    x = torch.from_numpy(img.astype(np.uint8)).permute(2, 0, 1)
+    sample = ref.val_resize(dict(img=x), (48, 48))
+    np.testing.assert_array_equal(out,
+                                  sample['img'].permute(1, 2, 0).numpy())
+    plain = ResizeShortSideToMultiple(short_side=48)(
+        dict(img=img.copy(), seg_fields=[]))['img']
+    assert not np.array_equal(plain, out)
+    assert 'round_result=True' in repr(t)
