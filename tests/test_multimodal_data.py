@@ -308,3 +308,44 @@ def test_resize_round_result_matches_torch_uint8():
         dict(img=img.copy(), seg_fields=[]))['img']
     assert not np.array_equal(plain, out)
     assert 'round_result=True' in repr(t)
+
+
+# ----------------------------------------------------------------------
+# base dataset configs
+# ----------------------------------------------------------------------
+CFG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                   '_base_', 'datasets')
+
+
+@pytest.mark.parametrize('name,modalities', [
+    ('deliver_rgbdel', ALL4),
+    ('deliver_rgbd', ('rgb', 'depth')),
+    ('deliver_rgbe', ('rgb', 'event')),
+    ('deliver_rgbl', ('rgb', 'lidar')),
+    ('mfnet_rgbt', ('rgb', 'thermal')),
+])
+def test_base_dataset_configs(name, modalities, deliver_root, mfnet_root):
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(osp.join(CFG_DIR, name + '.py'))
+    assert tuple(cfg.modalities) == modalities
+    mean, std = modality_mean_std(modalities)
+    assert list(cfg.norm_mean) == mean and list(cfg.norm_std) == std
+    check_modalities_match(len(cfg.norm_mean), cfg.modalities, name)
+    root = mfnet_root if name.startswith('mfnet') else deliver_root
+    for phase in ('train', 'val', 'test'):
+        ds_cfg = cfg[f'{phase}_dataloader'].dataset
+        assert tuple(ds_cfg.modalities) == modalities
+        ds_cfg.data_root = root
+        ds = DATASETS.build(ds_cfg)
+        out = ds[0]
+        inputs = out['inputs']
+        assert inputs.shape[0] == 3 * len(modalities)
+        if phase == 'train':
+            crop = tuple(cfg.crop_size)
+            assert tuple(inputs.shape[1:]) == crop
+            assert out['data_samples'].gt_sem_seg.data.shape[1:] == crop
+        else:
+            assert inputs.shape[1] % 32 == 0 and inputs.shape[2] % 32 == 0
+    jitter = [t for t in cfg.train_pipeline if t.type == 'RGBColorJitter']
+    assert tuple(jitter[0].clip_range) == (0., 255.)  # uint8: no blackout
