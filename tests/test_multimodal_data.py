@@ -349,3 +349,56 @@ def test_base_dataset_configs(name, modalities, deliver_root, mfnet_root):
             assert inputs.shape[1] % 32 == 0 and inputs.shape[2] % 32 == 0
     jitter = [t for t in cfg.train_pipeline if t.type == 'RGBColorJitter']
     assert tuple(jitter[0].clip_range) == (0., 255.)  # uint8: no blackout
+
+
+# ----------------------------------------------------------------------
+# visualisation: one column per modality
+# ----------------------------------------------------------------------
+def test_multimodal_panel_equals_rgbd_panel_for_rgbd():
+    from geminifusion_mmseg.visualization import (make_multimodal_panel,
+                                                  make_rgbd_panel)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (20, 30, 6)).astype(np.float32)
+    img[..., 3:] = rng.integers(0, 5000, (20, 30, 1))
+    seg = rng.integers(0, 3, (20, 30)).astype(np.uint8)
+    palette = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    a = make_rgbd_panel(img[..., :3], img[..., 3:], [('label', seg)],
+                        palette)
+    b = make_multimodal_panel(img, ('rgb', 'depth'), [('label', seg)],
+                              palette)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match='need 12 channels'):
+        make_multimodal_panel(img, ALL4)
+
+
+def test_browse_dataset_tool_deliver(deliver_root, tmp_path, monkeypatch):
+    import runpy
+    import sys
+
+    import cv2
+
+    from geminifusion_mmseg.visualization.rgbd_panel import TITLE_HEIGHT
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = tmp_path / 'browse_cfg.py'
+    cfg.write_text(
+        f"_base_ = [{osp.join(CFG_DIR, 'deliver_rgbdel.py')!r}]\n"
+        "custom_imports = dict(imports=['geminifusion_mmseg'], "
+        'allow_failed_imports=False)\n'
+        "default_scope = 'mmseg'\n"
+        f'val_dataloader = dict(dataset=dict(data_root={deliver_root!r}, '
+        "case='night'))\n")
+    out = tmp_path / 'out'
+    monkeypatch.setattr(sys, 'argv', [
+        'browse_dataset.py',
+        str(cfg), '--output-dir',
+        str(out), '--num', '1', '--phase', 'val'
+    ])
+    runpy.run_path(
+        osp.join(repo, 'tools', 'misc', 'browse_dataset.py'),
+        run_name='__main__')
+    files = sorted(os.listdir(out))
+    assert len(files) == 1
+    canvas = cv2.imread(str(out / files[0]))
+    # the 37x53 sample at short side 1024 -> 1024x1472 (multiples of 32):
+    # rgb | depth | event | lidar | label
+    assert canvas.shape == (1024 + TITLE_HEIGHT, 5 * 1472, 3)
