@@ -402,3 +402,26 @@ def test_browse_dataset_tool_deliver(deliver_root, tmp_path, monkeypatch):
     # the 37x53 sample at short side 1024 -> 1024x1472 (multiples of 32):
     # rgb | depth | event | lidar | label
     assert canvas.shape == (1024 + TITLE_HEIGHT, 5 * 1472, 3)
+
+
+def test_ndarray_loader_and_pillow_backend(deliver_root):
+    from geminifusion_mmseg.datasets.transforms import (
+        LoadMultiModalImageFromNDArray, read_image_unchanged)
+    ds = DeLiVERDataset(data_root=deliver_root, split='val')
+    kwargs = dict(encodings=DELIVER_ENCODINGS, resize_to_rgb=('event', ))
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        ref_out = LoadMultiModalImageFromFile(**kwargs)(dict(info))
+        pil = LoadMultiModalImageFromFile(
+            imdecode_backend='pillow', **kwargs)(dict(info))
+        np.testing.assert_array_equal(pil['img'], ref_out['img'])
+        paths = info['modality_paths']
+        arrays = {
+            m: read_image_unchanged(p)
+            for m, p in paths.items() if m != 'rgb'
+        }
+        out = LoadMultiModalImageFromNDArray(**kwargs)(
+            dict(img=read_image_unchanged(paths['rgb']),
+                 modality_arrays=arrays))
+        assert out['modalities'] == ALL4
+        np.testing.assert_array_equal(out['img'], ref_out['img'])

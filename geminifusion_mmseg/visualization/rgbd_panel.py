@@ -117,7 +117,6 @@ def make_rgbd_panel(rgb: np.ndarray,
     return np.concatenate(tiles, axis=1)
 
 
-
 def make_multimodal_panel(img: np.ndarray,
                           modalities: Sequence[str],
                           label_maps: Sequence[Tuple[str, np.ndarray]] = (),

@@ -102,7 +102,8 @@ def make_deliver(root: str,
                     interpolation=cv2.INTER_NEAREST)
             _write(path('event', 'event'), event.astype(np.uint8))
             if k == 2:  # a colour label file: class id in the red channel
-                lab3 = np.stack([stored, (stored.astype(np.int64) * 7 % 256).astype(np.uint8),
+                green = (stored.astype(np.int64) * 7 % 256).astype(np.uint8)
+                lab3 = np.stack([stored, green,
                                  np.full_like(stored, 200)], axis=-1)
                 _write(path('semantic', 'semantic'), lab3, 'rgb')
             else:

@@ -177,9 +177,9 @@ def normalize(sample: dict) -> dict:
     return sample
 
 
-def val_item(sample: dict, modals: Sequence[str],
-             size: Tuple[int, int]) -> Tuple[dict, List[torch.Tensor],
-                                              torch.Tensor]:
+def val_item(
+    sample: dict, modals: Sequence[str], size: Tuple[int, int]
+) -> Tuple[dict, List[torch.Tensor], torch.Tensor]:
     """The val transform and ``__getitem__``'s output.
 
     Returns:

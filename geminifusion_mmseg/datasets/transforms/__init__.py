@@ -2,7 +2,8 @@ from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
                       LoadRGBDImageFromNDArray, encode_depth,
                       read_depth_image)
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
-                         LoadMultiModalImageFromFile, encode_modality,
+                         LoadMultiModalImageFromFile,
+                         LoadMultiModalImageFromNDArray, encode_modality,
                          read_image_unchanged)
 from .padding import RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
@@ -13,6 +14,7 @@ __all__ = [
     'read_depth_image', 'LoadRGBDAnnotations', 'RGBColorJitter',
     'RGBGaussianBlur', 'ResizeShortSideToMultiple', 'RGBDPad',
     'nearest_resize', 'LoadMultiModalImageFromFile',
-    'LoadMultiModalAnnotations', 'encode_modality', 'read_image_unchanged',
+    'LoadMultiModalAnnotations', 'LoadMultiModalImageFromNDArray',
+    'encode_modality', 'read_image_unchanged',
     'MODALITY_ENCODINGS'
 ]

@@ -352,6 +352,86 @@ class LoadMultiModalImageFromFile(BaseTransform):
         return repr_str
 
 
+
+@TRANSFORMS.register_module()
+class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
+    """:class:`LoadMultiModalImageFromFile` for arrays already in memory.
+
+    Same arguments and encodings (``'rgb'`` takes the array as RGB
+    0..255); for an inference API that puts it in place of the config's
+    file loader.
+
+    Required Keys:
+
+    - img (np.ndarray, (H, W, 3), **RGB order**, 0..255)
+    - modality_arrays (dict name -> np.ndarray, the other modalities as
+      decoded: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) in RGB(A) order,
+      values as stored)
+    - modalities (optional, the channel order; default ``'rgb'`` then the
+      keys of ``modality_arrays``)
+
+    Modified Keys:
+
+    - img (np.float32, (H, W, 3K))
+
+    Added Keys:
+
+    - img_shape
+    - ori_shape
+    - modalities
+
+    Removed Keys:
+
+    - modality_arrays
+    """
+
+    def transform(self, results: dict) -> dict:
+        """Encode and stack the arrays.
+
+        Args:
+            results (dict): Result dict with ``img`` and
+                ``modality_arrays``.
+
+        Returns:
+            dict: The dict with ``img`` (float32, (H, W, 3K)),
+            ``img_shape``, ``ori_shape`` and ``modalities``.
+        """
+        name = self.__class__.__name__
+        if 'img' not in results or 'modality_arrays' not in results:
+            raise KeyError(f"{name} needs 'img' and 'modality_arrays'; got "
+                           f'keys {list(results)}.')
+        arrays = dict(results.pop('modality_arrays'))
+        rgb = np.asarray(results['img'])
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f'{name}: the RGB image has shape {rgb.shape}; '
+                             'expected (H, W, 3).')
+        names = self._names(results, {'rgb': None, **arrays})
+        missing = [n for n in names[1:] if n not in arrays]
+        if missing:
+            raise KeyError(f'{name}: no array for the modalities {missing} '
+                           f'(modality_arrays has {sorted(arrays)}).')
+        h, w = rgb.shape[:2]
+        img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
+        img[..., :3] = rgb
+        for i, m in enumerate(names[1:], start=1):
+            enc = self.encoding_of(m)
+            x = encode_modality(
+                np.asarray(arrays[m]), enc['encoding'], enc['scale'],
+                enc['range'], f'{m} array')
+            if x.shape[:2] != (h, w):
+                if m not in self.resize_to_rgb:
+                    raise ValueError(
+                        f'{m} array size {x.shape[:2]} (H, W) differs from '
+                        f'the RGB image size {(h, w)} (list the modality in '
+                        'resize_to_rgb to resize it, nearest).')
+                x = nearest_resize(x, (h, w))
+            img[..., 3 * i:3 * i + 3] = x
+        results['img'] = img
+        results['img_shape'] = (h, w)
+        results['ori_shape'] = (h, w)
+        results['modalities'] = names
+        return results
+
 @TRANSFORMS.register_module()
 class LoadMultiModalAnnotations(LoadRGBDAnnotations):
     """:class:`LoadRGBDAnnotations` that also reads multi-channel labels.
