@@ -8,6 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmcv.transforms import Compose
 
 from geminifusion_mmseg.datasets import (DELIVER_CASES, DELIVER_CLASSES,
@@ -349,6 +350,9 @@ def test_base_dataset_configs(name, modalities, deliver_root, mfnet_root):
             assert inputs.shape[1] % 32 == 0 and inputs.shape[2] % 32 == 0
     jitter = [t for t in cfg.train_pipeline if t.type == 'RGBColorJitter']
     assert tuple(jitter[0].clip_range) == (0., 255.)  # uint8: no blackout
+    assert jitter[0].uint8
+    blur = [t for t in cfg.train_pipeline if t.type == 'RGBGaussianBlur']
+    assert blur[0].uint8
 
 
 # ----------------------------------------------------------------------
@@ -425,3 +429,61 @@ def test_ndarray_loader_and_pillow_backend(deliver_root):
                  modality_arrays=arrays))
         assert out['modalities'] == ALL4
         np.testing.assert_array_equal(out['img'], ref_out['img'])
+
+
+# ----------------------------------------------------------------------
+# photometric transforms on uint8 (the DeLiVER / MFNet code line)
+# ----------------------------------------------------------------------
+def _tv_uint8_jitter(rgb, b, c, s):
+    """torchvision's adjust_brightness/contrast/saturation on a uint8
+    (3, H, W) tensor: float32 blend, clamp to 255, cast back (truncate);
+    rgb_to_grayscale cast back to uint8 too."""
+
+    def blend(x, y, r):
+        return (r * x + (1.0 - r) * y).clamp(0, 255).to(torch.uint8)
+
+    def gray(x):
+        return (0.2989 * x[0] + 0.587 * x[1] +
+                0.114 * x[2]).to(torch.uint8)[None]
+
+    x = blend(rgb, torch.zeros_like(rgb), b)
+    mean = torch.mean(gray(x).to(torch.float32), dim=(-3, -2, -1),
+                      keepdim=True)
+    x = blend(x, mean, c)
+    return blend(x, gray(x), s)
+
+
+def test_uint8_color_jitter_and_blur_match_torchvision_on_uint8():
+    from geminifusion_mmseg.datasets.transforms import (RGBColorJitter,
+                                                        RGBGaussianBlur)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (33, 47, 12)).astype(np.float32)
+    rgb_u8 = torch.from_numpy(img[..., :3].astype(np.uint8)).permute(2, 0, 1)
+    for factors in ((1.3, 0.7, 1.4), (0.6, 1.45, 0.55)):
+        t = RGBColorJitter(prob=1., uint8=True)
+        t._random_factors = lambda f=factors: f
+        out = t(dict(img=img.copy()))['img']
+        expected = _tv_uint8_jitter(rgb_u8, *factors).permute(1, 2,
+                                                              0).numpy()
+        diff = np.abs(out[..., :3] - expected)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        np.testing.assert_array_equal(out[..., 3:], img[..., 3:])
+        # the float jitter does not truncate
+        f = RGBColorJitter(prob=1.)
+        f._random_factors = lambda f=factors: f
+        assert not np.array_equal(f(dict(img=img.copy()))['img'], out)
+    with pytest.raises(ValueError, match='uint8=True'):
+        RGBColorJitter(uint8=True, clip_range=(0., 1.))
+    # blur: torchvision's kernel on the uint8 tensor, rounded back
+    out = RGBGaussianBlur(prob=1., uint8=True)(dict(img=img.copy()))['img']
+    x = torch.linspace(-1, 1, 3)
+    k1 = torch.exp(-0.5 * (x / 0.8)**2)
+    k1 = k1 / k1.sum()
+    k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 3, 3)
+    ref = F.conv2d(
+        F.pad(rgb_u8[None].float(), (1, 1, 1, 1), mode='reflect'),
+        k2, groups=3)[0].round().permute(1, 2, 0).numpy()
+    diff = np.abs(out[..., :3] - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    assert np.array_equal(out[..., :3], np.round(out[..., :3]))
+    np.testing.assert_array_equal(out[..., 3:], img[..., 3:])

@@ -40,10 +40,11 @@ train_pipeline = [
     # reference jitters the uint8 tensors of torchvision.io.read_image, which
     # torchvision clamps to 255, so the RGB blackout of the NYUDv2 / SUN
     # RGB-D release (float images clipped to [0, 1]) does NOT happen here.
-    # (The reference also truncates to uint8 after each step; not emulated.)
-    dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 255.)),
+    # uint8=True: truncated to integers after each step and the blur rounded,
+    # as torchvision does to uint8 tensors.
+    dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 255.), uint8=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
+    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3, uint8=True),
     # RandomResizedCrop(crop, scale=(0.5, 2.0)): short side = crop_h * U(0.5,
     # 2), long side <= 4 * crop_w * ratio, then a random crop
     dict(

@@ -20,10 +20,11 @@ load_labels = dict(type='LoadMultiModalAnnotations')
 train_pipeline = [
     load_modalities,
     load_labels,
-    # uint8 tensors in the reference: jitter clamps to 255, no RGB blackout
-    dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 255.)),
+    # uint8 tensors in the reference: jitter clamps to 255 (no RGB blackout)
+    # and truncates after each step, the blur rounds (see deliver_rgbdel.py)
+    dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 255.), uint8=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
+    dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3, uint8=True),
     dict(
         type='RandomResize',
         scale=(4 * crop_size[1], crop_size[0]),
