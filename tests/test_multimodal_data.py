@@ -186,8 +186,10 @@ def test_deliver_errors(deliver_root, tmp_path):
                 depth='image'), resize_to_rgb=('event', ))
         ])
     with pytest.raises(FileNotFoundError,
-                       match=r"Modality 'event'.*does not exist"):
+                       match=r"Modality 'event'.*does not exist") as e:
         ds[1]
+    assert victim['event'] in str(e.value)
+    assert f"sample {victim['rgb']}" in str(e.value)
 
 
 def test_loader_size_and_modality_errors(deliver_root):

@@ -280,7 +280,7 @@ class LoadMultiModalImageFromFile(BaseTransform):
                 '); set the same list in both (or leave the loader\'s None).')
         return self.modalities
 
-    def _load_one(self, name: str, path: str) -> np.ndarray:
+    def _load_one(self, name: str, path: str, sample: str) -> np.ndarray:
         enc = self.encoding_of(name)
         if enc['encoding'] == 'rgb':
             try:
@@ -297,10 +297,17 @@ class LoadMultiModalImageFromFile(BaseTransform):
                                        self.imdecode_backend)
         except FileNotFoundError as e:
             raise FileNotFoundError(
-                f'Modality {name!r}: {what} file {path} does not exist.'
-            ) from e
-        return encode_modality(img, enc['encoding'], enc['scale'],
-                               enc['range'], f'{name} image {path}')
+                f'Modality {name!r}: {what} file {path} of the sample '
+                f'{sample} does not exist.') from e
+        try:
+            return encode_modality(img, enc['encoding'], enc['scale'],
+                                   enc['range'], f'{name} image {path}')
+        except ValueError as e:
+            raise ValueError(
+                f'{e} ({self.__class__.__name__}: the encoding of '
+                f"{name!r} is {enc['encoding']!r}; choose another with "
+                f"encodings=dict({name}=...), e.g. 'image' to take the file "
+                'as stored.)') from e
 
     def transform(self, results: dict) -> dict:
         """Load every modality of the sample.
@@ -320,12 +327,12 @@ class LoadMultiModalImageFromFile(BaseTransform):
             raise KeyError(
                 f'{self.__class__.__name__}: the sample has no path for the '
                 f'modalities {missing} (it has {sorted(paths)}).')
-        rgb = self._load_one('rgb', paths['rgb'])
+        rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
         h, w = rgb.shape[:2]
         img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
         img[..., :3] = rgb
         for i, name in enumerate(names[1:], start=1):
-            x = self._load_one(name, paths[name])
+            x = self._load_one(name, paths[name], paths['rgb'])
             if x.shape[:2] != (h, w):
                 if name not in self.resize_to_rgb:
                     raise ValueError(
@@ -350,7 +357,6 @@ class LoadMultiModalImageFromFile(BaseTransform):
         repr_str += f"imdecode_backend='{self.imdecode_backend}', "
         repr_str += f'backend_args={self.backend_args})'
         return repr_str
-
 
 
 @TRANSFORMS.register_module()
@@ -431,6 +437,7 @@ class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
         results['ori_shape'] = (h, w)
         results['modalities'] = names
         return results
+
 
 @TRANSFORMS.register_module()
 class LoadMultiModalAnnotations(LoadRGBDAnnotations):
