@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from geminifusion_mmseg.utils.checkpoint import load_external_checkpoint
-from tests.reference.literal_fusion import LiteralGeminiFusion
-from tests.reference.literal_mit import LiteralMiT, literal_mit
-from tests.reference.literal_segmenter import (LiteralSegmenter,
+from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_segmenter import (LiteralSegmenter,
                                                released_state_dict,
                                                save_released_checkpoint)
 
@@ -128,7 +128,7 @@ def test_released_state_dict_matches_spec3(b0):
 def test_larger_configs_key_count(name, n_blocks):
     """Key sets for the zoo sizes, without building them (shape math only):
     the listing's block count matches the SPEC 2.2 depths."""
-    from tests.reference.literal_mit import MIT_SETTINGS
+    from geminifusion_mmseg.testing.literal_mit import MIT_SETTINGS
     cfg = MIT_SETTINGS[name]
     keys = spec3_mit_keys(cfg['embed_dims'], cfg['depths'], SR, NUM_CLASSES)
     blocks = {'.'.join(k.split('.')[2:4]) for k in keys

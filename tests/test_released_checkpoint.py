@@ -1,6 +1,6 @@
 """Released GeminiFusion checkpoints: conversion, recognition, refusals.
 
-The oracle is the literal published segmenter (tests/reference) with random
+The oracle is the literal published segmenter (geminifusion_mmseg.testing) with random
 weights and random BatchNorm statistics, saved in the released ``.pth.tar``
 layout; after conversion our MultiModalEncoderDecoder (built from a config
 dict) must give the same three logits.
@@ -18,17 +18,17 @@ import torch
 import torch.nn as nn
 from mmengine.runner import load_checkpoint
 
-from geminifusion_mmseg.models.utils.released_checkpoint import (
+from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
     convert_released_checkpoint, convert_released_state_dict,
     detect_released_model, find_matching_configs, model_config_fragment)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
 from mmseg.registry import MODELS
-from tests.reference.literal_mit import LiteralMiT, literal_mit
-from tests.reference.literal_segmenter import (LiteralSegmenter,
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_segmenter import (LiteralSegmenter,
                                                released_state_dict,
                                                save_released_checkpoint)
-from tests.reference.literal_swin import LiteralGeminiFusionSwin
+from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
@@ -206,9 +206,10 @@ def test_cli_converts_mit_b0_and_loads_strictly(tmp_path):
     assert torch.equal(own['decode_head.conv_seg.weight'],
                        sd['module.decoder.linear_pred.weight'])
     assert torch.equal(
-        own['backbone.block2.1.attn.fusion.cross_attn_1_to_0.in_proj_weight'],
+        own['backbone.layers.1.blocks.1.attn.fusion.cross_attn_1_to_0.'
+            'in_proj_weight'],
         sd['module.encoder.block2.1.attn.cross_attn_1_to_0.in_proj_weight'])
-    assert torch.equal(own['backbone.block3.0.attn.sr.weight'],
+    assert torch.equal(own['backbone.layers.2.blocks.0.attn.sr.weight'],
                        sd['module.encoder.block3.0.attn.sr.module.weight'])
 
     # mmseg's inference API builds it and names the classes from the meta
@@ -256,6 +257,11 @@ def ours_to_released(key: str, family: str) -> str:
         return 'module.decoder.' + rest
     rest = key[len('backbone.'):].replace('fusion.', '')
     if family == 'mit':
+        # our stage list -> the release's flat per-stage names
+        rest = re.sub(
+            r'^layers\.(\d)\.(patch_embed|blocks|norm)\.',
+            lambda m: '{}{}.'.format({'blocks': 'block'}.get(
+                m.group(2), m.group(2)), int(m.group(1)) + 1), rest)
         return 'module.encoder.' + _MIT_SHARED.sub(r'\1.module.', rest)
     rest = re.sub(r'\.attn\.', '.attn.module.', rest)
     return 'module.encoder.body.' + _SWIN_SHARED.sub(r'\1.module.', rest)

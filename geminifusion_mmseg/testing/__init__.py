@@ -1,0 +1,16 @@
+"""Helpers for tests and analysis tools, shipped with the package (as mmseg
+keeps its own in ``mmseg.testing``), so that tools never import from the
+repository's ``tests`` (mmseg's wheel installs a top-level ``tests`` package
+into site-packages, which would shadow ours).
+
+* :mod:`.literal_fusion`, :mod:`.literal_mit`, :mod:`.literal_swin`,
+  :mod:`.literal_segmenter`: literal implementations of the published
+  GeminiFusion. They follow the release step by step (per-sample Python
+  loops, ``nn.MultiheadAttention`` with a 2-token key sequence, the
+  modalities as separate passes) and are the oracle that the tests and the
+  benchmark compare the vectorised plugin against.
+* :mod:`.benchmark`: measurement helpers (memory meter, timing, process
+  isolation) of ``tools/analysis_tools/benchmark.py``.
+
+Nothing here is imported by ``import geminifusion_mmseg``.
+"""
