@@ -1,7 +1,7 @@
 """Checkpoints written by earlier versions of this plugin still load, the
 fusion layer is a config choice, and the weights layer's helpers.
 
-``tests/data/backbone_keys_v1.json`` holds the state-dict keys and shapes
+``tests/fixtures/backbone_keys_v1.json`` holds the state-dict keys and shapes
 of ``GeminiFusionMiT`` and ``GeminiFusionSwin`` as the plugin wrote them
 before the backbones got one stage list (MiT: flat ``patch_embed{s}`` /
 ``block{s}`` / ``norm{s}``; recorded from that code, for the small
@@ -29,7 +29,8 @@ from geminifusion_mmseg.models.utils import load_pretrained
 from geminifusion_mmseg.models.utils import pretrained_loading
 from mmseg.registry import MODELS
 
-V1_KEYS = osp.join(osp.dirname(__file__), 'data', 'backbone_keys_v1.json')
+V1_KEYS = osp.join(osp.dirname(__file__), 'fixtures',
+                   'backbone_keys_v1.json')
 MIT_ARCH = dict(embed_dims=(16, 32, 80, 128), depths=(2, 1, 1, 1))
 SWIN_ARCH = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8, 8],
                  window_size=4)

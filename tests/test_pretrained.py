@@ -1,4 +1,5 @@
-"""ImageNet-pretrained unimodal backbones -> GeminiFusion backbones (SPEC 4).
+"""ImageNet-pretrained unimodal backbones -> GeminiFusion backbones
+(docs/model.md).
 
 The checkpoints are written by mmseg's OWN unimodal ``MixVisionTransformer``
 and ``SwinTransformer`` (random weights), in the four layouts (mmseg MiT,

@@ -249,7 +249,7 @@ _SWIN_SHARED = re.compile(
 
 def ours_to_released(key: str, family: str) -> str:
     """Our key -> the released name (inverse of the converter, written
-    from SPEC 3 and checked against the literal models below)."""
+    from docs/model.md and checked against the literal models below)."""
     if key == 'alpha':
         return 'module.alpha'
     if key.startswith('decode_head.'):
