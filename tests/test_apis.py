@@ -144,8 +144,8 @@ def test_init_model_refuses_a_checkpoint_of_another_model(setup):
     with log_records() as records:
         loose = init_model(setup['config'], path, strict=False)
     assert any('conv_seg' in m for m in warnings_of(records))
-    assert torch.equal(loose.state_dict()['backbone.layers.0.patch_embed.proj.weight'],
-                       other.state_dict()['backbone.layers.0.patch_embed.proj.weight'])
+    key = 'backbone.layers.0.patch_embed.proj.weight'
+    assert torch.equal(loose.state_dict()[key], other.state_dict()[key])
 
 
 def test_init_model_released_checkpoint(setup):

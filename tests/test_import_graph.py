@@ -28,7 +28,8 @@ def package_modules() -> Dict[str, str]:
             if not f.endswith('.py'):
                 continue
             path = osp.join(dirpath, f)
-            rel = osp.relpath(path, osp.dirname(ROOT))[:-3].replace(os.sep, '.')
+            rel = osp.relpath(path, osp.dirname(ROOT))[:-3]
+            rel = rel.replace(os.sep, '.')
             if rel.endswith('.__init__'):
                 rel = rel[:-len('.__init__')]
             modules[rel] = path

@@ -1,7 +1,7 @@
 """Released GeminiFusion checkpoints: conversion, recognition, refusals.
 
-The oracle is the literal published segmenter (geminifusion_mmseg.testing) with random
-weights and random BatchNorm statistics, saved in the released ``.pth.tar``
+The oracle is the literal published segmenter (geminifusion_mmseg.testing)
+with random weights and random BatchNorm statistics, saved in the released ``.pth.tar``
 layout; after conversion our MultiModalEncoderDecoder (built from a config
 dict) must give the same three logits.
 """

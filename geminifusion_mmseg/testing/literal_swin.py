@@ -5,11 +5,13 @@ Written in the style of the release (JiaDingCN/GeminiFusion,
 Python list processed in separate passes by ``ModuleParallel``-style
 wrappers, the per-modality LayerNorms are ``nn.LayerNorm`` named ``ln_0`` /
 ``ln_1`` (eps 1e-6), the window attention is an explicit softmax, and the
-fusion is :class:`~geminifusion_mmseg.testing.literal_fusion.LiteralGeminiFusion` (a
+fusion is
+:class:`~geminifusion_mmseg.testing.literal_fusion.LiteralGeminiFusion` (a
 per-sample loop over ``nn.MultiheadAttention``).
 
 Parameter names are EXACTLY those of the released checkpoints after
-``module.encoder.body.`` (docs/model.md), e.g. ``patch_embed.proj.module.weight``,
+``module.encoder.body.`` (docs/model.md), e.g.
+``patch_embed.proj.module.weight``,
 ``layers.0.blocks.0.attn.module.qkv.weight``,
 ``layers.0.blocks.0.cross_attn_0_to_1.in_proj_weight`` (fusion parameters
 directly on the block), ``layers.0.downsample.module.reduction.weight``,

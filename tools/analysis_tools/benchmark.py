@@ -13,8 +13,8 @@ In one run and on the same deterministic inputs it measures
 (a) our model, built from the config's ``model`` (MultiModalEncoderDecoder);
 (b) the literal published-style model (:mod:`geminifusion_mmseg.testing`:
     per-sample loop over ``nn.MultiheadAttention`` with 2 keys, modalities
-    as separate passes) of the same architecture, holding (a)'s weights; a sanity check
-    asserts that (a) and (b) give the same logits;
+    as separate passes) of the same architecture, holding (a)'s weights; a
+    sanity check asserts that (a) and (b) give the same logits;
 (c) the same backbone architecture and head on RGB alone (mmseg's
     ``EncoderDecoder`` + ``MixVisionTransformer``/``SwinTransformer``, our
     ``SegFormerMLPHead``).
