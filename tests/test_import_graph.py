@@ -135,3 +135,18 @@ def test_no_import_cycle():
     cycle = find_cycle(edges)
     assert cycle is None, ('import cycle in the package: ' +
                            ' -> '.join(cycle))
+
+
+def test_layers():
+    """The weights layer sits above the models, and the test helpers are
+    imported by nothing in the package."""
+    edges = import_edges(package_modules())
+    above = (f'{PACKAGE}.checkpoints', f'{PACKAGE}.testing',
+             f'{PACKAGE}.apis')
+    for module, targets in edges.items():
+        if module.startswith(f'{PACKAGE}.models'):
+            bad = [t for t in targets if t.startswith(above)]
+            assert not bad, f'{module} imports {bad}'
+        if not module.startswith(f'{PACKAGE}.testing'):
+            bad = [t for t in targets if t.startswith(f'{PACKAGE}.testing')]
+            assert not bad, f'{module} imports {bad}'

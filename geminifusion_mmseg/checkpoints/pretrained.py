@@ -19,8 +19,9 @@ format             recognised by / mapping
 =================  ==========================================================
 ``nvlabs-mit``     SegFormer ``mit_b*.pth``: ``patch_embed1.proj.weight``,
                    ``block1.0.attn.q.weight``, ``norm1.weight``; our names
-                   minus the ``.ln_{i}`` / ``.fusion.`` parts. ``head.*`` is
-                   dropped.
+                   minus the ``.ln_{i}`` / ``.fusion.`` parts, with the stage
+                   list flattened (``layers.0.blocks.0.`` -> ``block1.0.``).
+                   ``head.*`` is dropped.
 ``mmseg-mit``      mmseg's ``MixVisionTransformer`` (``mit2mmseg``):
                    ``layers.{s}.0.projection`` (patch embedding),
                    ``layers.{s}.1.{j}`` (blocks: ``attn.attn.in_proj_*`` is
