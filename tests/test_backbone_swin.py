@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import geminifusion_mmseg  # noqa: F401  (registers the modules)
 from geminifusion_mmseg.models.backbones.gemini_swin import (
     GeminiFusionSwin, WindowMSA, shift_window_mask, window_partition)
-from mmseg.registry import MODELS
 from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
+from mmseg.registry import MODELS
 
 # Small config: dims 32, 64, 128, 256 (all divisible by the 8 fusion heads),
 # two blocks per stage, so every stage has a shifted block.

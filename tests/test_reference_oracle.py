@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from geminifusion_mmseg.utils.checkpoint import load_external_checkpoint
 from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
 from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
-from geminifusion_mmseg.testing.literal_segmenter import (LiteralSegmenter,
-                                               released_state_dict,
-                                               save_released_checkpoint)
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, released_state_dict, save_released_checkpoint)
+from geminifusion_mmseg.utils.checkpoint import load_external_checkpoint
 
 B0_DIMS = (32, 64, 160, 256)
 B0_DEPTHS = (2, 2, 2, 2)

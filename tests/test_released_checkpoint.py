@@ -22,13 +22,12 @@ from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
     convert_released_checkpoint, convert_released_state_dict,
     detect_released_model, find_matching_configs, model_config_fragment)
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, released_state_dict, save_released_checkpoint)
+from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
 from mmseg.registry import MODELS
-from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
-from geminifusion_mmseg.testing.literal_segmenter import (LiteralSegmenter,
-                                               released_state_dict,
-                                               save_released_checkpoint)
-from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
