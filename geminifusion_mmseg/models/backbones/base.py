@@ -67,9 +67,13 @@ class GeminiFusionBackbone(BaseModule):
     _version = 1
 
     def _init_default_weights(self) -> None:
+        """The family's own initialisation of every parameter."""
         raise NotImplementedError
 
     def init_weights(self) -> None:
+        """Initialise in place: the family's default, then ``init_cfg``
+        (pretrained weights through the registered loader; any other
+        config through mmengine)."""
         self._init_default_weights()
         if self.init_cfg is None:
             print_log(
@@ -85,6 +89,10 @@ class GeminiFusionBackbone(BaseModule):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
+        """Rename this backbone's keys in ``state_dict`` (in place) from
+        the layout of the recorded ``version`` (None: treated as 1) to the
+        current one (:meth:`BackboneKeyMap.upgrade_key`), then load as
+        ``nn.Module`` does."""
         version = local_metadata.get('version')
         if version is None or version < self._version:
             for key in [k for k in state_dict if k.startswith(prefix)]:
