@@ -19,6 +19,7 @@ script's folder):
     ``SwinTransformer`` (3 input channels) and our ``SegFormerMLPHead``.
 """
 import copy
+import logging
 from typing import Callable, Dict, List, Tuple
 
 import torch
@@ -64,12 +65,25 @@ def _model_cfg(cfg) -> dict:
     return model_cfg
 
 
+def _quiet_init_weights(model: nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter report
+    (INFO messages), which would fill the benchmark's output."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def build_fused(cfg) -> nn.Module:
     """(a): the config's model, randomly initialised (``init_weights``),
     no pretrained loading."""
     from mmseg.registry import MODELS
     model = MODELS.build(_model_cfg(cfg))
-    model.init_weights()
+    _quiet_init_weights(model)
     if not hasattr(model, '_branch_logits'):
         raise ValueError(
             f'the config builds {type(model).__name__}; the benchmark needs a '
@@ -109,8 +123,7 @@ def mit_hparams(backbone: nn.Module) -> dict:
         depths=list(backbone.depths),
         num_heads=list(backbone.num_heads),
         sr_ratios=list(backbone.sr_ratios),
-        mlp_ratio=backbone.mlp_ratio,
-        fusion_num_heads=fusion_num_heads(backbone))
+        mlp_ratio=backbone.mlp_ratio)
 
 
 def _drop_path_rate(cfg) -> float:
@@ -159,7 +172,7 @@ def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
             sr_ratios=hp['sr_ratios'],
             mlp_ratio=hp['mlp_ratio'],
             drop_path_rate=drop_path_rate,
-            n_heads=hp['fusion_num_heads'])
+            n_heads=fusion_num_heads(bb))
         in_channels = hp['embed_dims']
     else:
         encoder = LiteralSwinEncoder(
