@@ -25,7 +25,8 @@ from geminifusion_mmseg.checkpoints.released import (
 from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
 from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, released_state_dict, save_released_checkpoint)
-from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
+from geminifusion_mmseg.testing.literal_swin import (
+    LiteralGeminiFusionSwin, LiteralSwinEncoder)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
 from mmseg.registry import MODELS
 
@@ -45,17 +46,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-class SwinEncoder(nn.Module):
-    """The release's TransformerBackbone: the Swin sits under ``body``."""
-
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    def forward(self, xs):
-        return self.body(xs)
-
-
 def literal_mit_segmenter(num_classes=5, channels=32):
     enc = LiteralMiT((16, 32, 40, 64), (1, 2, 1, 1))
     return LiteralSegmenter(enc, enc.embed_dims, num_classes, channels)
@@ -64,7 +54,7 @@ def literal_mit_segmenter(num_classes=5, channels=32):
 def literal_swin_segmenter(num_classes=5, channels=32):
     body = LiteralGeminiFusionSwin(32, [2, 2, 2, 2], [2, 4, 8, 8], 7)
     return LiteralSegmenter(
-        SwinEncoder(body), body.num_features, num_classes, channels)
+        LiteralSwinEncoder(body), body.num_features, num_classes, channels)
 
 
 def randomize_(model: nn.Module, seed: int) -> nn.Module:
@@ -222,7 +212,7 @@ def test_cli_converts_mit_b0_and_loads_strictly(tmp_path):
 
 def test_swin_t_is_recognised_from_a_real_sized_key_set():
     body = LiteralGeminiFusionSwin(96, [2, 2, 6, 2], [3, 6, 12, 24], 7)
-    literal = LiteralSegmenter(SwinEncoder(body), body.num_features, 37)
+    literal = LiteralSegmenter(LiteralSwinEncoder(body), body.num_features, 37)
     sd = released_state_dict(literal)
     info = detect_released_model(sd, 'swin-t.pth.tar')
     assert (info.arch, info.name, info.num_classes) == ('tiny', 'swin-t', 37)

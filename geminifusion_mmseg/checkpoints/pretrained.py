@@ -70,7 +70,6 @@ ones/zeros. Pass ``load_modality_norms=False`` (in ``init_cfg``) to
 reproduce that; the default copies them (docs/model.md).
 """
 import logging
-import re
 from typing import Dict, List, Optional
 
 import torch
@@ -79,7 +78,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ..models.backbones.key_maps import MODALITY_NORM_RE
+from ..models.backbones.key_maps import (MODALITY_NORM_RE,
+                                          UNIMODAL_IGNORED_RE)
 from ..models.utils.pretrained_loading import register_pretrained_loader
 from .io import (CheckpointFormatError, read_checkpoint, unwrap_state_dict,
                  upgrade_state_dict)
@@ -91,11 +91,6 @@ __all__ = [
 ]
 
 GEMINIFUSION_FORMAT = 'geminifusion'
-# Keys of unimodal checkpoints that have no counterpart and are dropped
-# with a note: classifier heads, Swin's shift masks and relative position
-# indices (ours are used).
-_IGNORED_RE = re.compile(
-    r'(^head\.|(^|\.)attn_mask$|(^|\.)relative_position_index$)')
 
 
 class PretrainedFormatError(CheckpointFormatError):
@@ -256,7 +251,7 @@ def load_pretrained_backbone(backbone: nn.Module,
     for k in source:
         if k in used:
             continue
-        (report['ignored'] if _IGNORED_RE.search(k) else
+        (report['ignored'] if UNIMODAL_IGNORED_RE.search(k) else
          report['unexpected']).append(k)
     report['unexpected'] += unknown
     report['ignored'] += left_out

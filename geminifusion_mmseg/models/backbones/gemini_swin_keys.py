@@ -15,18 +15,12 @@ from typing import Dict, List, Tuple
 
 from torch import Tensor
 
-from .key_maps import BackboneKeyMap
+from .key_maps import UNIMODAL_IGNORED_RE, BackboneKeyMap
 
 __all__ = [
     'SwinKeyMap', 'mmpretrain_swin_to_microsoft',
     'unfold_to_concat_reduction', 'unfold_to_concat_norm'
 ]
-
-# Keys of unimodal Swin checkpoints kept as they are (dropped later as
-# having no counterpart): shift masks and relative position indices.
-_PASS_THROUGH_RE = re.compile(r'(^head\.|(^|\.)attn_mask$|'
-                              r'(^|\.)relative_position_index$)')
-
 
 def unfold_to_concat_reduction(weight: Tensor) -> Tensor:
     """Patch-merging reduction weight (out, 4C) from the ``nn.Unfold``
@@ -50,7 +44,8 @@ def mmpretrain_swin_to_microsoft(
         sd: Dict[str, Tensor]
 ) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
     """mmpretrain / mmseg ``SwinTransformer`` names -> Microsoft names (the
-    inverse of mmseg's ``swin2mmseg``, patch-merging order included).
+    inverse of mmseg's ``swin2mmseg``, patch-merging order included; keys
+    without a counterpart, :data:`UNIMODAL_IGNORED_RE`, pass through).
     Returns (state dict, unknown keys)."""
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
     unknown: List[str] = []
@@ -59,7 +54,7 @@ def mmpretrain_swin_to_microsoft(
             out['patch_embed.proj.' + k[len('patch_embed.projection.'):]] = v
             continue
         if k.startswith('patch_embed.norm.') or re.match(
-                r'^norm\d*\.', k) or _PASS_THROUGH_RE.search(k):
+                r'^norm\d*\.', k) or UNIMODAL_IGNORED_RE.search(k):
             out[k] = v
             continue
         m = re.match(r'^stages\.(\d+)\.(.+)$', k)

@@ -24,7 +24,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-__all__ = ['BackboneKeyMap', 'FUSION_PARAM_NAMES', 'MODALITY_NORM_RE']
+__all__ = [
+    'BackboneKeyMap', 'FUSION_PARAM_NAMES', 'MODALITY_NORM_RE',
+    'UNIMODAL_IGNORED_RE'
+]
 
 #: Names of the GeminiFusion layer's parameters in the release, which sit
 #: directly on the attention (MiT) or the block (Swin) there, and under
@@ -33,6 +36,11 @@ FUSION_PARAM_NAMES = ('cross_attn_0_to_1', 'cross_attn_1_to_0',
                       'relation_judger', 'k_noise', 'v_noise')
 #: A per-modality norm's parameter: ``....ln_{i}.weight``.
 MODALITY_NORM_RE = re.compile(r'\.ln_\d+\.')
+#: Keys of unimodal ImageNet checkpoints that have no counterpart here and
+#: are dropped with a note: classifier heads, Swin's shift masks and
+#: relative position indices (ours are computed).
+UNIMODAL_IGNORED_RE = re.compile(
+    r'(^head\.|(^|\.)attn_mask$|(^|\.)relative_position_index$)')
 
 StateDict = 'OrderedDict[str, Tensor]'
 
