@@ -24,5 +24,6 @@ install_mmcv_ops_fallback()
 register_safe_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401,I001
+from . import checkpoints  # noqa: E402,F401,I001  (registers the loader)
 
 __all__ = ['__version__']

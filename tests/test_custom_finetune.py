@@ -104,7 +104,7 @@ def test_finetune_config_replaces_the_classifier(tmp_path, own_data,
     printed = capfd.readouterr().out
     # one training step at the warm-up lr (6e-11) hardly moves anything
     fuse = 'decode_head.linear_fuse.conv.weight'
-    emb = 'backbone.patch_embed1.proj.weight'
+    emb = 'backbone.layers.0.patch_embed.proj.weight'
     assert _same(state[fuse], source[fuse]) and _same(state[emb], source[emb])
     weight = state['decode_head.conv_seg.weight']
     assert weight.shape[0] == (40 if forty else 6)

@@ -1,6 +1,6 @@
 """DeLiVER / MFNet data: the K-modality loader and the datasets against a
 literal reimplementation of the reference readers and validation transform
-(tests/reference/literal_deliver_data.py), on synthetic data in the real layouts.
+(geminifusion_mmseg/testing/literal_deliver_data.py), on synthetic data in the real layouts.
 """
 import os
 import os.path as osp
@@ -22,7 +22,7 @@ from geminifusion_mmseg.datasets.transforms import (
     LoadRGBDImageFromFile, ResizeShortSideToMultiple)
 from tests.helpers.synthetic_multimodal import make_deliver, make_mfnet
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
-from tests.reference import literal_deliver_data as ref
+from geminifusion_mmseg.testing import literal_deliver_data as ref
 
 ALL4 = ('rgb', 'depth', 'event', 'lidar')
 # our modality names -> the reference's sample keys

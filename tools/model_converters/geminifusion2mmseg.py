@@ -9,7 +9,7 @@ The released file is read with ``torch.load(weights_only=True)`` (tensors,
 builtins and numpy scalars only: a file that holds anything else is refused
 without running it). The tool recognises the variant (MiT-B0..B5, Swin
 tiny/small/large/large-384) and the number of classes, maps the keys (see
-:mod:`geminifusion_mmseg.models.utils.released_checkpoint`), checks that
+:mod:`geminifusion_mmseg.checkpoints.released`), checks that
 they fit the matching model exactly and writes
 ``{'meta': ..., 'state_dict': ...}``, which ``tools/test.py CONFIG DST``
 loads with the matching config.
@@ -23,7 +23,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, ROOT)
 
-from geminifusion_mmseg.models.utils.released_checkpoint import (  # noqa
+from geminifusion_mmseg.checkpoints import (  # noqa
     ReleasedCheckpointError, convert_released_checkpoint,
     find_matching_configs, model_config_fragment)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError  # noqa

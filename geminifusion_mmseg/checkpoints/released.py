@@ -2,20 +2,23 @@
 
 The published training code saves ``{'segmenter': state_dict,
 'epoch_start': int, 'best_val': numpy.float64}``; the state dict comes from
-DistributedDataParallel, so every key starts with ``module.`` (SPEC 3).
-This module recognises which model such a file holds and maps its keys to a
+DistributedDataParallel, so every key starts with ``module.``
+(docs/model.md). This module recognises which model such a file holds and
+maps its keys to a
 :class:`~geminifusion_mmseg.models.segmentors.MultiModalEncoderDecoder`::
 
     released (after ``module.``)            -> ours
     alpha                                   -> alpha
     encoder.<MiT key>                       -> backbone.<MiT key>
     encoder.body.<Swin key>                 -> backbone.<Swin key>
-        with every ``.module`` wrapper dropped (``proj.module.weight`` ->
-        ``proj.weight``) and the fusion parameters grouped under
-        ``fusion.``: MiT ``block{s}.{j}.attn.X`` -> ``block{s}.{j}.attn.
-        fusion.X``, Swin ``layers.{l}.blocks.{j}.X`` -> ``...blocks.{j}.
-        fusion.X`` for X in cross_attn_0_to_1, cross_attn_1_to_0,
-        relation_judger, k_noise, v_noise
+        through the backbone family's key map
+        (:meth:`MiTKeyMap.released_to_ours`,
+        :meth:`SwinKeyMap.released_to_ours`): every ``.module`` wrapper
+        dropped (``proj.module.weight`` -> ``proj.weight``), the fusion
+        parameters grouped under ``fusion.`` (cross_attn_0_to_1,
+        cross_attn_1_to_0, relation_judger, k_noise, v_noise), and MiT's
+        flat ``block{s}.{j}`` / ``patch_embed{s}`` / ``norm{s}`` moved into
+        the stage list ``layers.{s-1}``
     decoder.linear_c{i}.proj.*              -> decode_head.linear_c{i}.proj.*
     decoder.linear_fuse.conv.* / .bn.*      -> decode_head.linear_fuse.conv.*
                                                / .bn.*
@@ -42,24 +45,25 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ...utils.checkpoint import load_external_checkpoint
+from ..datasets import NYUDV2_CLASSES, NYUDV2_PALETTE
+from ..models.backbones import GeminiFusionSwin, MiTKeyMap, SwinKeyMap
+from ..models.backbones.gemini_mit import MIT_ARCHS
+from ..models.backbones.gemini_swin import WindowMSA
+from ..models.backbones.key_maps import FUSION_PARAM_NAMES
+from .io import CheckpointFormatError, read_checkpoint, strip_prefix
 
 __all__ = [
     'ReleasedCheckpointError', 'ReleasedModelInfo', 'FUSION_PARAM_NAMES',
     'strip_ddp_prefix', 'released_key_to_ours', 'detect_released_model',
     'convert_released_state_dict', 'model_config_fragment',
     'check_converted_state_dict', 'load_released_checkpoint',
-    'convert_released_checkpoint', 'find_matching_configs'
+    'convert_released_checkpoint', 'find_matching_configs',
+    'find_released_state_dict'
 ]
 
-#: Names of the GeminiFusion layer's parameters in the release.
-FUSION_PARAM_NAMES = ('cross_attn_0_to_1', 'cross_attn_1_to_0',
-                      'relation_judger', 'k_noise', 'v_noise')
-_FUSION_ALT = '|'.join(FUSION_PARAM_NAMES)
-_MIT_FUSION_RE = re.compile(r'^(block\d+\.\d+\.attn\.)(' + _FUSION_ALT +
-                            r')\.')
-_SWIN_FUSION_RE = re.compile(r'^(layers\.\d+\.blocks\.\d+\.)(' + _FUSION_ALT +
-                             r')\.')
+#: Backbone key maps by their prefix in a released state dict, the most
+#: specific first.
+_BACKBONE_KEY_MAPS = (SwinKeyMap, MiTKeyMap)
 _SCORE_PREDICTOR_RE = re.compile(r'(^|\.)score_predictor\.')
 _DECODER_RE = re.compile(
     r'^decoder\.(linear_c[1-4]\.proj|linear_fuse\.conv|linear_fuse\.bn)\.'
@@ -78,7 +82,7 @@ _MIT_DEFAULT_MLP_RATIO = 4
 _DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd'}
 
 
-class ReleasedCheckpointError(ValueError):
+class ReleasedCheckpointError(CheckpointFormatError):
     """A file or state dict is not a released GeminiFusion checkpoint that
     this converter can map (the message names the file and the key)."""
 
@@ -144,16 +148,13 @@ def strip_ddp_prefix(state_dict: Dict[str, Tensor],
 
     Keys without it are accepted as they are; a mix is refused.
     """
-    keys = list(state_dict)
-    prefixed = [k.startswith('module.') for k in keys]
-    if all(prefixed):
-        return OrderedDict((k[len('module.'):], v)
-                           for k, v in state_dict.items())
-    if any(prefixed):
-        bad = keys[prefixed.index(False)]
-        raise _err(source, f'some keys start with "module." and some do not '
-                   f'(e.g. {bad!r}); not a released GeminiFusion state dict')
-    return OrderedDict(state_dict)
+    try:
+        return strip_prefix(state_dict, 'module.', 'raise', source)
+    except ReleasedCheckpointError:
+        raise
+    except CheckpointFormatError as e:
+        raise ReleasedCheckpointError(
+            f'{e}; not a released GeminiFusion state dict') from None
 
 
 def released_key_to_ours(key: str) -> Optional[str]:
@@ -169,12 +170,10 @@ def released_key_to_ours(key: str) -> Optional[str]:
         return None
     if key == 'alpha':
         return 'alpha'
-    if key.startswith('encoder.body.'):
-        rest = key[len('encoder.body.'):].replace('.module.', '.')
-        return 'backbone.' + _SWIN_FUSION_RE.sub(r'\1fusion.\2.', rest)
-    if key.startswith('encoder.'):
-        rest = key[len('encoder.'):].replace('.module.', '.')
-        return 'backbone.' + _MIT_FUSION_RE.sub(r'\1fusion.\2.', rest)
+    for key_map in _BACKBONE_KEY_MAPS:
+        if key.startswith(key_map.released_prefix):
+            return 'backbone.' + key_map.released_to_ours(
+                key[len(key_map.released_prefix):])
     if key.startswith('decoder.linear_pred.'):
         return 'decode_head.conv_seg.' + key[len('decoder.linear_pred.'):]
     m = _DECODER_RE.match(key)
@@ -237,7 +236,6 @@ def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
 
 
 def _detect_mit(sd, source, allow_custom) -> dict:
-    from ..backbones.gemini_mit import MIT_ARCHS
     keys = list(sd)
     dims = tuple(
         _shape(sd, f'encoder.patch_embed{s}.proj.module.weight', source)[0]
@@ -286,7 +284,6 @@ def _detect_mit(sd, source, allow_custom) -> dict:
 
 
 def _detect_swin(sd, source, allow_custom) -> dict:
-    from ..backbones.gemini_swin import GeminiFusionSwin
     p = 'encoder.body.'
     keys = list(sd)
     c0 = _shape(sd, p + 'patch_embed.proj.module.weight', source)[0]
@@ -494,7 +491,6 @@ def _expected_shapes(info: ReleasedModelInfo) -> Dict[str, Tuple[int, ...]]:
 
 
 def _relative_position_index(window: int) -> Tensor:
-    from ..backbones.gemini_swin import WindowMSA
     return WindowMSA(1, 1, window).relative_position_index
 
 
@@ -510,7 +506,8 @@ def check_converted_state_dict(state_dict: Dict[str, Tensor],
     expected = _expected_shapes(info)
 
     def name(key):
-        return info.released_names.get(key) or _released_name(key)
+        return info.released_names.get(key) or _released_name(
+            key, info.family)
 
     for key, value in state_dict.items():
         if key not in expected:
@@ -534,15 +531,18 @@ def check_converted_state_dict(state_dict: Dict[str, Tensor],
                            f'window-{info.window_size} index')
 
 
-def _released_name(key: str) -> str:
-    """Best-effort released name of one of our keys (for messages)."""
+def _released_name(key: str, family: str) -> str:
+    """Released name of one of our keys, without the ``.module`` wrappers
+    (for messages)."""
     if key.startswith('decode_head.conv_seg.'):
         return 'module.decoder.linear_pred.' + key[len('decode_head.'
                                                        'conv_seg.'):]
     if key.startswith('decode_head.'):
         return 'module.decoder.' + key[len('decode_head.'):]
     if key.startswith('backbone.'):
-        return 'module.encoder(.body).' + key[len('backbone.'):]
+        key_map = {m.family: m for m in _BACKBONE_KEY_MAPS}[family]
+        return 'module.' + key_map.ours_to_released_name(
+            key[len('backbone.'):])
     return 'module.' + key
 
 
@@ -558,7 +558,7 @@ def load_released_checkpoint(path: str) -> dict:
             (nothing in it is run).
         ReleasedCheckpointError: not a dict with a ``segmenter`` state dict.
     """
-    ckpt = load_external_checkpoint(path)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or 'segmenter' not in ckpt:
         what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if
                 isinstance(ckpt, dict) else f'a {type(ckpt).__name__}')
@@ -632,15 +632,25 @@ def convert_released_checkpoint(src: str,
 def _dataset_meta(num_classes: int) -> Optional[dict]:
     """classes/palette for 40 (NYUDv2) or 37 (SUN RGB-D) classes, so that
     mmseg's inference API names the classes."""
-    try:
-        from ...datasets import NYUDV2_CLASSES, NYUDV2_PALETTE
-    except ImportError:  # pragma: no cover
-        return None
     if num_classes not in _DATASETS_BY_CLASSES:
         return None
     return dict(
         classes=list(NYUDV2_CLASSES[:num_classes]),
         palette=[list(p) for p in NYUDV2_PALETTE[:num_classes]])
+
+
+def find_released_state_dict(ckpt) -> Optional[Dict[str, Tensor]]:
+    """The released ``segmenter`` state dict in a loaded file: its
+    ``segmenter`` entry, or the file itself if it is a bare released state
+    dict (keys ``module.encoder.*`` / ``encoder.*``); None otherwise."""
+    if not isinstance(ckpt, dict):
+        return None
+    if isinstance(ckpt.get('segmenter'), dict):
+        return ckpt['segmenter']
+    if any(isinstance(k, str) and k.startswith(('module.encoder.',
+                                                'encoder.')) for k in ckpt):
+        return ckpt
+    return None
 
 
 def find_matching_configs(info: ReleasedModelInfo,
