@@ -25,6 +25,21 @@ maps its keys to a
     decoder.linear_pred.*                   -> decode_head.conv_seg.*
     *score_predictor.*                      -> dropped (TokenFusion leftover)
 
+The DeLiVER code line (branch ``DeLiVER``, docs/model.md "K modalities")
+saves ``model.module.state_dict()`` bare: no ``segmenter`` entry, no
+``module.`` prefix, ``backbone.`` / ``decode_head.`` instead of
+``encoder.`` / ``decoder.`` (the same MiT names otherwise), K patch-embed
+norms ``ln_0..ln_{K-1}`` and, for K > 2, the token selection::
+
+    backbone.<MiT key>                      -> as encoder.<MiT key> above
+    backbone.extra_score_predictor.{s}.*    -> backbone.layers.{s}.
+                                               token_select.*
+    decode_head.<key>                       -> as decoder.<key> above
+
+Such a file is recognised by its keys (``backbone.patch_embed1.proj.module.
+weight``); K is the number of patch-embed norms; 25 classes are DeLiVER, 9
+MFNet.
+
 Everything here is a pure function of the state dict except
 :func:`load_released_checkpoint` / :func:`convert_released_checkpoint`
 (which read the file with ``weights_only=True``) and
@@ -45,7 +60,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ..datasets import NYUDV2_CLASSES, NYUDV2_PALETTE
+from ..datasets import (DELIVER_CLASSES, DELIVER_PALETTE, MFNET_CLASSES,
+                        MFNET_PALETTE, NYUDV2_CLASSES, NYUDV2_PALETTE)
 from ..models.backbones import GeminiFusionSwin, MiTKeyMap, SwinKeyMap
 from ..models.backbones.gemini_mit import MIT_ARCHS
 from ..models.backbones.gemini_swin import WindowMSA
@@ -58,7 +74,7 @@ __all__ = [
     'convert_released_state_dict', 'model_config_fragment',
     'check_converted_state_dict', 'load_released_checkpoint',
     'convert_released_checkpoint', 'find_matching_configs',
-    'find_released_state_dict'
+    'find_released_state_dict', 'is_deliver_state_dict'
 ]
 
 #: Backbone key maps by their prefix in a released state dict, the most
@@ -79,7 +95,23 @@ _SWIN_CONFIG_NAMES = {
 }
 _MIT_DEFAULT_SR = (8, 4, 2, 1)
 _MIT_DEFAULT_MLP_RATIO = 4
-_DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd'}
+_DATASETS_BY_CLASSES = {
+    40: 'nyudv2',
+    37: 'sunrgbd',
+    25: 'deliver',
+    9: 'mfnet'
+}
+#: Config-name tag of each dataset (``geminifusion_*_<tag>...py``).
+_DATASET_TAGS = {
+    'nyudv2': 'nyu',
+    'sunrgbd': 'sun',
+    'deliver': 'deliver',
+    'mfnet': 'mfnet'
+}
+#: A DeLiVER-branch state dict (bare, ``backbone.`` / ``decode_head.``).
+_DELIVER_MARK = 'backbone.patch_embed1.proj.module.weight'
+_DELIVER_PREFIXES = (('backbone.', 'encoder.'), ('decode_head.', 'decoder.'))
+_TOKEN_SELECT_RE = re.compile(r'^encoder\.extra_score_predictor\.(\d+)\.')
 
 
 class ReleasedCheckpointError(CheckpointFormatError):
@@ -108,6 +140,10 @@ class ReleasedModelInfo:
         channels (int): Decoder embedding width (256 in the release).
         dropped_keys (list[str]): Released keys left out (score
             predictors).
+        num_modalities (int): K input modalities (the number of
+            patch-embedding norms). 2 except in the DeLiVER code line.
+        layout (str): 'release' (the NYUDv2/SUN RGB-D ``.pth.tar``) or
+            'deliver' (a bare state dict of the DeLiVER branch).
         released_names (dict): Our key -> released key, filled by
             :func:`convert_released_state_dict` (for messages).
     """
@@ -124,18 +160,25 @@ class ReleasedModelInfo:
     sr_ratios: Optional[Tuple[int, ...]] = None
     mlp_ratio: int = 4
     dropped_keys: List[str] = field(default_factory=list)
+    num_modalities: int = 2
+    layout: str = 'release'
     released_names: Dict[str, str] = field(
         default_factory=dict, repr=False, compare=False)
 
     @property
     def dataset(self) -> Optional[str]:
-        """'nyudv2' (40 classes) / 'sunrgbd' (37), else None."""
+        """'nyudv2' (40 classes) / 'sunrgbd' (37) / 'deliver' (25) /
+        'mfnet' (9), else None."""
         return _DATASETS_BY_CLASSES.get(self.num_classes)
 
     def describe(self) -> str:
         arch = self.name or f'custom {self.arch}'
-        return (f'{self.backbone_type} ({arch}), num_classes='
+        what = (f'{self.backbone_type} ({arch}), num_classes='
                 f'{self.num_classes}, decoder channels={self.channels}')
+        if self.layout == 'deliver':
+            what += (f', {self.num_modalities} modalities (DeLiVER code '
+                     'line)')
+        return what
 
 
 def _err(source: str, msg: str) -> ReleasedCheckpointError:
@@ -157,6 +200,36 @@ def strip_ddp_prefix(state_dict: Dict[str, Tensor],
             f'{e}; not a released GeminiFusion state dict') from None
 
 
+def is_deliver_state_dict(state_dict) -> bool:
+    """Whether a dict is a bare state dict of the DeLiVER branch (keys
+    ``backbone.patch_embed1.proj.module.weight``, ``decode_head.*``)."""
+    return isinstance(state_dict, dict) and _DELIVER_MARK in state_dict
+
+
+def _to_release_names(state_dict: Dict[str, Tensor], source: str
+                      ) -> Tuple[Dict[str, Tensor], Dict[str, str], str]:
+    """Both layouts under the release's names (``module.`` stripped).
+
+    Returns:
+        tuple: (state dict with ``encoder.`` / ``decoder.`` / ``alpha``
+        keys, release-style key -> key as in the file, layout 'release' or
+        'deliver').
+    """
+    sd = strip_ddp_prefix(state_dict, source)
+    if not is_deliver_state_dict(sd):
+        return sd, {k: 'module.' + k for k in sd}, 'release'
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    names: Dict[str, str] = {}
+    for key, value in sd.items():
+        new = key
+        for theirs, release in _DELIVER_PREFIXES:
+            if key.startswith(theirs):
+                new = release + key[len(theirs):]
+        out[new] = value
+        names[new] = key
+    return out, names, 'deliver'
+
+
 def released_key_to_ours(key: str) -> Optional[str]:
     """Map one released key (``module.`` already stripped) to ours.
 
@@ -170,6 +243,9 @@ def released_key_to_ours(key: str) -> Optional[str]:
         return None
     if key == 'alpha':
         return 'alpha'
+    m = _TOKEN_SELECT_RE.match(key)
+    if m:  # the DeLiVER branch's token selection
+        return f'backbone.layers.{m.group(1)}.token_select.' + key[m.end():]
     for key_map in _BACKBONE_KEY_MAPS:
         if key.startswith(key_map.released_prefix):
             return 'backbone.' + key_map.released_to_ours(
@@ -368,7 +444,10 @@ def detect_released_model(state_dict: Dict[str, Tensor],
         ReleasedCheckpointError: not a GeminiFusion MiT/Swin segmenter, or
             an unknown size.
     """
-    sd = strip_ddp_prefix(state_dict, source)
+    sd, _, layout = _to_release_names(state_dict, source)
+    if layout == 'deliver' and any(k.startswith('encoder.body.') for k in sd):
+        raise _err(source, 'a Swin backbone in a DeLiVER-branch state dict: '
+                   'that code line has MiT backbones only')
     if any(k.startswith('encoder.body.') for k in sd):
         found = _detect_swin(sd, source, allow_custom_arch)
     elif any(k.startswith('encoder.patch_embed') for k in sd):
@@ -384,11 +463,39 @@ def detect_released_model(state_dict: Dict[str, Tensor],
         raise _err(source, f'decoder inputs {tuple(in_channels)} do not '
                    f'match the encoder widths {found["embed_dims"]}')
     dropped = [k for k in state_dict if _SCORE_PREDICTOR_RE.search(k)]
+    num_modalities = _detect_num_modalities(sd, found['family'], source)
+    if layout == 'release' and num_modalities != 2:
+        raise _err(source, f'{num_modalities} patch-embedding norms; the '
+                   'released NYUDv2/SUN RGB-D models have 2')
     return ReleasedModelInfo(
         num_classes=num_classes,
         channels=channels,
         dropped_keys=dropped,
+        num_modalities=num_modalities,
+        layout=layout,
         **found)
+
+
+def _detect_num_modalities(sd: Dict[str, Tensor], family: str,
+                           source: str) -> int:
+    """K: the first stage's patch-embedding norms ``ln_0..ln_{K-1}``; for
+    K > 2 each stage must have its K score nets."""
+    if family != 'mit':
+        return 2
+    norm = re.compile(r'^encoder\.patch_embed1\.norm\.ln_(\d+)\.weight$')
+    ids = sorted(int(m.group(1)) for m in map(norm.match, sd) if m)
+    if len(ids) < 2 or ids != list(range(len(ids))):
+        raise _err(source, f'patch_embed1 has the modality norms {ids}; '
+                   'expected ln_0..ln_{K-1} with K >= 2')
+    k = len(ids)
+    for s in range(4 if k > 2 else 0):
+        for i in range(k):
+            key = f'encoder.extra_score_predictor.{s}.score_nets.{i}.0.weight'
+            if key not in sd:
+                raise _err(source, f'{k} modalities but '
+                           f'{key.replace("encoder.", "backbone.", 1)!r} '
+                           'is missing (K > 2 needs K score nets per stage)')
+    return k
 
 
 def model_config_fragment(info: ReleasedModelInfo) -> dict:
@@ -406,6 +513,9 @@ def model_config_fragment(info: ReleasedModelInfo) -> dict:
             backbone['sr_ratios'] = list(info.sr_ratios)
         if info.mlp_ratio != _MIT_DEFAULT_MLP_RATIO:
             backbone['mlp_ratio'] = info.mlp_ratio
+        if info.num_modalities != 2:
+            backbone['in_channels'] = 3 * info.num_modalities
+            backbone['num_modalities'] = info.num_modalities
     decode_head = dict(
         type='SegFormerMLPHead',
         in_channels=list(info.embed_dims),
@@ -448,15 +558,17 @@ def convert_released_state_dict(
             raise _err(source, f'entry {k!r} is a {type(v).__name__}, not a '
                        'tensor')
     info = detect_released_model(state_dict, source, allow_custom_arch)
-    sd = strip_ddp_prefix(state_dict, source)
+    sd, names, _ = _to_release_names(state_dict, source)
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
     for key, value in sd.items():
         try:
             new_key = released_key_to_ours(key)
         except KeyError:
-            raise _err(source, f'unexpected key "module.{key}": it belongs '
-                       'to no part of a GeminiFusion segmenter (alpha, '
-                       'encoder, decoder)') from None
+            parts = ('alpha, backbone, decode_head' if info.layout
+                     == 'deliver' else 'alpha, encoder, decoder')
+            raise _err(source, f'unexpected key "{names[key]}": it belongs '
+                       f'to no part of a GeminiFusion segmenter ({parts})'
+                       ) from None
         if new_key is None:
             continue
         if new_key in out:
@@ -465,7 +577,7 @@ def convert_released_state_dict(
         if value.device.type != 'meta':  # meta: shapes only (dry run)
             value = value.to('cpu').clone().contiguous()
         out[new_key] = value
-        info.released_names[new_key] = 'module.' + key
+        info.released_names[new_key] = names[key]
     if info.dropped_keys:
         print_log(
             f'{source}: dropped {len(info.dropped_keys)} score_predictor '
@@ -551,7 +663,8 @@ def load_released_checkpoint(path: str) -> dict:
 
     Returns:
         dict: The file's dict (``segmenter``, ``epoch_start``,
-        ``best_val``).
+        ``best_val``); a bare DeLiVER-branch state dict comes back as
+        ``{'segmenter': state_dict}``.
 
     Raises:
         CheckpointLoadError: unreadable, or holds non-allow-listed objects
@@ -559,11 +672,15 @@ def load_released_checkpoint(path: str) -> dict:
         ReleasedCheckpointError: not a dict with a ``segmenter`` state dict.
     """
     ckpt = read_checkpoint(path)
+    if is_deliver_state_dict(ckpt):
+        return {'segmenter': ckpt}
     if not isinstance(ckpt, dict) or 'segmenter' not in ckpt:
         what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if
                 isinstance(ckpt, dict) else f'a {type(ckpt).__name__}')
         raise _err(path, f'not a released GeminiFusion checkpoint: expected '
-                   f'a dict with a "segmenter" state dict, found {what}')
+                   f'a dict with a "segmenter" state dict (or a bare '
+                   f'DeLiVER-branch state dict with {_DELIVER_MARK!r}), '
+                   f'found {what}')
     if not isinstance(ckpt['segmenter'], dict):
         raise _err(path, '"segmenter" is a '
                    f'{type(ckpt["segmenter"]).__name__}, not a state dict')
@@ -614,6 +731,8 @@ def convert_released_checkpoint(src: str,
         arch=_plain(info.arch),
         variant=info.name,
         num_classes=info.num_classes,
+        num_modalities=info.num_modalities,
+        released_layout=info.layout,
         dropped_keys=list(info.dropped_keys),
         model_config=model_config_fragment(info))
     dataset_meta = _dataset_meta(info.num_classes)
@@ -630,27 +749,42 @@ def convert_released_checkpoint(src: str,
 
 
 def _dataset_meta(num_classes: int) -> Optional[dict]:
-    """classes/palette for 40 (NYUDv2) or 37 (SUN RGB-D) classes, so that
-    mmseg's inference API names the classes."""
-    if num_classes not in _DATASETS_BY_CLASSES:
+    """classes/palette for 40 (NYUDv2), 37 (SUN RGB-D), 25 (DeLiVER) or 9
+    (MFNet) classes, so that mmseg's inference API names the classes."""
+    dataset = _DATASETS_BY_CLASSES.get(num_classes)
+    if dataset is None:
         return None
+    classes, palette = {
+        'deliver': (DELIVER_CLASSES, DELIVER_PALETTE),
+        'mfnet': (MFNET_CLASSES, MFNET_PALETTE),
+    }.get(dataset, (NYUDV2_CLASSES, NYUDV2_PALETTE))
     return dict(
-        classes=list(NYUDV2_CLASSES[:num_classes]),
-        palette=[list(p) for p in NYUDV2_PALETTE[:num_classes]])
+        classes=list(classes[:num_classes]),
+        palette=[list(p) for p in palette[:num_classes]])
 
 
 def find_released_state_dict(ckpt) -> Optional[Dict[str, Tensor]]:
     """The released ``segmenter`` state dict in a loaded file: its
     ``segmenter`` entry, or the file itself if it is a bare released state
-    dict (keys ``module.encoder.*`` / ``encoder.*``); None otherwise."""
+    dict (keys ``module.encoder.*`` / ``encoder.*``, or a DeLiVER-branch
+    state dict); None otherwise."""
     if not isinstance(ckpt, dict):
         return None
     if isinstance(ckpt.get('segmenter'), dict):
         return ckpt['segmenter']
+    if is_deliver_state_dict(ckpt):
+        return ckpt
     if any(isinstance(k, str) and k.startswith(('module.encoder.',
                                                 'encoder.')) for k in ckpt):
         return ckpt
     return None
+
+
+def _config_num_modalities(path: str) -> int:
+    """K from a config name's modality tag: ``..._deliver-rgbdel-...`` -> 4,
+    ``rgbd`` / ``rgbt`` -> 2; 2 when there is none."""
+    m = re.search(r'[_-]rgb([a-z]+)[-_.]', osp.basename(path).lower())
+    return 1 + len(m.group(1)) if m else 2
 
 
 def find_matching_configs(info: ReleasedModelInfo,
@@ -658,12 +792,20 @@ def find_matching_configs(info: ReleasedModelInfo,
     """Config files for the variant, named
     ``geminifusion_{name}_*.py`` (e.g. ``geminifusion_mit-b3_...``); those
     that mention the dataset of the class count (``nyu`` for 40, ``sun``
-    for 37) come first. Empty for a custom size or no such directory."""
+    for 37) come first. A DeLiVER-branch checkpoint matches only the
+    configs of its dataset (``deliver`` for 25 classes, ``mfnet`` for 9)
+    and modality count (``rgbd`` 2, ``rgbdel`` 4). Empty for a custom size
+    or no such directory."""
     if info.name is None or not osp.isdir(config_dir):
         return []
     found = sorted(
         glob.glob(osp.join(config_dir, f'geminifusion_{info.name}_*.py')))
-    tag = {'nyudv2': 'nyu', 'sunrgbd': 'sun'}.get(info.dataset or '')
+    tag = _DATASET_TAGS.get(info.dataset or '')
+    if info.layout == 'deliver':
+        return [
+            p for p in found if tag and tag in osp.basename(p).lower()
+            and _config_num_modalities(p) == info.num_modalities
+        ]
     if tag:
         found.sort(key=lambda p: tag not in osp.basename(p).lower())
     return found

@@ -469,9 +469,11 @@ class GeminiFusionSwin(GeminiFusionBackbone):
             raise ValueError(f'GeminiFusionSwin: arch must be a name or a '
                              f'dict, got {arch!r}')
         if num_modalities != 2:
-            raise ValueError(f'GeminiFusionSwin supports exactly 2 '
-                             f'modalities (rgb, depth), got '
-                             f'num_modalities={num_modalities}')
+            raise ValueError(
+                f'GeminiFusionSwin supports exactly 2 modalities (rgb, '
+                f'depth), got num_modalities={num_modalities}; more '
+                'modalities (the DeLiVER code line, which has no Swin) need '
+                "type='GeminiFusionMiT'")
         if in_channels != self.channels_per_modality * num_modalities:
             raise ValueError(
                 f'GeminiFusionSwin: in_channels={in_channels} must be '
