@@ -54,7 +54,9 @@ format             recognised by / mapping
 
 For the unimodal formats every shared weight is copied once, every
 unimodal LayerNorm into BOTH modality norms (``ln_0`` and ``ln_1``), and the
-GeminiFusion parameters keep their fresh initialisation; the
+GeminiFusion parameters keep their fresh initialisation (with K > 2
+modalities also the token selection and the patch-embedding norms ``ln_2``,
+``ln_3``, ..., as the DeLiVER branch loads); the
 ``relative_position_index`` buffers stay ours. A relative position bias
 table of another window size (e.g. a window-7 checkpoint into a window-12
 model) is resized bicubically, as mmseg and the release do, with a note in
@@ -218,7 +220,9 @@ def load_pretrained_backbone(backbone: nn.Module,
     for key, target in own.items():
         src = _source_key(key, fmt, key_map)
         if src is None:
-            if '.fusion.' in key:
+            if not key.endswith('relative_position_index'):
+                # fusion layers; with K > 2 modalities the token selection
+                # and the patch-embed norms ln_2.. (docs/model.md)
                 report['fresh'].append(key)
             continue
         if not load_modality_norms and fmt != GEMINIFUSION_FORMAT and \

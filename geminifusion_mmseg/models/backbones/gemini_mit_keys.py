@@ -27,6 +27,12 @@ __all__ = ['MiTKeyMap', 'mmseg_mit_to_nvlabs']
 
 _FLAT_RE = re.compile(r'^(patch_embed|block|norm)([1-4])\.')
 _STAGE_RE = re.compile(r'^layers\.([0-3])\.(patch_embed|blocks|norm)\.')
+#: Keys without a unimodal counterpart in the K-modality (DeLiVER) layout:
+#: the token selection, and the patch-embedding norms of the third and
+#: later modalities, which the branch's ``_expand_state_dict`` leaves at
+#: their initialisation (it fills ``ln_0`` and ``ln_1`` only).
+_NO_UNIMODAL_RE = re.compile(
+    r'(\.token_select\.|\.patch_embed\.norm\.ln_([2-9]|\d{2,})\.)')
 _FLAT_TO_STAGE = {'patch_embed': 'patch_embed', 'block': 'blocks',
                   'norm': 'norm'}
 _STAGE_TO_FLAT = {v: k for k, v in _FLAT_TO_STAGE.items()}
@@ -101,6 +107,15 @@ class MiTKeyMap(BackboneKeyMap):
         'mmseg-mit': (_is_mmseg_mit, mmseg_mit_to_nvlabs),
     }
     version = 2
+
+    @classmethod
+    def ours_to_canonical(cls, key: str):
+        """As :meth:`BackboneKeyMap.ours_to_canonical`; None also for the
+        token selection and the patch-embedding norms ``ln_2``, ``ln_3``,
+        ... (docs/model.md "K modalities")."""
+        if _NO_UNIMODAL_RE.search(key):
+            return None
+        return super().ours_to_canonical(key)
 
     @classmethod
     def release_layout_to_ours(cls, key: str) -> str:
