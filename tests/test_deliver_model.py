@@ -384,3 +384,70 @@ def test_branch_state_dict_refusals():
     with pytest.raises(ReleasedCheckpointError,
                        match=r"f\.pth: unexpected key 'backbone\.foo\.weight'"):
         check_converted_state_dict(converted, info, 'f.pth')
+
+
+# --- the schedule -------------------------------------------------------
+
+
+class _BranchWarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
+    """CMNeXt's ``WarmupPolyLR(optimizer, power, max_iter, warmup_iter,
+    warmup_ratio, warmup='linear')`` (semseg/schedulers.py), literally."""
+
+    def __init__(self, optimizer, power, max_iter, warmup_iter,
+                 warmup_ratio):
+        self.power, self.max_iter = power, max_iter
+        self.warmup_iter, self.warmup_ratio = warmup_iter, warmup_ratio
+        super().__init__(optimizer, -1)
+
+    def get_lr(self):
+        if self.last_epoch < self.warmup_iter:
+            alpha = self.last_epoch / self.warmup_iter
+            ratio = self.warmup_ratio + (1. - self.warmup_ratio) * alpha
+        else:
+            real_iter = self.last_epoch - self.warmup_iter
+            real_max_iter = self.max_iter - self.warmup_iter
+            ratio = (1 - real_iter / real_max_iter)**self.power
+        return [ratio * lr for lr in self.base_lrs]
+
+
+def _two_group_optimizer(lr):
+    a, b = nn_param(), nn_param()
+    return torch.optim.AdamW([{'params': [a]}, {'params': [b],
+                                                'lr': 10 * lr}], lr)
+
+
+def nn_param():
+    return torch.nn.Parameter(torch.zeros(1))
+
+
+def test_warmup_poly_lr_follows_the_branch_every_iteration():
+    from mmengine.optim import OptimWrapper
+    from mmseg.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'geminifusion',
+                 'geminifusion_mit-b2_8xb1-200e_deliver-rgbd-1024x1024.py'))
+    sched_cfg = dict(cfg.param_scheduler[0])
+    assert sched_cfg['warmup_iters'] == 10 * 497
+    assert sched_cfg['max_iters'] == 201 * 497
+    lr = cfg.optim_wrapper.optimizer.lr
+    # a short version (same code path) compared at every step, and the
+    # config's own lengths at chosen steps
+    for warmup, total, steps in ((6, 25, range(24)),
+                                 (sched_cfg['warmup_iters'],
+                                  sched_cfg['max_iters'], None)):
+        ours_opt, ref_opt = _two_group_optimizer(lr), _two_group_optimizer(lr)
+        ours = PARAM_SCHEDULERS.build(
+            dict(sched_cfg, warmup_iters=warmup, max_iters=total,
+                 optimizer=OptimWrapper(ours_opt)))
+        ref = _BranchWarmupPolyLR(ref_opt, 0.9, total, warmup, 0.1)
+        check = set(steps if steps is not None else
+                    (0, 1, warmup - 1, warmup, warmup + 1, 50000, 99599))
+        for step in range(max(check) + 1):
+            if step in check:
+                got = [g['lr'] for g in ours_opt.param_groups]
+                expected = [g['lr'] for g in ref_opt.param_groups]
+                assert got == pytest.approx(expected, rel=1e-12), step
+            ours_opt.step()
+            ref_opt.step()
+            ours.step()
+            ref.step()
