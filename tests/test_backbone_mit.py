@@ -103,7 +103,10 @@ def test_drop_path_grows_linearly():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(arch='b9'), "unknown arch 'b9'"),
     (dict(arch='b0', in_channels=4), 'in_channels=4'),
-    (dict(arch='b0', num_modalities=3, in_channels=9), 'num_modalities=3'),
+    (dict(arch='b0', num_modalities=1, in_channels=3),
+     'num_modalities must be >= 2'),
+    (dict(arch='b0', num_modalities=3, in_channels=6),
+     r'in_channels=6, but num_modalities=3 need 9'),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

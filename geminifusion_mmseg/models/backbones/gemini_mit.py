@@ -373,9 +373,9 @@ class GeminiFusionMiT(GeminiFusionBackbone):
                              f'got {num_modalities}')
         if in_channels != 3 * num_modalities:
             raise ValueError(
-                f'GeminiFusionMiT in_channels has {in_channels} channels, '
-                f'but num_modalities={num_modalities} need '
-                f'{3 * num_modalities} (3 per modality). Make the config\'s '
+                f'GeminiFusionMiT: in_channels={in_channels}, but '
+                f'num_modalities={num_modalities} need '
+                f'{3 * num_modalities} channels (3 per modality). Make the config\'s '
                 "modalities, the backbone's in_channels and the data "
                 "preprocessor's mean/std agree.")
         self.in_channels = in_channels

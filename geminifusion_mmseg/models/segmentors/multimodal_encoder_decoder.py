@@ -104,16 +104,16 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         # one branch per backbone output stream: the modalities, or with
         # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
         # stream of the other K - 1
-        num_modalities = getattr(self.backbone, 'num_streams', None) or \
-            getattr(self.backbone, 'num_modalities', None)
+        inputs = getattr(self.backbone, 'num_modalities', None)
+        num_modalities = getattr(self.backbone, 'num_streams', inputs)
         if num_modalities != len(self.modality_names):
             raise ValueError(
                 f'MultiModalEncoderDecoder: {len(self.modality_names)} '
                 f'modality_names {self.modality_names} but the backbone '
                 f'{type(self.backbone).__name__} has {num_modalities} '
-                'output streams (one name per stream, e.g. '
-                "('rgb', 'depth'), or ('rgb', 'fused') for more than 2 "
-                'input modalities)')
+                f'output streams (num_modalities={inputs}; one name per '
+                "stream, e.g. ('rgb', 'depth'), or ('rgb', 'fused') for "
+                'more than 2 input modalities)')
         if 'ens' in self.modality_names:
             raise ValueError("'ens' is reserved for the ensemble branch")
         self.num_modalities = num_modalities
