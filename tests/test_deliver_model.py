@@ -280,7 +280,8 @@ def test_pretrained_mit_fills_only_ln_0_and_ln_1(tmp_path):
         for i in (2, 3):
             key = f'layers.{s}.patch_embed.norm.ln_{i}.weight'
             assert key in fresh
-            assert torch.equal(m.state_dict()[key], torch.ones(init[key].shape))
+            assert torch.equal(m.state_dict()[key],
+                               torch.ones(init[key].shape))
         key = f'layers.{s}.token_select.score_nets.0.0.weight'
         assert key in fresh and torch.equal(m.state_dict()[key], init[key])
     torch.testing.assert_close(m.layers[0].blocks[0].attn.q.weight,
@@ -327,8 +328,8 @@ def test_branch_checkpoint_file_converts_exactly(k, classes, tmp_path):
     ckpt, info = convert_released_checkpoint(src, dst)
     assert info.dataset == ('deliver' if classes == 25 else 'mfnet')
     assert info.num_modalities == k and info.layout == 'deliver'
-    assert ckpt['meta']['dataset_meta']['classes'][0] in ('Building',
-                                                         'unlabeled')
+    first_class = ckpt['meta']['dataset_meta']['classes'][0]
+    assert first_class == ('Building' if classes == 25 else 'unlabeled')
     frag = model_config_fragment(info)
     cfg = Config.fromfile(MODEL_BASE).model
     cfg.backbone.update(frag['backbone'])
@@ -381,8 +382,9 @@ def test_branch_state_dict_refusals():
         convert_released_state_dict(bad, 'f.pth')
     bad = dict(sd, **{'backbone.foo.weight': torch.zeros(1)})
     converted, info = convert_released_state_dict(bad, 'f.pth')
-    with pytest.raises(ReleasedCheckpointError,
-                       match=r"f\.pth: unexpected key 'backbone\.foo\.weight'"):
+    with pytest.raises(
+            ReleasedCheckpointError,
+            match=r"f\.pth: unexpected key 'backbone\.foo\.weight'"):
         check_converted_state_dict(converted, info, 'f.pth')
 
 
@@ -411,13 +413,10 @@ class _BranchWarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
 
 
 def _two_group_optimizer(lr):
-    a, b = nn_param(), nn_param()
+    """AdamW with a group at ``lr`` and one at ``10 * lr`` (the head's)."""
+    a, b = (torch.nn.Parameter(torch.zeros(1)) for _ in range(2))
     return torch.optim.AdamW([{'params': [a]}, {'params': [b],
                                                 'lr': 10 * lr}], lr)
-
-
-def nn_param():
-    return torch.nn.Parameter(torch.zeros(1))
 
 
 def test_warmup_poly_lr_follows_the_branch_every_iteration():
@@ -430,24 +429,46 @@ def test_warmup_poly_lr_follows_the_branch_every_iteration():
     assert sched_cfg['warmup_iters'] == 10 * 497
     assert sched_cfg['max_iters'] == 201 * 497
     lr = cfg.optim_wrapper.optimizer.lr
-    # a short version (same code path) compared at every step, and the
-    # config's own lengths at chosen steps
-    for warmup, total, steps in ((6, 25, range(24)),
-                                 (sched_cfg['warmup_iters'],
-                                  sched_cfg['max_iters'], None)):
-        ours_opt, ref_opt = _two_group_optimizer(lr), _two_group_optimizer(lr)
-        ours = PARAM_SCHEDULERS.build(
-            dict(sched_cfg, warmup_iters=warmup, max_iters=total,
-                 optimizer=OptimWrapper(ours_opt)))
-        ref = _BranchWarmupPolyLR(ref_opt, 0.9, total, warmup, 0.1)
-        check = set(steps if steps is not None else
-                    (0, 1, warmup - 1, warmup, warmup + 1, 50000, 99599))
-        for step in range(max(check) + 1):
-            if step in check:
-                got = [g['lr'] for g in ours_opt.param_groups]
-                expected = [g['lr'] for g in ref_opt.param_groups]
-                assert got == pytest.approx(expected, rel=1e-12), step
-            ours_opt.step()
-            ref_opt.step()
-            ours.step()
-            ref.step()
+    # a short schedule stepped through, compared at every step
+    warmup, total = 6, 25
+    ours_opt, ref_opt = _two_group_optimizer(lr), _two_group_optimizer(lr)
+    ours = PARAM_SCHEDULERS.build(
+        dict(sched_cfg, warmup_iters=warmup, max_iters=total,
+             optimizer=OptimWrapper(ours_opt)))
+    ref = _BranchWarmupPolyLR(ref_opt, 0.9, total, warmup, 0.1)
+    for step in range(total - 1):
+        got = [g['lr'] for g in ours_opt.param_groups]
+        expected = [g['lr'] for g in ref_opt.param_groups]
+        assert got == pytest.approx(expected, rel=1e-12), step
+        ours_opt.step()
+        ref_opt.step()
+        ours.step()
+        ref.step()
+    # the config's lengths, both in closed form at chosen steps
+    warmup, total = sched_cfg['warmup_iters'], sched_cfg['max_iters']
+    ours = PARAM_SCHEDULERS.build(
+        dict(sched_cfg, optimizer=OptimWrapper(_two_group_optimizer(lr))))
+    ref = _BranchWarmupPolyLR(_two_group_optimizer(lr), 0.9, total, warmup,
+                              0.1)
+    last = 200 * 498 - 1  # the last step of training
+    for step in (0, 1, warmup - 1, warmup, warmup + 1, 50000, last):
+        ours.last_step = ref.last_epoch = step
+        # mmengine's wrapper lists a third, "base" group last
+        assert ours._get_value()[:2] == pytest.approx(
+            ref.get_lr(), rel=1e-12)
+
+
+def test_cli_converts_a_branch_file(tmp_path):
+    import subprocess
+    import sys
+    ref = LiteralDeLiVERGeminiFusion('mit_b0', 25, 3)
+    src, dst = str(tmp_path / 'branch.pth'), str(tmp_path / 'out.pth')
+    torch.save(ref.state_dict(), src)
+    cli = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
+    out = subprocess.run([sys.executable, cli, src, dst],
+                         capture_output=True, text=True, check=True).stdout
+    assert '3 modalities (DeLiVER code line)' in out
+    assert 'num_modalities=3' in out and 'num_classes: 25 (deliver)' in out
+    assert '"num_modalities": 3' in out and '"in_channels": 9' in out
+    sd = torch.load(dst, weights_only=True)['state_dict']
+    assert 'backbone.layers.3.token_select.score_nets.2.1.bias' in sd

@@ -375,8 +375,8 @@ class GeminiFusionMiT(GeminiFusionBackbone):
             raise ValueError(
                 f'GeminiFusionMiT: in_channels={in_channels}, but '
                 f'num_modalities={num_modalities} need '
-                f'{3 * num_modalities} channels (3 per modality). Make the config\'s '
-                "modalities, the backbone's in_channels and the data "
+                f'{3 * num_modalities} channels (3 per modality). Make the '
+                "config's modalities, the backbone's in_channels and the data "
                 "preprocessor's mean/std agree.")
         self.in_channels = in_channels
         self.num_modalities = num_modalities
