@@ -287,12 +287,19 @@ ZOO_CONFIGS = sorted(glob.glob(osp.join(ZOO, '*.py')))
 @pytest.mark.parametrize('path', ZOO_CONFIGS, ids=osp.basename)
 def test_zoo_configs_follow_the_release(path):
     cfg = Config.fromfile(path)
-    assert cfg.model.test_cfg.resize_mode == 'bicubic'
     assert cfg.test_dataloader.dataset.pipeline[2].type == \
         'ResizeShortSideToMultiple'
     jitter = [t for t in cfg.train_dataloader.dataset.pipeline
               if t.type == 'RGBColorJitter']
     assert len(jitter) == 1 and jitter[0].prob == 0.2
+    if 'deliver' in osp.basename(path):
+        # the DeLiVER branch: bilinear logits (mmseg's default), uint8
+        # jitter clamped to 255 (docs/model.md "K modalities")
+        assert cfg.model.test_cfg.get('resize_mode',
+                                      'bilinear') == 'bilinear'
+        assert tuple(jitter[0].clip_range) == (0., 255.)
+        return
+    assert cfg.model.test_cfg.resize_mode == 'bicubic'
     assert tuple(jitter[0].clip_range) == (0., 1.)  # the release's blackout
 
 

@@ -256,6 +256,11 @@ class MiTStage(nn.Module):
     input is then the RGB output and, for each extra modality, its scaled
     pre-block tokens plus stream 1's output.
 
+    ``num_modalities`` is the number of streams of the blocks and the
+    output norm (2), ``num_inputs`` the number of modalities into the patch
+    embedding (K; defaults to ``num_modalities``). ``forward(x, carry)``
+    skips the next stage's input when ``carry`` is False (the last stage).
+
     Shape: (K*B, C_in, H, W) -> (outputs (2*B, C, H', W'), next stage's
     input (K*B, C, H', W'); with K = 2 the outputs themselves).
     """
