@@ -472,3 +472,17 @@ def test_cli_converts_a_branch_file(tmp_path):
     assert '"num_modalities": 3' in out and '"in_channels": 9' in out
     sd = torch.load(dst, weights_only=True)['state_dict']
     assert 'backbone.layers.3.token_select.score_nets.2.1.bias' in sd
+
+
+def test_branch_file_initialises_a_backbone_one_to_one(tmp_path):
+    """init_cfg=dict(type='Pretrained', checkpoint=<branch file>): every
+    backbone tensor, token selection included, from the file."""
+    ref = literal_model('mit_b0', 3).float()
+    path = str(tmp_path / 'branch.pth')
+    torch.save(ref.state_dict(), path)
+    m = GeminiFusionMiT('b0', in_channels=9, num_modalities=3)
+    report = load_pretrained_backbone(m, path)
+    assert report['format'] == 'geminifusion' and not report['missing']
+    sd, _ = convert_released_state_dict(ref.state_dict())
+    for key, value in m.state_dict().items():
+        assert torch.equal(value, sd['backbone.' + key]), key
