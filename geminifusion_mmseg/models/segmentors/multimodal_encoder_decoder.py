@@ -26,7 +26,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     (rgb 3 + depth 3). The backbone returns modality-stacked features
     (M*B rows, rgb first); the shared decode head predicts logits for each
     modality; the ensemble is ``sum_m softmax(alpha)[m] * logits_m.detach()``
-    (SPEC 2.4). Training sums one loss per branch, named by branch
+    (docs/model.md). Training sums one loss per branch, named by branch
     (``rgb.loss_ce``, ``depth.loss_ce``, ``ens.loss_ce``). The prediction
     is the ensemble; ``predict`` also attaches each modality's own
     prediction as ``pred_sem_seg_<name>`` so metrics can score the branches.
