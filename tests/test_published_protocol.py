@@ -1,7 +1,7 @@
 """The published protocol, end to end: scores and training augmentation.
 
-The oracle for scores is :mod:`geminifusion_mmseg.testing.literal_protocol`, the
-release's ``main.py --evaluate`` path written as its code reads (Pillow
+The oracle for scores is :mod:`geminifusion_mmseg.testing.literal_protocol`,
+the release's ``main.py --evaluate`` path written as its code reads (Pillow
 reading, torchvision-style two-step resize, normalisation, the literal
 model, OpenCV bicubic upsampling of the logits, its confusion matrix and
 ``getScores``). ``tools/test.py`` with a zoo config and a converted

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """DeLiVER (RGB + depth / event / LiDAR, 25 classes)."""
 from typing import List, Optional, Sequence, Tuple, Union
 

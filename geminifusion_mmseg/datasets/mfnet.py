@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """MFNet (RGB-thermal, 9 classes)."""
 from typing import List, Sequence
 

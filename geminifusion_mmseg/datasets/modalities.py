@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Modality names, their normalisation, and the channel-count check.
 
 A multi-modal sample is ONE float image with 3 channels per modality,

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Base class of the datasets with RGB + K-1 aligned modalities."""
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -159,8 +159,9 @@ class LiteralDeLiVERBackbone(nn.Module):
             x, H, W = getattr(self, f'patch_embed{s}')(x)
             if self.num_modals > 2:
                 x_ext = x[1:]
-                x_f = self.tokenselect(x_ext, self.extra_score_predictor[s - 1],
-                                       H, W)
+                x_f = self.tokenselect(x_ext,
+                                       self.extra_score_predictor[s - 1], H,
+                                       W)
                 x = [x[0], x_f]
             for blk in getattr(self, f'block{s}'):
                 x = blk(x, H, W)

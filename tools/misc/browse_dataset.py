@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Write side-by-side RGB | depth | ... | label images of a config's
 dataset.
 

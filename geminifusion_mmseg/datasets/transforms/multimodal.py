@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Loading RGB + any number of aligned modalities as one 3K-channel image."""
 import io
 from typing import Dict, Optional, Sequence, Tuple, Union

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Photometric augmentations that touch only the RGB channels."""
 from typing import Optional, Sequence, Tuple
 
