@@ -1,6 +1,12 @@
+from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
+                          DepthMissing, DepthNoise, DepthQuantisation,
+                          RandomDepthDegradation, RGBLowLight, RGBMissing,
+                          RGBMotionBlur, build_corruption)
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
                       LoadRGBDImageFromNDArray, encode_depth,
                       read_depth_image)
+from .missing import RGB_MISSING_VALUE, depth_missing_value
+from .modality_drop import RandomModalityDrop
 from .padding import RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
 from .resize import ResizeShortSideToMultiple, nearest_resize
@@ -9,5 +15,8 @@ __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
     'read_depth_image', 'LoadRGBDAnnotations', 'RGBColorJitter',
     'RGBGaussianBlur', 'ResizeShortSideToMultiple', 'RGBDPad',
-    'nearest_resize'
+    'nearest_resize', 'RandomModalityDrop', 'depth_missing_value',
+    'RGB_MISSING_VALUE', 'CORRUPTIONS', 'build_corruption', 'DepthMissing',
+    'DepthHoles', 'DepthNoise', 'DepthQuantisation', 'DepthMisregistration',
+    'RGBLowLight', 'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation'
 ]
