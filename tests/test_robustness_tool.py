@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -57,8 +56,8 @@ def test_depth_missing_changes_the_prediction_not_the_label(setup):
     cfg = Config.fromfile(setup['config'])
     outputs = {}
     for name in ('clean', 'depth_missing'):
-        pipeline = tool.corrupted_pipeline(cfg.test_dataloader.dataset.pipeline,
-                                           name, None)
+        pipeline = tool.corrupted_pipeline(
+            cfg.test_dataloader.dataset.pipeline, name, None)
         dataset = DATASETS.build(
             dict(cfg.test_dataloader.dataset, pipeline=pipeline))
         data = dataset[0]

@@ -2,8 +2,8 @@
 # training sample loses its RGB image (black) with probability 0.15, or its
 # depth map (0 = no measurement, as sensors store it) with probability 0.15.
 # The model then keeps working when a sensor fails at test time
-# (docs/robustness.md has the numbers):
-#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_modality-drop_1xb4-2k_quickstart-96x128.py
+# (docs/robustness.md has the numbers). Train with
+#   python tools/train.py CONFIG  (this file)
 _base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py']
 crop_size = (96, 128)
 

@@ -1,7 +1,6 @@
 """Modality dropout: train a fused model to survive a dead sensor."""
 from typing import Optional, Sequence
 
-import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
