@@ -250,7 +250,7 @@ def plot(records: List[dict], path: str, title: str) -> Optional[str]:
         if r['corruption'] not in names:
             names.append(r['corruption'])
     fig, axes = plt.subplots(
-        1, len(keys), figsize=(5 * len(keys), 4), sharey=True, squeeze=False)
+        1, len(keys), figsize=(5 * len(keys) + 1.5, 4), sharey=True, squeeze=False)
     cmap = plt.get_cmap('tab10')
     for ax, (key, label) in zip(axes[0], keys):
         ax.axhline(clean[key], color='black', lw=1, label='clean')
@@ -268,7 +268,8 @@ def plot(records: List[dict], path: str, title: str) -> Optional[str]:
         ax.set_xticks(range(0, 6))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel('mIoU (%)')
-    axes[0][-1].legend(fontsize=7, loc='lower left')
+    axes[0][-1].legend(
+        fontsize=7, loc='center left', bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
