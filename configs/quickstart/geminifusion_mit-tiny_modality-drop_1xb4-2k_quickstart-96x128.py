@@ -1,6 +1,6 @@
 # The quickstart GeminiFusion config trained with modality dropout: each
-# training sample loses its RGB image (black) with probability 0.15, or its
-# depth map (0 = no measurement, as sensors store it) with probability 0.15.
+# training sample loses its RGB image (black) with probability 0.1, or its
+# depth map (0 = no measurement, as sensors store it) with probability 0.1.
 # The model then keeps working when a sensor fails at test time
 # (docs/robustness.md has the numbers). Train with
 #   python tools/train.py CONFIG  (this file)
@@ -20,8 +20,8 @@ train_pipeline = [
     # same depth_encoding as the loader: the missing value follows it
     dict(
         type='RandomModalityDrop',
-        rgb_prob=0.15,
-        depth_prob=0.15,
+        rgb_prob=0.1,
+        depth_prob=0.1,
         depth_encoding='raw'),
     dict(
         type='RGBDPad',
