@@ -10,6 +10,12 @@ searched recursively; one output image per pair, named after the pair):
     python demo/image_demo.py RGB_DIR DEPTH_DIR CONFIG CHECKPOINT \\
         --out-dir OUT_DIR
 
+Without a depth sensor (depth missing: every pixel "no measurement"; see
+docs/robustness.md for which prediction to trust then):
+
+    python demo/image_demo.py RGB CONFIG CHECKPOINT --no-depth \\
+        --out-file OUT.png     # or RGB_DIR ... --out-dir OUT_DIR
+
 The depth file is read unchanged (16-bit PNG etc.) and encoded as the
 config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
 the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
@@ -19,7 +25,7 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 from mmengine.utils import ProgressBar
@@ -37,7 +43,10 @@ def parse_args():
         description='RGB-D segmentation demo: prediction over the image, '
         'with a class legend')
     parser.add_argument('rgb', help='RGB image file, or a folder of them')
-    parser.add_argument('depth', help='depth image file, or a folder')
+    parser.add_argument(
+        'depth',
+        nargs='?',
+        help='depth image file, or a folder (left out with --no-depth)')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
@@ -58,7 +67,18 @@ def parse_args():
         default='ens',
         help='prediction to show: the fused one (ens, default) or a '
         'modality branch')
+    parser.add_argument(
+        '--no-depth',
+        action='store_true',
+        help='no depth sensor: give RGB CONFIG CHECKPOINT only; the model '
+        'runs with depth missing (every pixel "no measurement")')
     args = parser.parse_args()
+    if args.no_depth and args.depth is not None:
+        parser.error('--no-depth takes RGB CONFIG CHECKPOINT (no DEPTH); '
+                     f'got an extra argument: {args.depth}')
+    if not args.no_depth and args.depth is None:
+        parser.error('DEPTH is missing: give RGB DEPTH CONFIG CHECKPOINT, '
+                     'or RGB CONFIG CHECKPOINT --no-depth')
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     return parser, args
@@ -94,8 +114,10 @@ def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:
     return [(n, rgbs[n], depths[n]) for n in names]
 
 
-def render(model, rgb_path: str, depth_path: str, out_file: str,
+def render(model, rgb_path: str, depth_path: Optional[str], out_file: str,
            opacity: float, branch: str) -> None:
+    """Segment one pair (``depth_path`` None: depth missing) and save the
+    overlay."""
     result = inference_model(model, rgb_path, depth_path)
     key = 'pred_sem_seg' if branch == 'ens' else f'pred_sem_seg_{branch}'
     if key not in result:
@@ -117,12 +139,15 @@ def render(model, rgb_path: str, depth_path: str, out_file: str,
 
 def main():
     parser, args = parse_args()
-    rgb_dir, depth_dir = osp.isdir(args.rgb), osp.isdir(args.depth)
-    if rgb_dir != depth_dir:
+    rgb_dir = osp.isdir(args.rgb)
+    if not args.no_depth and rgb_dir != osp.isdir(args.depth):
         parser.error('RGB and DEPTH must both be files or both be folders')
     for path in (args.rgb, args.depth, args.config, args.checkpoint):
-        if not osp.exists(path):
+        if path is not None and not osp.exists(path):
             parser.error(f'not found: {path}')
+    if args.no_depth:
+        print('--no-depth: running with depth missing (every pixel "no '
+              f'measurement"); showing the {args.branch} prediction')
 
     if not rgb_dir:
         out_file = args.out_file or args.out_dir
@@ -144,11 +169,21 @@ def main():
                      'the output folder')
     if osp.isfile(out_dir):
         parser.error(f'--out-dir {out_dir} is a file, not a folder')
-    pairs = pair_folders(args.rgb, args.depth)
+    if args.no_depth:
+        rgbs, dups = list_images(args.rgb)
+        if dups:
+            raise SystemExit(f'{args.rgb}: several images share the '
+                             f'name(s) {dups[:5]}; keep one file per name')
+        pairs = [(n, rgbs[n], None) for n in sorted(rgbs)]
+    else:
+        pairs = pair_folders(args.rgb, args.depth)
+    if not pairs and args.no_depth:
+        raise SystemExit(f'no images in {args.rgb}')
     if not pairs:
         raise SystemExit(f'no RGB-D pairs: no file name occurs in both '
                          f'{args.rgb} and {args.depth}')
-    print(f'{len(pairs)} RGB-D pair(s)')
+    print(f'{len(pairs)} ' + ('RGB image(s)' if args.no_depth else
+                              'RGB-D pair(s)'))
     model = init_model(args.config, args.checkpoint, device=args.device)
     failed = []
     progress = ProgressBar(len(pairs))

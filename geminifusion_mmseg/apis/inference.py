@@ -12,7 +12,9 @@ Channel order of array inputs:
   3-channel encoding such as HHA, in RGB order
   (``cv2.imread(path)[..., ::-1]``). The config's depth encoding
   (``LoadRGBDImageFromFile(depth_encoding=...)``) is applied to arrays
-  exactly as to files.
+  exactly as to files. ``depth=None``: no depth sensor; the model runs
+  with depth missing (every pixel "no measurement", see
+  ``inference_model``).
 """
 import copy
 import logging
@@ -32,6 +34,7 @@ from mmseg.structures import SegDataSample
 
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
                                            read_depth_image)
+from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.resize import nearest_resize
 from ..checkpoints import (convert_released_state_dict, strip_prefix,
                            upgrade_state_dict)
@@ -265,8 +268,9 @@ def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
 
 # ---------------------------------------------------------- inference_model
 def inference_model(
-        model: nn.Module, rgb: Union[InputType, Sequence[InputType]],
-        depth: Union[InputType, Sequence[InputType]]
+    model: nn.Module,
+    rgb: Union[InputType, Sequence[InputType]],
+    depth: Union[None, InputType, Sequence[Optional[InputType]]] = None
 ) -> Union[SegDataSample, List[SegDataSample]]:
     """Segment one RGB-D pair, or a list of pairs in one call.
 
@@ -289,6 +293,13 @@ def inference_model(
             ``rgb``. A depth map of another size but the same aspect ratio
             (within 1%) is resized to the RGB size (nearest neighbour) with
             a logged warning; another aspect ratio is a ValueError.
+            None (or None in the list): no depth sensor; the pair runs with
+            depth MISSING, every pixel "no measurement" exactly as the
+            ``depth_missing`` corruption writes it (a stored 0 through the
+            config's depth encoding, i.e. 0 for 'raw'; a black image for
+            'hha'). A warning says so; the sample's metainfo gets
+            ``depth_missing=True``. See docs/robustness.md for which
+            prediction to use then.
 
     Returns:
         SegDataSample | list[SegDataSample]: A list if ``rgb`` is a list.
@@ -302,6 +313,8 @@ def inference_model(
         raise TypeError('inference_model: the model has no cfg; build it '
                         'with geminifusion_mmseg.apis.init_model')
     is_batch = isinstance(rgb, (list, tuple))
+    if depth is None and is_batch:
+        depth = [None] * len(rgb)
     if is_batch != isinstance(depth, (list, tuple)):
         raise TypeError(
             'inference_model: pass rgb and depth both as single inputs or '
@@ -318,6 +331,18 @@ def inference_model(
     scope = model.cfg.get('default_scope', 'mmseg')
     with DefaultScope.overwrite_default_scope(scope):
         pipeline, file_loader = _build_pipeline(model.cfg)
+    no_depth = [i for i, d in enumerate(depths) if d is None]
+    if no_depth:
+        which = 'the pair' if not is_batch else (
+            f'{len(no_depth)} of {len(depths)} pairs')
+        print_log(
+            f'inference_model: no depth for {which}; running with depth '
+            'MISSING (every pixel "no measurement": '
+            f'{_missing_depth_description(file_loader)}). See '
+            'docs/robustness.md for which prediction to trust without '
+            'depth.',
+            logger='current',
+            level=logging.WARNING)
     items = []
     for i, (r, d) in enumerate(zip(rgbs, depths)):
         tag = f'[{i}]' if is_batch else ''
@@ -325,7 +350,7 @@ def inference_model(
         size = tuple(results['img'].shape[:2])
         data = pipeline(results)
         # predictions at the input's size whatever the pipeline resized to
-        meta = dict(ori_shape=size)
+        meta = dict(ori_shape=size, depth_missing=d is None)
         for key in ('img_path', 'depth_path'):
             if key in results:
                 meta[key] = results[key]
@@ -469,7 +494,26 @@ def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],
     return nearest_resize(depth, (h, w))
 
 
-def _prepare_pair(rgb: InputType, depth: InputType,
+def _missing_depth(file_loader: LoadRGBDImageFromFile,
+                   size: Tuple[int, int]) -> np.ndarray:
+    """A depth map of ``size`` without any measurement, as stored: zeros,
+    (H, W) uint16, or (H, W, 3) uint8 for the 'hha' encoding. Through the
+    loader's encoding it becomes the encoding's missing value (see
+    :func:`~geminifusion_mmseg.datasets.transforms.depth_missing_value`)."""
+    if file_loader.depth_encoding == 'hha':
+        return np.zeros(tuple(size) + (3, ), np.uint8)
+    return np.zeros(tuple(size), np.uint16)
+
+
+def _missing_depth_description(file_loader: LoadRGBDImageFromFile) -> str:
+    value = depth_missing_value(file_loader.depth_encoding,
+                                file_loader.depth_scale,
+                                file_loader.depth_range)
+    return (f"value {value:g} in the {file_loader.depth_encoding!r} "
+            'depth encoding')
+
+
+def _prepare_pair(rgb: InputType, depth: Optional[InputType],
                   file_loader: LoadRGBDImageFromFile, tag: str) -> dict:
     """The results dict of one pair for the in-memory pipeline."""
     results: dict = {}
@@ -480,7 +524,10 @@ def _prepare_pair(rgb: InputType, depth: InputType,
     else:
         rgb_name = f'rgb{tag} (array)'
         img = _check_rgb_array(rgb, f'rgb{tag}')
-    if _is_path(depth):
+    if depth is None:
+        depth_name = f'depth{tag} (missing)'
+        d = _missing_depth(file_loader, img.shape[:2])
+    elif _is_path(depth):
         depth_name = os.fspath(depth)
         d = _check_depth_array(
             read_depth_image(depth_name, file_loader.backend_args),

@@ -1,6 +1,12 @@
+from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
+                          DepthMissing, DepthNoise, DepthQuantisation,
+                          RandomDepthDegradation, RGBLowLight, RGBMissing,
+                          RGBMotionBlur, build_corruption)
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
                       LoadRGBDImageFromNDArray, encode_depth,
                       read_depth_image)
+from .missing import RGB_MISSING_VALUE, depth_missing_value
+from .modality_drop import RandomModalityDrop
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile,
                          LoadMultiModalImageFromNDArray, encode_modality,
@@ -15,6 +21,9 @@ __all__ = [
     'RGBGaussianBlur', 'ResizeShortSideToMultiple', 'RGBDPad',
     'nearest_resize', 'LoadMultiModalImageFromFile',
     'LoadMultiModalAnnotations', 'LoadMultiModalImageFromNDArray',
-    'encode_modality', 'read_image_unchanged',
-    'MODALITY_ENCODINGS'
+    'encode_modality', 'read_image_unchanged', 'MODALITY_ENCODINGS',
+    'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
+    'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
+    'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
+    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation'
 ]
