@@ -145,10 +145,10 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     checkpoint gives the uninterrupted compiled losses; checkpoint keys are
     the eager model's; without a usable compiler the run says why and
     trains eagerly."""
-    cfg = tiny_quickstart(tmp_path, 'eager', max_iters=4, interval=2)
-    ccfg = tiny_quickstart(tmp_path, 'compiled', max_iters=4, interval=2,
+    cfg = tiny_quickstart(tmp_path, 'eager', max_iters=6, interval=3)
+    ccfg = tiny_quickstart(tmp_path, 'compiled', max_iters=6, interval=3,
                            extra=COMPILE_CFG)
-    iters = range(1, 5)
+    iters = range(1, 7)
 
     _train(cfg, tmp_path / 'eager')
     eager = _losses(tmp_path / 'eager', iters)
@@ -158,19 +158,19 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     compiled = _losses(tmp_path / 'compiled', iters)
     assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
 
-    ckpt = torch.load(tmp_path / 'compiled' / 'iter_4.pth',
+    ckpt = torch.load(tmp_path / 'compiled' / 'iter_6.pth',
                       map_location='cpu', weights_only=False)
     assert not any('_orig_mod' in k for k in ckpt['state_dict'])
-    ref = torch.load(tmp_path / 'eager' / 'iter_4.pth', map_location='cpu',
+    ref = torch.load(tmp_path / 'eager' / 'iter_6.pth', map_location='cpu',
                      weights_only=False)
     assert list(ckpt['state_dict']) == list(ref['state_dict'])
 
     resumed = tmp_path / 'resumed'
     os.makedirs(resumed)
-    shutil.copy(tmp_path / 'compiled' / 'iter_2.pth', resumed)
-    _train(ccfg, resumed, '--resume', str(resumed / 'iter_2.pth'))
-    assert _losses(resumed, [3, 4]) == pytest.approx(
-        compiled[2:], rel=1e-5, abs=1e-6)
+    shutil.copy(tmp_path / 'compiled' / 'iter_3.pth', resumed)
+    _train(ccfg, resumed, '--resume', str(resumed / 'iter_3.pth'))
+    assert _losses(resumed, [4, 5, 6]) == pytest.approx(
+        compiled[3:], rel=1e-5, abs=1e-6)
 
     # fallback: --compile where compilation is not available
     env = dict(ENV, GEMINIFUSION_DISABLE_COMPILE='1')
