@@ -9,6 +9,7 @@ import os
 import os.path as osp
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -179,3 +180,20 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
         'GEMINIFUSION_DISABLE_COMPILE' in out
     assert _losses(tmp_path / 'fallback', iters) == pytest.approx(
         eager, rel=1e-6)
+
+
+def test_gpu_fast_path_check_dry_run():
+    """The GPU measurement script builds valid benchmark.py commands."""
+    from tests.helpers.tiny_configs import REPO
+    run = subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'analysis_tools', 'gpu_fast_path_check.py'),
+         '--dry-run', '--peak-fp32', '67', '--peak-bf16', '989'],
+        env=ENV, capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith(
+        ('train-', 'infer-'))]
+    assert len(lines) == 2 + 4 * 2
+    fp32 = lines[0]
+    assert '--compile-compare' in fp32 and '--peak-tflops 67' in fp32
+    assert '--precision bf16 --literal-precision fp32' in lines[1]
