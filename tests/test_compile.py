@@ -18,7 +18,8 @@ import torch.nn as nn
 from geminifusion_mmseg.engine.hooks import TorchCompileHook
 from geminifusion_mmseg.utils import compile as gf_compile
 from geminifusion_mmseg.utils.launch import ensure_compile_hook
-from tests.test_training_tools import ENV, logged, tiny_quickstart, train_cmd
+from tests.test_training_tools import (ENV, _free_port, logged,
+                                       tiny_quickstart, train_cmd)
 
 # eager-identical random numbers (stochastic depth, head dropout) under
 # inductor, so compiled and eager losses can be compared
@@ -180,6 +181,34 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
         'GEMINIFUSION_DISABLE_COMPILE' in out
     assert _losses(tmp_path / 'fallback', iters) == pytest.approx(
         eager, rel=1e-6)
+
+
+def test_compiled_two_process_gloo_training(tmp_path):
+    """DDP (2 processes, gloo) with the compiled backbone and head: the
+    compiled backward feeds DDP's gradient all-reduce, so both ranks end
+    with the same weights, which the checkpoint holds under the eager keys.
+    """
+    from tests.helpers.tiny_configs import REPO
+    cfg = tiny_quickstart(
+        tmp_path, 'dist', max_iters=6, interval=6,
+        extra="custom_imports = dict(imports=['geminifusion_mmseg', "
+        "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='ParamChecksumHook')]\n"
+        + COMPILE_CFG)
+    wd = tmp_path / 'wd'
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
+    run = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
+         '--work-dir', str(wd)],
+        env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    assert '[compile] torch.compile(' in out
+    sums = [open(wd / f'checksum_rank{r}.txt').read().split() for r in (0, 1)]
+    assert sums[0][0] == sums[1][0] == '2'
+    assert float(sums[0][1]) == float(sums[1][1])
+    ckpt = torch.load(wd / 'iter_6.pth', weights_only=True)
+    assert not any('_orig_mod' in k for k in ckpt['state_dict'])
 
 
 def test_gpu_fast_path_check_dry_run():
