@@ -23,7 +23,10 @@ from tests.test_training_tools import (ENV, _free_port, logged,
 
 # eager-identical random numbers (stochastic depth, head dropout) under
 # inductor, so compiled and eager losses can be compared
-COMPILE_CFG = 'compile = dict(options=dict(fallback_random=True))'
+# the backbone and the head (the CUDA default; the CPU one is the backbone)
+COMPILE_CFG = ('compile = dict(options=dict(fallback_random=True))\n'
+               "default_hooks['compile'] = dict(type='TorchCompileHook', "
+               "targets=['backbone', 'decode_head'])\n")
 
 
 def _tiny_model(backbone='mit'):
@@ -125,7 +128,9 @@ def test_ensure_compile_hook():
     cfg = Config(dict(default_hooks=dict(c=dict(type='TorchCompileHook'))))
     ensure_compile_hook(cfg)
     assert 'custom_hooks' not in cfg
-    assert TorchCompileHook().targets == ('backbone', 'decode_head')
+    assert TorchCompileHook().targets is None
+    assert gf_compile.default_targets('cuda') == ('backbone', 'decode_head')
+    assert gf_compile.default_targets('cpu') == ('backbone', )
 
 
 def _train(cfg, work_dir, *args, env=ENV):
@@ -157,6 +162,7 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
 
     out = _train(ccfg, tmp_path / 'compiled')
     assert '[compile] torch.compile(' in out
+    assert 'of backbone, decode_head on cpu' in out
     compiled = _losses(tmp_path / 'compiled', iters)
     assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
 

@@ -3,7 +3,7 @@
 The training fast path (``compile = True`` or ``compile = dict(...)`` in a
 config, see :class:`~geminifusion_mmseg.engine.hooks.TorchCompileHook`)
 compiles the modules that do the work of a step -- by default the backbone
-and the decode head -- in place with :meth:`torch.nn.Module.compile`:
+and (on CUDA) the decode head -- in place with :meth:`torch.nn.Module.compile`:
 
 * the modules keep their parameters and their ``state_dict`` keys (no
   ``_orig_mod.`` prefix, unlike ``torch.compile(module)``), so checkpoints,
@@ -107,6 +107,16 @@ def compile_unavailable_reason(compile_kwargs: dict,
         if not has_triton():
             return 'inductor on CUDA needs Triton, which is not installed'
     return None
+
+
+def default_targets(device: Union[str, torch.device]) -> Tuple[str, ...]:
+    """Submodules compiled by default: backbone and decode head on CUDA,
+    where the eager step is bound by per-operator launch overhead; the
+    backbone alone elsewhere (on CPU inductor's bilinear-upsampling
+    backward makes a compiled head slower than the eager one)."""
+    if torch.device(device).type == 'cuda':
+        return ('backbone', 'decode_head')
+    return ('backbone', )
 
 
 def resolve_targets(model: nn.Module,

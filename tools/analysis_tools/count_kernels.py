@@ -63,7 +63,10 @@ VIEW_OPS = frozenset(
         'squeeze', 'expand', 'split', 'chunk', 'narrow', 'permute',
         'flatten', 'unbind', 'detach', 'as_strided', 'alias', 'slice',
         '_reshape_alias', 'unflatten', 'contiguous', 'to', 'lift_fresh',
-        'view_as', 'expand_as', 'numpy_T', 'matrix_H', 'mT'))
+        'view_as', 'expand_as', 'numpy_T', 'matrix_H', 'mT', '_unsafe_view',
+        'resolve_conj', 'resolve_neg', 'detach',
+        # allocations (no kernel)
+        'empty', 'empty_strided', 'new_empty_strided', 'empty_like'))
 
 
 def _top_level_ops(events) -> collections.Counter:
@@ -87,18 +90,25 @@ def _kernels(events, device) -> collections.Counter:
     """Inductor-generated kernels (by name) and top-level aten operators."""
     counts = _top_level_ops(events)
     for e in events:
-        if device.type == 'cpu' and e.name.startswith('cpp_fused'):
+        if device.type == 'cpu' and 'cpp_fused' in e.name:
             counts['<inductor cpp kernel>'] += 1
-        elif device.type == 'cuda' and e.name.startswith('triton_'):
+        elif device.type == 'cuda' and e.name.startswith(
+                ('triton_', 'graph_0_triton_')):
             counts['<inductor triton kernel>'] += 1
     return counts
 
 
-def profile_fwd_bwd(fn, x, device, compiled: bool) -> dict:
-    """Count ops (eager) or kernels (compiled) of one forward+backward."""
+def profile_fwd_bwd(fn, module, x, device, compiled: bool) -> dict:
+    """Count ops (eager) or kernels (compiled) of one forward+backward.
+
+    Gradients are reset to None first (``zero_grad(set_to_none=True)``, as
+    in training), so no gradient accumulation is counted.
+    """
     from torch.profiler import ProfilerActivity, profile
     fn(x).sum().backward()  # warm-up (compiles)
     fn(x).sum().backward()
+    module.zero_grad(set_to_none=True)
+    x.grad = None
     activities = [ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(ProfilerActivity.CUDA)
@@ -167,14 +177,16 @@ def main(argv=None):
     results = []
     for name, module, fn, x in subjects(args, device):
         row = dict(name=name)
-        row['eager'] = profile_fwd_bwd(fn, x, device, compiled=False)
+        row['eager'] = profile_fwd_bwd(fn, module, x, device,
+                                       compiled=False)
         row['eager']['median_ms'] = 1e3 * time_fwd_bwd(fn, x, device,
                                                        args.repeats)
         if not args.no_compile:
             import torch._inductor.config as inductor_config
             inductor_config.cpp.enable_kernel_profile = True
             module.compile()
-            row['compiled'] = profile_fwd_bwd(fn, x, device, compiled=True)
+            row['compiled'] = profile_fwd_bwd(fn, module, x, device,
+                                              compiled=True)
             row['compiled']['median_ms'] = 1e3 * time_fwd_bwd(
                 fn, x, device, args.repeats)
         results.append(row)

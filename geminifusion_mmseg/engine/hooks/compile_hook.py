@@ -8,8 +8,8 @@ from mmengine.model import is_model_wrapper
 
 from mmseg.registry import HOOKS
 from ...utils.compile import (compile_modules, compile_unavailable_reason,
-                              normalize_compile_cfg, resolve_targets,
-                              set_compiled)
+                              default_targets, normalize_compile_cfg,
+                              resolve_targets, set_compiled)
 
 
 def _log(msg: str, level: int = logging.INFO) -> None:
@@ -26,7 +26,8 @@ class TorchCompileHook(Hook):
     and optimizer step break dynamo's graph into many pieces. With this hook
     (registered by ``configs/_base_/default_runtime.py``; a no-op when
     ``cfg.compile`` is unset) the same config switch instead compiles the
-    ``targets`` (default: the backbone and the decode head) in place
+    ``targets`` (default: the backbone and the decode head on CUDA, the
+    backbone alone elsewhere) in place
     (:meth:`torch.nn.Module.compile`: one graph each, forward and backward,
     same parameters and ``state_dict`` keys, so checkpoints, resume and DDP
     are unaffected), and mmengine's own compilation is skipped.
@@ -48,8 +49,16 @@ class TorchCompileHook(Hook):
     eager numbers; ``compile = dict(options=dict(fallback_random=True))``
     makes them draw exactly the eager random numbers.
 
+    On CPU the step is bound by arithmetic, not by operator overhead, and
+    compiling gains nothing (measured at MiT-B0, see docs/benchmarks.md);
+    inductor's decomposition of the head's bilinear upsampling (backward:
+    an indexed accumulation) makes a compiled head about 1.4x slower there,
+    hence the CPU default.
+
     Args:
-        targets (Sequence[str]): Submodules of the segmentor to compile.
+        targets (Sequence[str], optional): Submodules of the segmentor to
+            compile. None: ``('backbone', 'decode_head')`` on CUDA,
+            ``('backbone',)`` otherwise.
         compile_eval (bool): Also use the compiled modules in validation.
         max_shapes (int): With ``dynamic=False``, input sizes after which
             compilation is turned off.
@@ -58,10 +67,10 @@ class TorchCompileHook(Hook):
     priority = 'VERY_LOW'
 
     def __init__(self,
-                 targets: Sequence[str] = ('backbone', 'decode_head'),
+                 targets: Optional[Sequence[str]] = None,
                  compile_eval: bool = False,
                  max_shapes: int = 8):
-        self.targets = tuple(targets)
+        self.targets = None if targets is None else tuple(targets)
         self.compile_eval = compile_eval
         self.max_shapes = max_shapes
         self._modules = []
@@ -93,12 +102,15 @@ class TorchCompileHook(Hook):
             _log(f'torch.compile is not applied, training runs eagerly: '
                  f'{reason}.', logging.WARNING)
             return
-        compile_modules(model, self.targets, kwargs)
-        self._modules = list(resolve_targets(model, self.targets).values())
+        targets = self.targets
+        if targets is None:
+            targets = default_targets(device)
+        compile_modules(model, targets, kwargs)
+        self._modules = list(resolve_targets(model, targets).values())
         self._kwargs = kwargs
         self._handle = model.register_forward_pre_hook(
             self._record_shape, with_kwargs=True)
-        _log(f'torch.compile({kwargs}) of {", ".join(self.targets)} on '
+        _log(f'torch.compile({kwargs}) of {", ".join(targets)} on '
              f'{device}: compiled at the first iterations (slow), then '
              f'reused; validation runs '
              f'{"compiled" if self.compile_eval else "eagerly"}.')
