@@ -25,7 +25,7 @@ fp32 (TF32 off, PyTorch's default). Override with ``--peak-fp32`` /
 
 ``--dry-run`` prints the commands and checks that ``benchmark.py`` accepts
 them and the configs exist, without running anything. ``--smoke`` runs a
-miniature of every step on the CPU (tiny MiT, 64x64, no compile) to check
+miniature of the MiT steps on the CPU (MiT-B0, 64x64, no compile) to check
 the plumbing and the summary.
 """
 import argparse
@@ -53,10 +53,8 @@ INFER_CONFIGS = {
 PEAKS = {'H200': (67.0, 989.0), 'H100': (67.0, 989.0),
          'A100': (19.5, 312.0)}
 SMOKE_OPTIONS = [
-    'model.backbone.arch.embed_dims=[16,32,40,64]',
-    'model.backbone.arch.depths=[1,1,1,1]',
-    'model.backbone.sr_ratios=[4,2,1,1]',
-    'model.decode_head.in_channels=[16,32,40,64]',
+    'model.backbone.arch=b0',
+    'model.decode_head.in_channels=[32,64,160,256]',
     'model.decode_head.channels=32',
 ]
 
@@ -182,17 +180,18 @@ def summarize(out_dir, names) -> str:
             lines.append(
                 f'| {label} | {mode} | {r["precision"] or "fp32"} | '
                 f'{r["median_s"] * 1e3:.1f} | {batch / r["median_s"]:.1f} '
-                f'| {"-" if tf is None else format(tf, ".1f")} | {share} |')
+                f'| {"-" if tf is None else format(tf, ".3g")} | {share} |')
         ms = {k: v['median_s'] for k, v in models.items()}
         for mode in ('train', 'infer'):
             lit = ms.get(f'literal/{mode}')
-            for kind in ('fused', 'fused_compiled'):
+            for kind, label in (('fused', 'ours eager'),
+                                ('fused_compiled', 'ours compiled')):
                 ours = ms.get(f'{kind}/{mode}')
                 if lit and ours:
-                    lines.append(f'- {mode}: literal / {kind} = '
-                                 f'{lit / ours:.2f}x')
+                    lines.append(f'- {mode}: speed-up of {label} over the '
+                                 f'literal model: {lit / ours:.2f}x')
             if ms.get(f'fused/{mode}') and ms.get(f'fused_compiled/{mode}'):
-                lines.append(f'- {mode}: eager / compiled = '
+                lines.append(f'- {mode}: speed-up of compiled over eager: '
                              f'{ms[f"fused/{mode}"] / ms[f"fused_compiled/{mode}"]:.2f}x')  # noqa: E501
         lines.append('')
     return '\n'.join(lines)
