@@ -163,6 +163,7 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     out = _train(ccfg, tmp_path / 'compiled')
     assert '[compile] torch.compile(' in out
     assert 'of backbone, decode_head on cpu' in out
+    assert 'Model has been "compiled"' not in out  # not mmengine's as well
     compiled = _losses(tmp_path / 'compiled', iters)
     assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
 
@@ -232,3 +233,55 @@ def test_gpu_fast_path_check_dry_run():
     fp32 = lines[0]
     assert '--compile-compare' in fp32 and '--peak-tflops 67' in fp32
     assert '--precision bf16 --literal-precision fp32' in lines[1]
+
+
+class _Segmentor(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+        self.decode_head = nn.Linear(4, 2)
+
+    def forward(self, inputs):
+        return self.decode_head(self.backbone(inputs))
+
+
+def test_hook_compiles_for_training_only_and_falls_back():
+    """before_run takes cfg.compile from mmengine, before_train compiles
+    (CPU default: the backbone), validation runs eagerly, and with
+    dynamic=False too many input sizes return to eager."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+    model = _Segmentor()
+    runner = SimpleNamespace(
+        cfg=Config(dict(compile=dict(backend='eager', dynamic=False))),
+        model=model)
+    hook = TorchCompileHook(max_shapes=2)
+    hook.before_run(runner)
+    assert runner.cfg.compile is None  # mmengine does not compile train_step
+    assert model.backbone._compiled_call_impl is None
+    hook.before_train(runner)
+    assert runner.cfg.compile == dict(backend='eager', dynamic=False)
+    assert model.backbone._compiled_call_impl is not None
+    assert model.decode_head._compiled_call_impl is None
+    hook.before_val(runner)
+    assert model.backbone._compiled_call_impl is None
+    hook.after_val(runner)
+    assert model.backbone._compiled_call_impl is not None
+    model.train()
+    for n in (1, 2, 2, 1):
+        model(inputs=torch.randn(n, 4))
+        assert model.backbone._compiled_call_impl is not None
+    model(inputs=torch.randn(3, 4))  # a third size > max_shapes
+    assert model.backbone._compiled_call_impl is None
+    hook.after_run(runner)
+
+    # without training (runner.test()): nothing compiled, cfg restored
+    model = _Segmentor()
+    runner = SimpleNamespace(cfg=Config(dict(compile=True)), model=model)
+    hook = TorchCompileHook()
+    hook.before_run(runner)
+    hook.after_run(runner)
+    assert runner.cfg.compile is True
+    assert model.backbone._compiled_call_impl is None

@@ -40,9 +40,10 @@ class TorchCompileHook(Hook):
     shapes; with ``dynamic=False`` the hook returns to eager after
     ``max_shapes`` different sizes.
 
-    Validation during training runs eagerly unless ``compile_eval=True``
-    (eval mode and ``no_grad`` would compile separate graphs, once per test
-    image size).
+    Only training is compiled: validation during training runs eagerly
+    unless ``compile_eval=True`` (eval mode and ``no_grad`` would compile
+    separate graphs, once per test image size), and ``runner.val()`` /
+    ``runner.test()`` (tools/test.py) are not compiled.
 
     Random ops (stochastic depth, dropout) draw from inductor's own
     generator, seeded from torch's: deterministic and resumable, but not the
@@ -87,10 +88,20 @@ class TorchCompileHook(Hook):
         if kwargs is None:
             return
         # mmengine compiles model.train_step after before_run when
-        # cfg.compile is set; this hook compiles instead (restored in
-        # before_train, so the config saved with checkpoints is unchanged).
+        # cfg.compile is set; this hook compiles instead, in before_train
+        # (so runner.val() / runner.test() with the same config stay
+        # eager). cfg.compile is restored then, so the config saved with
+        # checkpoints is unchanged.
         self._saved_cfg = cfg_value
+        self._kwargs = kwargs
         runner.cfg.compile = None
+
+    def before_train(self, runner) -> None:
+        if self._saved_cfg is None:
+            return
+        runner.cfg.compile = self._saved_cfg
+        self._saved_cfg = None
+        kwargs = self._kwargs
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         try:
@@ -107,7 +118,6 @@ class TorchCompileHook(Hook):
             targets = default_targets(device)
         compile_modules(model, targets, kwargs)
         self._modules = list(resolve_targets(model, targets).values())
-        self._kwargs = kwargs
         self._handle = model.register_forward_pre_hook(
             self._record_shape, with_kwargs=True)
         _log(f'torch.compile({kwargs}) of {", ".join(targets)} on '
@@ -115,12 +125,10 @@ class TorchCompileHook(Hook):
              f'reused; validation runs '
              f'{"compiled" if self.compile_eval else "eagerly"}.')
 
-    def before_train(self, runner) -> None:
-        if self._saved_cfg is not None:
+    def after_run(self, runner) -> None:
+        if self._saved_cfg is not None:  # a run without training
             runner.cfg.compile = self._saved_cfg
             self._saved_cfg = None
-
-    def after_run(self, runner) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
