@@ -6,9 +6,13 @@ allow_failed_imports=False)``) registers its models, datasets, transforms,
 hooks and schedulers in mmseg's registries. Before that it makes the stack
 work with mmcv-lite and torch >= 2.6:
 
-* if mmcv's compiled ops are missing, a pure-PyTorch ``mmcv.ops`` subset is
-  installed so that ``mmseg.models`` imports (see
-  :mod:`geminifusion_mmseg.utils.mmcv_ops_fallback`);
+* if mmcv's compiled ops are missing (mmcv-lite), a narrow ``mmcv.ops``
+  stand-in is installed so that ``mmseg.models`` imports: exactly
+  ``point_sample`` (pure PyTorch, same result as mmcv's) and
+  ``sigmoid_focal_loss`` (raises a clear error when called); any other name
+  fails as with stock mmcv-lite (see
+  :mod:`geminifusion_mmseg.utils.mmcv_ops_fallback`). With full mmcv
+  nothing is changed;
 * numpy arrays/scalars/dtypes are allow-listed for ``torch.load`` with
   ``weights_only=True`` (see :mod:`geminifusion_mmseg.utils.checkpoint`).
 """
@@ -20,5 +24,6 @@ install_mmcv_ops_fallback()
 register_safe_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401,I001
+from . import checkpoints  # noqa: E402,F401,I001  (registers the loader)
 
 __all__ = ['__version__']

@@ -17,7 +17,7 @@ def test_every_arch_builds(arch):
     model = build(arch=arch)
     expected = MIT_ARCHS[arch]
     assert model.embed_dims == expected['embed_dims']
-    assert [len(getattr(model, f'block{s}')) for s in range(1, 5)] == list(
+    assert [len(stage.blocks) for stage in model.layers] == list(
         expected['depths'])
 
 
@@ -40,23 +40,27 @@ def test_per_modality_norms_distinct_and_shared_layers_single():
     model = build(arch=TINY)
     params = dict(model.named_parameters())
     per_modality = [
-        'patch_embed1.norm', 'block1.0.norm1', 'block1.0.norm2',
-        'block1.0.attn.norm', 'norm4'
+        'layers.0.patch_embed.norm', 'layers.0.blocks.0.norm1',
+        'layers.0.blocks.0.norm2', 'layers.0.blocks.0.attn.norm',
+        'layers.3.norm'
     ]
     for prefix in per_modality:
         w0, w1 = params[f'{prefix}.ln_0.weight'], params[f'{prefix}.ln_1.weight']
         assert w0 is not w1 and w0.data_ptr() != w1.data_ptr()
     # shared layers exist once, with no per-modality copy
-    for name in ['patch_embed1.proj.weight', 'block1.0.attn.q.weight',
-                 'block1.0.attn.kv.weight', 'block1.0.attn.sr.weight',
-                 'block2.1.mlp.dwconv.dwconv.weight', 'block4.0.mlp.fc2.weight']:
+    for name in ['layers.0.patch_embed.proj.weight',
+                 'layers.0.blocks.0.attn.q.weight',
+                 'layers.0.blocks.0.attn.kv.weight',
+                 'layers.0.blocks.0.attn.sr.weight',
+                 'layers.1.blocks.1.mlp.dwconv.dwconv.weight',
+                 'layers.3.blocks.0.mlp.fc2.weight']:
         assert name in params
         stem = name.rsplit('.', 1)[0]
         assert not any(k.startswith(stem + '.ln_') or k.startswith(stem +
                                                                    '.0.')
                        for k in params), name
     # the stage-4 attention has no spatial reduction (sr ratio 1)
-    assert 'block4.0.attn.sr.weight' not in params
+    assert 'layers.3.blocks.0.attn.sr.weight' not in params
 
 
 def test_modalities_run_through_shared_weights_as_one_batch():
@@ -91,7 +95,7 @@ def test_every_parameter_gets_a_gradient():
 def test_drop_path_grows_linearly():
     model = build(arch='b0', drop_path_rate=0.3)
     rates = [b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob')
-             else 0.0 for s in range(1, 5) for b in getattr(model, f'block{s}')]
+             else 0.0 for stage in model.layers for b in stage.blocks]
     torch.testing.assert_close(
         torch.tensor(rates), torch.linspace(0, 0.3, 8), rtol=0, atol=1e-6)
 
@@ -99,7 +103,10 @@ def test_drop_path_grows_linearly():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(arch='b9'), "unknown arch 'b9'"),
     (dict(arch='b0', in_channels=4), 'in_channels=4'),
-    (dict(arch='b0', num_modalities=3, in_channels=9), 'num_modalities=3'),
+    (dict(arch='b0', num_modalities=1, in_channels=3),
+     'num_modalities must be >= 2'),
+    (dict(arch='b0', num_modalities=3, in_channels=6),
+     r'in_channels=6, but num_modalities=3 need 9'),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

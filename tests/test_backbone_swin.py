@@ -1,4 +1,4 @@
-"""Tests of the GeminiFusion Swin backbone (SPEC 2.3, 3, 8)."""
+"""Tests of the GeminiFusion Swin backbone (docs/model.md)."""
 import re
 
 import pytest
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import geminifusion_mmseg  # noqa: F401  (registers the modules)
 from geminifusion_mmseg.models.backbones.gemini_swin import (
     GeminiFusionSwin, WindowMSA, shift_window_mask, window_partition)
+from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
 from mmseg.registry import MODELS
-from tests.reference.literal_swin import LiteralGeminiFusionSwin
 
 # Small config: dims 32, 64, 128, 256 (all divisible by the 8 fusion heads),
 # two blocks per stage, so every stage has a shifted block.
@@ -24,7 +24,7 @@ def small_swin(**kwargs):
 
 
 def expected_num_params(embed_dims, depths, heads, window):
-    """Parameter count derived from SPEC 2.1 / 2.3, independently."""
+    """Parameter count derived from docs/model.md, independently."""
     n = 3 * 16 * embed_dims + embed_dims + 2 * 2 * embed_dims  # patch embed
     for i, (depth, nh) in enumerate(zip(depths, heads)):
         C = embed_dims * 2**i

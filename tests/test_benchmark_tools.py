@@ -151,19 +151,22 @@ def test_literal_counterpart_computes_the_same_function(config, request):
 
 def test_oracle_found_before_another_tests_package(tmp_path):
     """mmsegmentation's wheel installs a top-level ``tests`` package; the
-    tools must still import the oracle from this repository's ``tests``
-    even when that one comes first on the path (as with PYTHONPATH)."""
+    tools import the oracle from the package (``geminifusion_mmseg.testing``)
+    and never from a ``tests`` package, so another one first on the path
+    (as with PYTHONPATH) changes nothing."""
     decoy = tmp_path / 'site' / 'tests'
     decoy.mkdir(parents=True)
     (decoy / '__init__.py').write_text('')
     env = dict(os.environ,
                PYTHONPATH=os.pathsep.join([str(tmp_path / 'site'), REPO]))
-    code = ('import model_counterparts, tests.reference.literal_fusion as m; '
+    code = ('import model_counterparts, '
+            'geminifusion_mmseg.testing.literal_fusion as m; '
             'print(m.__file__)')
     proc = subprocess.run([sys.executable, '-c', code], cwd=TOOLS, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().startswith(osp.join(REPO, 'tests'))
+    assert proc.stdout.strip().startswith(
+        osp.join(REPO, 'geminifusion_mmseg', 'testing'))
 
 
 @pytest.mark.parametrize('extra', [['--device', 'cpu'],

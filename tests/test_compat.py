@@ -16,6 +16,10 @@ import mmcv
 from geminifusion_mmseg.utils import (CheckpointLoadError,
                                       has_compiled_mmcv_ops,
                                       load_external_checkpoint)
+from geminifusion_mmseg.utils.mmcv_ops_fallback import (EXACT_OPS,
+                                                        PROVIDED_OPS,
+                                                        UNAVAILABLE_OPS)
+from tests.helpers.tiny_configs import REPO
 
 lite_only = pytest.mark.skipif(
     has_compiled_mmcv_ops(), reason='full mmcv installed: no fallback')
@@ -45,13 +49,114 @@ def test_mmseg_models_import_and_point_sample_is_exact():
 
 
 @lite_only
-def test_other_ops_fail_clearly_when_used():
-    from mmcv.ops import CrissCrossAttention, sigmoid_focal_loss
-    with pytest.raises(RuntimeError, match='mmcv.ops.sigmoid_focal_loss: '
-                       'it needs the compiled mmcv ops'):
-        sigmoid_focal_loss(torch.zeros(1), torch.zeros(1))
-    with pytest.raises(RuntimeError, match='CrissCrossAttention'):
-        CrissCrossAttention(8)
+def test_stand_in_provides_exactly_the_listed_names():
+    import mmcv.ops
+    public = {n for n in dir(mmcv.ops) if not n.startswith('_')}
+    assert public == set(PROVIDED_OPS) == {'point_sample',
+                                           'sigmoid_focal_loss'}
+    assert set(EXACT_OPS) | set(UNAVAILABLE_OPS) == set(PROVIDED_OPS)
+    for name in UNAVAILABLE_OPS:
+        op = getattr(mmcv.ops, name)
+        with pytest.raises(RuntimeError, match=f'mmcv.ops.{name}: it needs '
+                           'the compiled mmcv ops.*mim install'):
+            op(torch.zeros(1), torch.zeros(1))
+
+
+@lite_only
+def test_unknown_names_fail_at_import():
+    import mmcv.ops
+    with pytest.raises(ImportError, match='NoSuchOp'):
+        from mmcv.ops import NoSuchOp  # noqa: F401
+    assert not hasattr(mmcv.ops, 'NoSuchOp')
+    # a real mmcv op that needs mmcv._ext: the error stock mmcv-lite gives
+    with pytest.raises(ModuleNotFoundError,
+                       match='CrissCrossAttention needs the compiled') as e:
+        from mmcv.ops import CrissCrossAttention  # noqa: F401
+    assert e.value.name == 'mmcv._ext'
+    with pytest.raises(ModuleNotFoundError):
+        import mmcv.ops.multi_scale_deform_attn  # noqa: F401
+
+
+@lite_only
+def test_mmseg_guards_fire_as_with_stock_mmcv_lite():
+    from mmseg.models.decode_heads import CCHead, PSAHead, cc_head, psa_head
+    assert cc_head.CrissCrossAttention is None
+    assert psa_head.PSAMask is None
+    with pytest.raises(RuntimeError, match='install mmcv-full for '
+                       'CrissCrossAttention'):
+        CCHead(in_channels=4, channels=4, num_classes=2)
+    with pytest.raises(RuntimeError, match='install mmcv-full for PSAMask'):
+        PSAHead(in_channels=4, channels=4, num_classes=2, mask_size=(4, 4))
+
+
+_STOCK_PROBE = """
+import json, sys
+out = {}
+for name in ('CrissCrossAttention', 'NoSuchOp'):
+    try:
+        exec(f'from mmcv.ops import {name}')
+        out[name] = None
+    except ImportError as e:
+        out[name] = [type(e).__name__, e.name]
+print(json.dumps(out))
+"""
+
+
+@lite_only
+def test_missing_op_errors_match_stock_mmcv_lite(tmp_path):
+    """The exception type (and ``.name``) a guarded import sees is the same
+    with and without the stand-in, for a real op; a typo is an ImportError
+    in both (stock mmcv-lite fails on mmcv._ext before looking at it)."""
+    import json
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    stock = json.loads(
+        subprocess.run([sys.executable, '-c', _STOCK_PROBE], env=env,
+                       cwd=tmp_path, capture_output=True, text=True,
+                       check=True).stdout)
+    with_plugin = json.loads(
+        subprocess.run(
+            [sys.executable, '-c', 'import geminifusion_mmseg\n' +
+             _STOCK_PROBE], env=env, cwd=tmp_path, capture_output=True,
+            text=True, check=True).stdout.splitlines()[-1])
+    assert stock['CrissCrossAttention'] == ['ModuleNotFoundError',
+                                            'mmcv._ext']
+    assert with_plugin['CrissCrossAttention'] == stock['CrissCrossAttention']
+    assert stock['NoSuchOp'] is not None
+    assert with_plugin['NoSuchOp'][0] == 'ImportError'
+
+
+_FULL_MMCV_PROBE = """
+import importlib.util, os, sys
+import mmcv
+# make mmcv._ext findable, as it is with full mmcv (compiled ops)
+mmcv.__path__.append(sys.argv[1])
+spec = importlib.util.spec_from_file_location('fallback', sys.argv[2])
+fallback = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fallback)
+assert fallback.has_compiled_mmcv_ops()
+assert fallback.install_mmcv_ops_fallback() is False
+assert 'mmcv.ops' not in sys.modules and not hasattr(mmcv, 'ops')
+print('untouched')
+"""
+
+
+def test_with_compiled_ops_nothing_is_replaced(tmp_path):
+    """With ``mmcv._ext`` present (full mmcv), the installer does nothing.
+    Run in a fresh process where an ``_ext`` module is made findable."""
+    import subprocess
+    import sys
+    (tmp_path / '_ext.py').write_text('')
+    fallback = osp.join(REPO, 'geminifusion_mmseg', 'utils',
+                        'mmcv_ops_fallback.py')
+    run = subprocess.run(
+        [sys.executable, '-c', _FULL_MMCV_PROBE,
+         str(tmp_path), fallback],
+        env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=tmp_path,
+        capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == 'untouched'
 
 
 class _Evil:

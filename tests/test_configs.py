@@ -13,7 +13,8 @@ CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                          recursive=True) if '_base_' not in p)
 # forward a small input through these (the large ones are only built)
-FORWARD = ('mit-b3_3xb2', 'swin-t_3xb2', 'quickstart', 'custom-480x640.py')
+FORWARD = ('mit-b3_3xb2', 'swin-t_3xb2', 'quickstart', 'custom-480x640.py',
+           '200e_deliver-', 'mfnet-rgbt')
 
 
 def _name(path):
@@ -22,7 +23,7 @@ def _name(path):
 
 def test_zoo_has_one_config_per_published_model():
     zoo = [p for p in CONFIGS if '/geminifusion/' in p]
-    assert len(zoo) == 11
+    assert len(zoo) == 15
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
@@ -48,3 +49,28 @@ def test_config_builds(path):
         with torch.device('meta'):
             model = MODELS.build(cfg.model)
         assert model.decode_head.conv_seg.out_channels == num_classes
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in CONFIGS if 'deliver' in p or 'mfnet' in p],
+    ids=_name)
+def test_k_modality_configs_agree_on_the_modalities(path):
+    """in_channels, num_modalities, the preprocessor's mean/std and the
+    datasets follow the dataset config's `modalities`; one branch name per
+    backbone stream, the same in the metric."""
+    from geminifusion_mmseg.datasets import check_modalities_match
+    cfg = Config.fromfile(path)
+    modalities = cfg.modalities
+    backbone = cfg.model.backbone
+    assert backbone.num_modalities == len(modalities)
+    check_modalities_match(backbone.in_channels, modalities, path)
+    for key in ('mean', 'std'):
+        check_modalities_match(
+            len(cfg.model.data_preprocessor[key]), modalities, path)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert list(cfg[key].dataset.modalities) == list(modalities)
+    names = tuple(cfg.model.modality_names)
+    expected = ('rgb', 'fused') if len(modalities) > 2 else \
+        tuple(modalities)
+    assert names == expected
+    assert tuple(cfg.val_evaluator.branches) == names

@@ -9,16 +9,16 @@ silently. :class:`ReinitClassifierHook` re-initialises it in both cases.
 """
 import glob
 import os.path as osp
-from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from torch.utils.data import Dataset
 
 from geminifusion_mmseg.datasets.list_maker import make_lists
-from geminifusion_mmseg.engine.hooks import ReinitClassifierHook
-from mmseg.registry import MODELS
+from mmseg.registry import DATASETS, MODELS
 from tests.helpers.custom_rgbd import make_captures
 from tests.helpers.tiny_configs import REPO, save_checkpoint, \
     write_tiny_config
@@ -104,7 +104,7 @@ def test_finetune_config_replaces_the_classifier(tmp_path, own_data,
     printed = capfd.readouterr().out
     # one training step at the warm-up lr (6e-11) hardly moves anything
     fuse = 'decode_head.linear_fuse.conv.weight'
-    emb = 'backbone.patch_embed1.proj.weight'
+    emb = 'backbone.layers.0.patch_embed.proj.weight'
     assert _same(state[fuse], source[fuse]) and _same(state[emb], source[emb])
     weight = state['decode_head.conv_seg.weight']
     assert weight.shape[0] == (40 if forty else 6)
@@ -127,40 +127,91 @@ def test_without_the_hook_equal_class_count_keeps_the_old_classifier(
     assert 'ReinitClassifierHook' not in log
 
 
-def _fake_runner(load_from, resume=False, iteration=0):
-    model = torch.nn.Module()
-    model.decode_head = torch.nn.Module()
-    model.decode_head.conv_seg = torch.nn.Conv2d(4, 3, 1)
-    torch.nn.init.constant_(model.decode_head.conv_seg.weight, 1.)
-    messages = []
-    return SimpleNamespace(
-        model=model,
-        cfg=Config(dict(load_from=load_from, resume=resume)),
-        _load_from=load_from,
-        _resume=resume,
-        iter=iteration,
-        logger=SimpleNamespace(info=messages.append),
-        messages=messages)
+@MODELS.register_module(name='ReinitTestSegmentor', force=True)
+class _TinySegmentor(BaseModel):
+    """Just a ``decode_head.conv_seg``; its loss trains nothing (lr 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decode_head = torch.nn.Module()
+        self.decode_head.conv_seg = torch.nn.Conv2d(4, 3, 1)
+        torch.nn.init.constant_(self.decode_head.conv_seg.weight, 1.)
+
+    def forward(self, x, mode='loss'):
+        out = self.decode_head.conv_seg(torch.stack(x))
+        return dict(loss=out.mean()) if mode == 'loss' else [out]
+
+
+@DATASETS.register_module(name='ReinitTestData', force=True)
+class _TinyData(Dataset):
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return dict(x=torch.ones(4, 2, 2))
+
+
+def _runner_cfg(work_dir, max_iters, load_from=None, resume=False,
+                hooks=()):
+    return Config(
+        dict(
+            model=dict(type='ReinitTestSegmentor'),
+            work_dir=str(work_dir),
+            experiment_name=f'reinit_{osp.basename(work_dir)}',
+            train_dataloader=dict(
+                dataset=dict(type='ReinitTestData'),
+                batch_size=2,
+                sampler=dict(type='DefaultSampler', shuffle=False)),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.)),
+            train_cfg=dict(by_epoch=False, max_iters=max_iters),
+            default_hooks=dict(
+                checkpoint=dict(type='CheckpointHook', interval=2,
+                                by_epoch=False)),
+            custom_hooks=[dict(type='WeightsOnlyCheckpointHook'),
+                          *hooks],
+            load_from=load_from,
+            resume=resume,
+            default_scope='mmseg'))
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+    """iter_2.pth of a 2-iteration run: conv_seg weight all ones."""
+    work_dir = tmp_path_factory.mktemp('tiny_ckpt')
+    Runner.from_cfg(_runner_cfg(work_dir, 2)).train()
+    return str(work_dir / 'iter_2.pth')
 
 
 @pytest.mark.parametrize(
-    'load_from,resume,iteration,acts',
-    [('w.pth', False, 0, True), (None, False, 0, False),
-     ('w.pth', True, 0, False), ('w.pth', False, 10, False)],
-    ids=['load_from', 'scratch', 'resume', 'later'])
-def test_hook_acts_only_on_a_fresh_load_from(load_from, resume, iteration,
-                                             acts):
-    runner = _fake_runner(load_from, resume, iteration)
-    ReinitClassifierHook().before_train(runner)
-    weight = runner.model.decode_head.conv_seg.weight
+    'start,resume,acts', [('load_from', False, True), (None, False, False),
+                          ('load_from', True, False)],
+    ids=['load_from', 'scratch', 'resume'])
+def test_hook_acts_only_on_a_fresh_load_from(tmp_path, tiny_checkpoint,
+                                             start, resume, acts):
+    load_from = tiny_checkpoint if start else None
+    runner = Runner.from_cfg(
+        _runner_cfg(tmp_path, 4, load_from, resume,
+                    hooks=[dict(type='ReinitClassifierHook')]))
+    runner.train()
+    assert runner.iter == 4
+    weight = runner.model.decode_head.conv_seg.weight  # lr 0: as loaded
     assert bool(weight.abs().max() < 0.2) is acts
-    assert bool(runner.messages) is acts
+    log = ''.join(
+        open(p).read() for p in glob.glob(osp.join(tmp_path, '*', '*.log')))
+    assert ('ReinitClassifierHook: decode_head.conv_seg' in log) is acts
+    if acts:
+        assert f'after loading {tiny_checkpoint}' in log
 
 
-def test_hook_names_a_missing_module():
-    runner = _fake_runner('w.pth')
+def test_hook_names_a_missing_module(tmp_path, tiny_checkpoint):
+    runner = Runner.from_cfg(
+        _runner_cfg(
+            tmp_path, 4, tiny_checkpoint,
+            hooks=[dict(type='ReinitClassifierHook',
+                        modules='decode_head.cls')]))
     with pytest.raises(ValueError, match="no module 'decode_head.cls'"):
-        ReinitClassifierHook(modules='decode_head.cls').before_train(runner)
+        runner.train()
 
 
 def test_custom_configs_build(own_data):
@@ -174,7 +225,6 @@ def test_custom_configs_build(own_data):
     assert cfg.load_from.endswith('geminifusion_mit-b3_nyudv2.pth')
     assert dict(type='ReinitClassifierHook') in cfg.custom_hooks
     assert dict(type='StageOptimizerResetHook') in cfg.custom_hooks
-    from mmseg.registry import DATASETS
     for split in ('train_dataloader', 'val_dataloader'):
         dataset = dict(cfg[split].dataset, data_root=own_data)
         ds = DATASETS.build(dataset)

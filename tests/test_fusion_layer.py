@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from geminifusion_mmseg.models.layers import GeminiFusion
-from tests.reference.literal_fusion import LiteralGeminiFusion
+from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
 
 
 def _pair(C, heads=8):

@@ -35,6 +35,7 @@ BACKBONES = {
 DATASETS = {
     'NYUDv2': ('NYUDv2Dataset', 40),
     'SUN RGB-D': ('SUNRGBDDataset', 37),
+    'DeLiVER': ('DeLiVERDataset', 25),
 }
 PAPER_URL = 'https://arxiv.org/abs/2406.01210'
 WEIGHTS_PREFIX = 'https://github.com/JiaDingCN/GeminiFusion/releases/download/'
@@ -150,8 +151,11 @@ def test_metafile_structure():
             'https://github.com/JiaDingCN/GeminiFusion/'), name
         weights = model.get('Weights')
         if weights:
+            # the DeLiVER branch's files are bare state dicts (.pth)
+            suffix = '.pth' if md['Training Data'] == 'DeLiVER' else \
+                '.pth.tar'
             assert weights.startswith(WEIGHTS_PREFIX) and \
-                weights.endswith('.pth.tar'), name
+                weights.endswith(suffix), name
 
 
 def test_every_zoo_config_has_exactly_one_entry():

@@ -1,4 +1,5 @@
-"""ImageNet-pretrained unimodal backbones -> GeminiFusion backbones (SPEC 4).
+"""ImageNet-pretrained unimodal backbones -> GeminiFusion backbones
+(docs/model.md).
 
 The checkpoints are written by mmseg's OWN unimodal ``MixVisionTransformer``
 and ``SwinTransformer`` (random weights), in the four layouts (mmseg MiT,
@@ -23,7 +24,7 @@ import mmseg
 from geminifusion_mmseg.models.backbones import (GeminiFusionMiT,
                                                  GeminiFusionSwin)
 from geminifusion_mmseg.models.layers import GeminiFusion, ModalityLayerNorm
-from geminifusion_mmseg.models.utils.pretrained import (
+from geminifusion_mmseg.checkpoints.pretrained import (
     PretrainedFormatError, load_pretrained_backbone)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
 from mmseg.models.backbones import MixVisionTransformer, SwinTransformer
@@ -183,8 +184,8 @@ def test_mit_layouts_reproduce_the_unimodal_backbone(mmseg_mit, layout,
             assert torch.equal(v, fusion_before[k]), k
     # each unimodal LayerNorm went into both modality norms
     nw = sd['layers.1.1.1.attn.norm.weight']
-    assert torch.equal(ours.block2[1].attn.norm.ln_0.weight, nw)
-    assert torch.equal(ours.block2[1].attn.norm.ln_1.weight, nw)
+    assert torch.equal(ours.layers[1].blocks[1].attn.norm.ln_0.weight, nw)
+    assert torch.equal(ours.layers[1].blocks[1].attn.norm.ln_1.weight, nw)
     if layout == 'nvlabs':
         assert 'head.weight' in report['ignored']
     neutral_fusion_(ours)
@@ -363,7 +364,7 @@ def test_init_cfg_pretrained_in_a_segmentor_config(mmseg_mit, mmseg_swin,
                 channels=16,
                 num_classes=3)))
     model.init_weights()
-    assert torch.equal(model.backbone.norm4.ln_1.weight,
+    assert torch.equal(model.backbone.layers[3].norm.ln_1.weight,
                        mmseg_mit.state_dict()['layers.3.2.weight'])
     # mmseg's legacy segmentor-level ``pretrained`` means the same
     legacy = MODELS.build(
@@ -469,9 +470,9 @@ def test_refusals(mmseg_mit, mmseg_swin, tmp_path):
 
 
 def test_released_checkpoint_as_backbone_init(tmp_path):
+    from geminifusion_mmseg.testing.literal_segmenter import (
+        released_state_dict, save_released_checkpoint)
     from tests.test_released_checkpoint import literal_mit_segmenter
-    from tests.reference.literal_segmenter import (released_state_dict,
-                                                   save_released_checkpoint)
     literal = literal_mit_segmenter()
     path = str(tmp_path / 'released.pth.tar')
     save_released_checkpoint(literal, path)
@@ -482,9 +483,9 @@ def test_released_checkpoint_as_backbone_init(tmp_path):
     assert report['missing'] == [] and report['unexpected'] == []
     enc = literal.encoder
     assert torch.equal(
-        ours.block2[1].attn.fusion.k_noise.weight,
+        ours.layers[1].blocks[1].attn.fusion.k_noise.weight,
         enc.block2[1].attn.k_noise.weight)
-    assert torch.equal(ours.patch_embed1.proj.weight,
+    assert torch.equal(ours.layers[0].patch_embed.proj.weight,
                        enc.patch_embed1.proj.module.weight)
     assert 'decode_head.conv_seg.weight' in report['ignored']
     # the bare ``segmenter`` state dict works too

@@ -1,7 +1,7 @@
 """The published protocol, end to end: scores and training augmentation.
 
-The oracle for scores is :mod:`tests.reference.literal_protocol`, the
-release's ``main.py --evaluate`` path written as its code reads (Pillow
+The oracle for scores is :mod:`geminifusion_mmseg.testing.literal_protocol`,
+the release's ``main.py --evaluate`` path written as its code reads (Pillow
 reading, torchvision-style two-step resize, normalisation, the literal
 model, OpenCV bicubic upsampling of the logits, its confusion matrix and
 ``getScores``). ``tools/test.py`` with a zoo config and a converted
@@ -22,17 +22,17 @@ import torch.nn.functional as F
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 
-from geminifusion_mmseg.models.utils.released_checkpoint import \
-    convert_released_checkpoint
+from geminifusion_mmseg.checkpoints import convert_released_checkpoint
+from geminifusion_mmseg.testing.literal_mit import literal_mit
+from geminifusion_mmseg.testing.literal_protocol import (normalize,
+                                                         read_sample, resize,
+                                                         to_tensor, validate)
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, save_released_checkpoint)
 from mmseg.registry import DATASETS, MODELS
 from tests.helpers import block_labels, label_to_depth, write_list
 from tests.helpers.synthetic_rgbd import _rgb_image, _write
 from tests.helpers.tiny_configs import REPO
-from tests.reference.literal_mit import literal_mit
-from tests.reference.literal_protocol import (normalize, read_sample, resize,
-                                              to_tensor, validate)
-from tests.reference.literal_segmenter import (LiteralSegmenter,
-                                               save_released_checkpoint)
 from tests.test_released_checkpoint import randomize_
 from tests.test_segmentor import CFG as TINY_MODEL
 
@@ -287,12 +287,19 @@ ZOO_CONFIGS = sorted(glob.glob(osp.join(ZOO, '*.py')))
 @pytest.mark.parametrize('path', ZOO_CONFIGS, ids=osp.basename)
 def test_zoo_configs_follow_the_release(path):
     cfg = Config.fromfile(path)
-    assert cfg.model.test_cfg.resize_mode == 'bicubic'
     assert cfg.test_dataloader.dataset.pipeline[2].type == \
         'ResizeShortSideToMultiple'
     jitter = [t for t in cfg.train_dataloader.dataset.pipeline
               if t.type == 'RGBColorJitter']
     assert len(jitter) == 1 and jitter[0].prob == 0.2
+    if 'deliver' in osp.basename(path):
+        # the DeLiVER branch: bilinear logits (mmseg's default), uint8
+        # jitter clamped to 255 (docs/model.md "K modalities")
+        assert cfg.model.test_cfg.get('resize_mode',
+                                      'bilinear') == 'bilinear'
+        assert tuple(jitter[0].clip_range) == (0., 255.)
+        return
+    assert cfg.model.test_cfg.resize_mode == 'bicubic'
     assert tuple(jitter[0].clip_range) == (0., 1.)  # the release's blackout
 
 

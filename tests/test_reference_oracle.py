@@ -1,19 +1,19 @@
-"""The literal (published-style) MiT segmenter oracle, checked against SPEC.
+"""The literal (published-style) MiT segmenter oracle, checked against
+docs/model.md.
 
-SPEC 3 lists the keys of a released MiT checkpoint; the oracle must produce
-exactly those (names and shapes), run at odd sizes, and write/read the
+docs/model.md lists the keys of a released MiT checkpoint; the oracle must
+produce exactly those (names and shapes), run at odd sizes, and write/read the
 released ``.pth.tar`` layout under ``weights_only=True``.
 """
 import numpy as np
 import pytest
 import torch
 
+from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, released_state_dict, save_released_checkpoint)
 from geminifusion_mmseg.utils.checkpoint import load_external_checkpoint
-from tests.reference.literal_fusion import LiteralGeminiFusion
-from tests.reference.literal_mit import LiteralMiT, literal_mit
-from tests.reference.literal_segmenter import (LiteralSegmenter,
-                                               released_state_dict,
-                                               save_released_checkpoint)
 
 B0_DIMS = (32, 64, 160, 256)
 B0_DEPTHS = (2, 2, 2, 2)
@@ -22,9 +22,10 @@ NUM_CLASSES = 40
 EMB = 256
 
 
-def spec3_mit_keys(dims, depths, sr_ratios, num_classes, emb=EMB,
+def released_mit_keys(dims, depths, sr_ratios, num_classes, emb=EMB,
                    mlp_ratio=4):
-    """SPEC 3's listing for MiT, expanded, with the shapes it implies."""
+    """The released MiT key listing (docs/model.md), expanded, with the
+    shapes it implies."""
     k = {'module.alpha': (2, )}
     e = 'module.encoder.'
     for s in range(1, 5):
@@ -99,9 +100,9 @@ def b0():
     return _b0_segmenter().eval()
 
 
-def test_released_state_dict_matches_spec3(b0):
+def test_released_state_dict_matches_the_listing(b0):
     sd = released_state_dict(b0)
-    expected = spec3_mit_keys(B0_DIMS, B0_DEPTHS, SR, NUM_CLASSES)
+    expected = released_mit_keys(B0_DIMS, B0_DEPTHS, SR, NUM_CLASSES)
     missing = sorted(set(expected) - set(sd))
     extra = sorted(set(sd) - set(expected))
     assert not missing and not extra, (missing[:5], extra[:5])
@@ -127,10 +128,10 @@ def test_released_state_dict_matches_spec3(b0):
 @pytest.mark.parametrize('name,n_blocks', [('mit_b3', 28), ('mit_b5', 52)])
 def test_larger_configs_key_count(name, n_blocks):
     """Key sets for the zoo sizes, without building them (shape math only):
-    the listing's block count matches the SPEC 2.2 depths."""
-    from tests.reference.literal_mit import MIT_SETTINGS
+    the listing's block count matches the MiT depths (docs/model.md)."""
+    from geminifusion_mmseg.testing.literal_mit import MIT_SETTINGS
     cfg = MIT_SETTINGS[name]
-    keys = spec3_mit_keys(cfg['embed_dims'], cfg['depths'], SR, NUM_CLASSES)
+    keys = released_mit_keys(cfg['embed_dims'], cfg['depths'], SR, NUM_CLASSES)
     blocks = {'.'.join(k.split('.')[2:4]) for k in keys
               if k.startswith('module.encoder.block')}
     assert len(blocks) == n_blocks

@@ -1,7 +1,7 @@
 """Released GeminiFusion checkpoints: conversion, recognition, refusals.
 
-The oracle is the literal published segmenter (tests/reference) with random
-weights and random BatchNorm statistics, saved in the released ``.pth.tar``
+The oracle is the literal published segmenter (geminifusion_mmseg.testing)
+with random weights and random BatchNorm statistics, saved in the released ``.pth.tar``
 layout; after conversion our MultiModalEncoderDecoder (built from a config
 dict) must give the same three logits.
 """
@@ -18,17 +18,17 @@ import torch
 import torch.nn as nn
 from mmengine.runner import load_checkpoint
 
-from geminifusion_mmseg.models.utils.released_checkpoint import (
+from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
     convert_released_checkpoint, convert_released_state_dict,
     detect_released_model, find_matching_configs, model_config_fragment)
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, released_state_dict, save_released_checkpoint)
+from geminifusion_mmseg.testing.literal_swin import (
+    LiteralGeminiFusionSwin, LiteralSwinEncoder)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
 from mmseg.registry import MODELS
-from tests.reference.literal_mit import LiteralMiT, literal_mit
-from tests.reference.literal_segmenter import (LiteralSegmenter,
-                                               released_state_dict,
-                                               save_released_checkpoint)
-from tests.reference.literal_swin import LiteralGeminiFusionSwin
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
@@ -46,17 +46,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-class SwinEncoder(nn.Module):
-    """The release's TransformerBackbone: the Swin sits under ``body``."""
-
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    def forward(self, xs):
-        return self.body(xs)
-
-
 def literal_mit_segmenter(num_classes=5, channels=32):
     enc = LiteralMiT((16, 32, 40, 64), (1, 2, 1, 1))
     return LiteralSegmenter(enc, enc.embed_dims, num_classes, channels)
@@ -65,7 +54,7 @@ def literal_mit_segmenter(num_classes=5, channels=32):
 def literal_swin_segmenter(num_classes=5, channels=32):
     body = LiteralGeminiFusionSwin(32, [2, 2, 2, 2], [2, 4, 8, 8], 7)
     return LiteralSegmenter(
-        SwinEncoder(body), body.num_features, num_classes, channels)
+        LiteralSwinEncoder(body), body.num_features, num_classes, channels)
 
 
 def randomize_(model: nn.Module, seed: int) -> nn.Module:
@@ -206,9 +195,10 @@ def test_cli_converts_mit_b0_and_loads_strictly(tmp_path):
     assert torch.equal(own['decode_head.conv_seg.weight'],
                        sd['module.decoder.linear_pred.weight'])
     assert torch.equal(
-        own['backbone.block2.1.attn.fusion.cross_attn_1_to_0.in_proj_weight'],
+        own['backbone.layers.1.blocks.1.attn.fusion.cross_attn_1_to_0.'
+            'in_proj_weight'],
         sd['module.encoder.block2.1.attn.cross_attn_1_to_0.in_proj_weight'])
-    assert torch.equal(own['backbone.block3.0.attn.sr.weight'],
+    assert torch.equal(own['backbone.layers.2.blocks.0.attn.sr.weight'],
                        sd['module.encoder.block3.0.attn.sr.module.weight'])
 
     # mmseg's inference API builds it and names the classes from the meta
@@ -222,7 +212,7 @@ def test_cli_converts_mit_b0_and_loads_strictly(tmp_path):
 
 def test_swin_t_is_recognised_from_a_real_sized_key_set():
     body = LiteralGeminiFusionSwin(96, [2, 2, 6, 2], [3, 6, 12, 24], 7)
-    literal = LiteralSegmenter(SwinEncoder(body), body.num_features, 37)
+    literal = LiteralSegmenter(LiteralSwinEncoder(body), body.num_features, 37)
     sd = released_state_dict(literal)
     info = detect_released_model(sd, 'swin-t.pth.tar')
     assert (info.arch, info.name, info.num_classes) == ('tiny', 'swin-t', 37)
@@ -248,7 +238,7 @@ _SWIN_SHARED = re.compile(
 
 def ours_to_released(key: str, family: str) -> str:
     """Our key -> the released name (inverse of the converter, written
-    from SPEC 3 and checked against the literal models below)."""
+    from docs/model.md and checked against the literal models below)."""
     if key == 'alpha':
         return 'module.alpha'
     if key.startswith('decode_head.'):
@@ -256,6 +246,11 @@ def ours_to_released(key: str, family: str) -> str:
         return 'module.decoder.' + rest
     rest = key[len('backbone.'):].replace('fusion.', '')
     if family == 'mit':
+        # our stage list -> the release's flat per-stage names
+        rest = re.sub(
+            r'^layers\.(\d)\.(patch_embed|blocks|norm)\.',
+            lambda m: '{}{}.'.format({'blocks': 'block'}.get(
+                m.group(2), m.group(2)), int(m.group(1)) + 1), rest)
         return 'module.encoder.' + _MIT_SHARED.sub(r'\1.module.', rest)
     rest = re.sub(r'\.attn\.', '.attn.module.', rest)
     return 'module.encoder.body.' + _SWIN_SHARED.sub(r'\1.module.', rest)

@@ -1,4 +1,4 @@
-"""SPEC 6: staged poly-with-warmup lr, per-stage optimizer reset, groups."""
+"""docs/training.md: staged poly-with-warmup lr, per-stage optimizer reset, groups."""
 import glob
 import os
 import types
@@ -26,7 +26,7 @@ BASE_LR = 6e-5
 # --------------------------------------------------------------------------
 def spec6_lr(base, t, stage_len, factors=(1., .5, .25), warmup=1500,
              ratio=1e-6, poly=40000, power=1.):
-    """SPEC 6 written out: lr of iteration t (0-based, global)."""
+    """docs/training.md written out: lr of iteration t (0-based, global)."""
     s = min(t // stage_len, len(factors) - 1)
     i = t - s * stage_len
     if i < warmup:
@@ -89,7 +89,7 @@ def _quiet():
 # Scheduler alone
 # --------------------------------------------------------------------------
 def test_published_curve_sampled_decoder_lr_mult_10():
-    """Default arguments (SPEC 6) with SUN-like stages of 66000 iterations
+    """Default arguments (docs/training.md) with SUN-like stages of 66000 iterations
     (longer than the poly, so the flat part is reached): encoder group and
     decoder group (x10) at boundaries, in warmup, in poly, after poly."""
     stage = 66000
@@ -203,7 +203,7 @@ def test_hook_is_stateless_at_boundaries():
 
 
 # --------------------------------------------------------------------------
-# Param groups (SPEC 6) with mmengine's DefaultOptimWrapperConstructor
+# Param groups (docs/training.md) with mmengine's DefaultOptimWrapperConstructor
 # --------------------------------------------------------------------------
 class _Norm(nn.Module):
 

@@ -145,29 +145,76 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert osp.isfile(killed / 'iter_16.pth')
 
 
+def _no_temporary_files(work_dir):
+    return not [n for n in os.listdir(work_dir) if n.endswith('.tmp')]
+
+
 def test_interrupted_checkpoint_write_keeps_latest_loadable(tmp_path):
+    # max_keep_ckpts=1: stock mmengine deletes iter_4 before writing iter_8
     cfg = tiny_quickstart(
         tmp_path, 'faulty', max_iters=12, interval=4,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='FailCheckpointWriteHook', at_iter=8)]")
+        "custom_hooks = [dict(type='FailCheckpointWriteHook', at_iter=8)]\n"
+        "default_hooks['checkpoint']['max_keep_ckpts'] = 1")
     wd = tmp_path / 'wd'
     run = subprocess.run(train_cmd(cfg, wd), env=ENV, cwd=tmp_path,
                          capture_output=True, text=True)
     assert run.returncode != 0
-    assert 'injected failure' in run.stderr
+    assert 'File too large' in run.stderr  # the write failed half-way
     # the half-written file never became iter_8.pth; latest is still iter_4
-    assert not osp.exists(wd / 'iter_8.pth')
+    assert not osp.exists(wd / 'iter_8.pth') and _no_temporary_files(wd)
     with open(wd / 'last_checkpoint') as f:
         latest = f.read().strip()
     assert latest.endswith('iter_4.pth')
     ckpt = torch.load(latest, weights_only=True)
     assert ckpt['meta']['iter'] == 4
     # and training resumes from it
-    cfg_ok = tiny_quickstart(tmp_path, 'faulty', max_iters=12, interval=4)
+    cfg_ok = tiny_quickstart(tmp_path, 'faulty', max_iters=12, interval=4,
+                             extra="default_hooks['checkpoint']"
+                             "['max_keep_ckpts'] = 1")
     subprocess.run(train_cmd(cfg_ok, wd, '--resume'), check=True, env=ENV,
                    cwd=tmp_path, capture_output=True)
     assert osp.isfile(wd / 'iter_12.pth')
+    assert sorted(n for n in os.listdir(wd) if n.endswith('.pth')) == [
+        'best_mIoU_iter_12.pth', 'iter_12.pth'
+    ]
+
+
+def test_interrupted_best_checkpoint_write_keeps_previous_best(tmp_path):
+    # every validation (iterations 4, 8, 12) is a new best by 'iter'
+    best_every_val = (
+        "train_cfg['val_interval'] = 4\n"
+        "default_hooks['checkpoint']['save_best'] = 'iter'\n")
+    cfg = tiny_quickstart(
+        tmp_path, 'faulty_best', max_iters=12, interval=4,
+        extra="custom_imports = dict(imports=['geminifusion_mmseg', "
+        "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='IterAsMetricHook'), "
+        "dict(type='FailCheckpointWriteHook', at_iter=8, best=True)]\n" +
+        best_every_val)
+    wd = tmp_path / 'wd'
+    run = subprocess.run(train_cmd(cfg, wd), env=ENV, cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert 'File too large' in run.stderr
+    # stock mmengine deletes the previous best first, then writes in place
+    assert not osp.exists(wd / 'best_iter_iter_8.pth')
+    assert _no_temporary_files(wd)
+    best = torch.load(wd / 'best_iter_iter_4.pth', weights_only=True)
+    assert best['meta']['iter'] == 4
+    with open(wd / 'last_checkpoint') as f:
+        assert f.read().strip().endswith('iter_8.pth')  # saved before val
+    # resume: the next best replaces best_iter_iter_4.pth
+    cfg_ok = tiny_quickstart(
+        tmp_path, 'faulty_best', max_iters=12, interval=4,
+        extra="custom_imports = dict(imports=['geminifusion_mmseg', "
+        "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='IterAsMetricHook')]\n" + best_every_val)
+    subprocess.run(train_cmd(cfg_ok, wd, '--resume'), check=True, env=ENV,
+                   cwd=tmp_path, capture_output=True)
+    assert osp.isfile(wd / 'best_iter_iter_12.pth')
+    assert not osp.exists(wd / 'best_iter_iter_4.pth')
 
 
 def _free_port():

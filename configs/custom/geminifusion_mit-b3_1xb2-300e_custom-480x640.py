@@ -38,7 +38,7 @@ crop_size = (480, 640)
 #        depth_scale=1000.)   # float32 metres -> millimetre values
 load_depth = dict(type='LoadRGBDImageFromFile', depth_encoding='raw')
 
-# the zoo's training augmentation (SPEC 5) at this crop size
+# the zoo's training augmentation (docs/dataset_prepare.md) at this crop size
 train_pipeline = [
     load_depth,
     dict(type='LoadRGBDAnnotations'),
@@ -116,6 +116,6 @@ model = dict(
     backbone=dict(
         arch='b3',
         drop_path_rate=0.4,
-        # ImageNet weights: see README 'Pretrained backbones'
+        # ImageNet weights: see README 'Released checkpoints and pretrained weights'
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b3.pth')),
     decode_head=dict(num_classes=len(classes)))

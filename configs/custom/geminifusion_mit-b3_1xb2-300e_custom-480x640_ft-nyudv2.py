@@ -1,5 +1,5 @@
 # Fine-tune the released GeminiFusion MiT-B3 NYUDv2 model on your own
-# RGB-D data (the fine-tune path of SPEC 6): every weight comes from the
+# RGB-D data (the fine-tuning path of docs/training.md): every weight comes from the
 # NYUDv2 checkpoint except the classifier (decode_head.conv_seg), which is
 # re-initialised by ReinitClassifierHook -- also when your class count
 # happens to equal NYUDv2's 40. Same data, schedule and evaluation as

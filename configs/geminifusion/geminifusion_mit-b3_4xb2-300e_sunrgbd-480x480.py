@@ -1,6 +1,7 @@
 # GeminiFusion MiT-B3 on SUN RGB-D: published single-scale mIoU 52.7
-# (SPEC 7); 4 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
-# ImageNet weights: see README 'Pretrained backbones'.
+# (configs/geminifusion/README.md);
+# 4 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
+# ImageNet weights: see README 'Released checkpoints and pretrained weights'.
 _base_ = [
     '../_base_/models/geminifusion_mit.py', '../_base_/datasets/sunrgbd.py',
     '../_base_/default_runtime.py',

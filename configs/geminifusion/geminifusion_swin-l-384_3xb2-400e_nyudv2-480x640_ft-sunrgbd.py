@@ -1,8 +1,8 @@
 # GeminiFusion Swin-L-384 on NYUDv2, fine-tuned from the SUN RGB-D model:
-# published single-scale mIoU 60.9 (SPEC 7). All weights except the
-# classifier come from the SUN RGB-D checkpoint (37 -> 40 classes: the
-# classifier's shape differs, so mmengine skips it with a warning); stages
-# of 100 / 200 / 100 epochs; dpr 0.15.
+# published single-scale mIoU 60.9 (configs/geminifusion/README.md). All
+# weights except the classifier come from the SUN RGB-D checkpoint
+# (37 -> 40 classes: the classifier's shape differs, so mmengine skips it
+# with a warning); stages of 100 / 200 / 100 epochs; dpr 0.15.
 _base_ = ['./geminifusion_swin-l-384_3xb2-300e_nyudv2-480x640.py']
 # the converted (tools/model_converters/geminifusion2mmseg.py) or trained
 # SUN RGB-D Swin-L-384 checkpoint

@@ -1,6 +1,7 @@
 # GeminiFusion Swin-L (224) on NYUDv2: published single-scale mIoU 58.8
-# (SPEC 7); 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
-# ImageNet weights: see README 'Pretrained backbones'.
+# (configs/geminifusion/README.md);
+# 3 GPUs x batch 2, 3 stages x 100 epochs, dpr 0.4.
+# ImageNet weights: see README 'Released checkpoints and pretrained weights'.
 _base_ = [
     '../_base_/models/geminifusion_swin.py', '../_base_/datasets/nyudv2.py',
     '../_base_/default_runtime.py',

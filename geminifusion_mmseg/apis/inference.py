@@ -33,7 +33,8 @@ from mmseg.structures import SegDataSample
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
                                            read_depth_image)
 from ..datasets.transforms.resize import nearest_resize
-from ..models.utils.released_checkpoint import convert_released_state_dict
+from ..checkpoints import (convert_released_state_dict, strip_prefix,
+                           upgrade_state_dict)
 from ..utils.checkpoint import load_external_checkpoint
 
 __all__ = ['init_model', 'inference_model']
@@ -149,8 +150,7 @@ def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
         raise ValueError(
             f'init_model: {path} is not a segmentor checkpoint: no '
             f"'state_dict' (keys: {sorted(map(str, ckpt))[:8]})")
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+    state_dict = upgrade_state_dict(model, strip_prefix(state_dict))
 
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]

@@ -3,7 +3,7 @@
 The logic behind ``tools/dataset_converters/make_rgbd_lists.py``. A sample
 is the set of files with the same *stem* (path inside its folder without
 the extension, e.g. ``scene1/000017``) in the RGB, depth and label
-folders. The list files use the 3-column layout of SPEC 5 that
+folders. The list files use the 3-column layout (docs/dataset_prepare.md) that
 :class:`~geminifusion_mmseg.datasets.RGBDDataset` reads::
 
     rgb/000017.png<TAB>label/000017.png<TAB>depth/000017.png
@@ -321,7 +321,7 @@ def split_by_val_list(
 
 
 def format_list_line(sample: Sample) -> str:
-    """``rgb<TAB>label<TAB>depth`` (SPEC 5 column order)."""
+    """``rgb<TAB>label<TAB>depth`` (the published column order)."""
     return f'{sample.rgb}\t{sample.label}\t{sample.depth}'
 
 

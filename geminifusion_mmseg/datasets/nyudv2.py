@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """NYU Depth v2 (40 classes) for RGB-D semantic segmentation."""
 from mmseg.registry import DATASETS
 

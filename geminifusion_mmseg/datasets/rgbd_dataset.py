@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """A config-driven RGB-D semantic segmentation dataset."""
 import os.path as osp
 from typing import Dict, List, Optional, Tuple

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """SUN RGB-D (37 classes) for RGB-D semantic segmentation."""
 from mmseg.registry import DATASETS
 

@@ -1,5 +1,5 @@
-"""Side-by-side images of RGB-D samples: RGB | depth | label maps; class
-legends."""
+"""Side-by-side images of multi-modal samples: RGB | depth | ... | label
+maps; class legends."""
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -111,6 +111,56 @@ def make_rgbd_panel(rgb: np.ndarray,
                 np.uint8), cv2.INTER_LINEAR), 'rgb'),
         _titled(resize(colorize_depth(depth), cv2.INTER_LINEAR), 'depth'),
     ]
+    for title, label in label_maps:
+        painted = colorize_label(label, palette, ignore_index)
+        tiles.append(_titled(resize(painted, cv2.INTER_NEAREST), title))
+    return np.concatenate(tiles, axis=1)
+
+
+def make_multimodal_panel(img: np.ndarray,
+                          modalities: Sequence[str],
+                          label_maps: Sequence[Tuple[str, np.ndarray]] = (),
+                          palette: Optional[Sequence[Sequence[int]]] = None,
+                          ignore_index: int = 255) -> np.ndarray:
+    """One column per modality, then each label map, with titles.
+
+    ``RGB | depth | event | ... | label``: channels ``3*i .. 3*i+2`` of
+    ``img`` are modality ``i`` (the layout of
+    :class:`LoadMultiModalImageFromFile`); RGB is drawn as is, every other
+    modality by :func:`colorize_depth` (a single-valued map colour-mapped,
+    a 3-channel encoding channel-normalised) under its name. For
+    ``modalities=('rgb', 'depth')`` the result is that of
+    :func:`make_rgbd_panel`.
+
+    Args:
+        img (np.ndarray): (H, W, 3K) stacked modalities, RGB first.
+        modalities (Sequence[str]): The K names, in channel order.
+        label_maps: (title, (h, w) class-index map) pairs.
+        palette: RGB triple per class (needed when label_maps is given).
+
+    Returns:
+        np.ndarray: (h + TITLE_HEIGHT, (K + len(label_maps)) * w, 3) uint8
+        RGB.
+    """
+    img = np.asarray(img)
+    if img.ndim != 3 or img.shape[2] != 3 * len(modalities):
+        raise ValueError(
+            f'make_multimodal_panel: the image has shape {img.shape}, but '
+            f'the modalities {list(modalities)} need '
+            f'{3 * len(modalities)} channels.')
+    h, w = (label_maps[0][1].shape[:2] if label_maps else img.shape[:2])
+
+    def resize(x, interpolation):
+        return cv2.resize(x, (w, h), interpolation=interpolation)
+
+    tiles = []
+    for i, name in enumerate(modalities):
+        x = img[..., 3 * i:3 * i + 3]
+        if i == 0:
+            view = np.clip(np.asarray(x, np.float32), 0, 255).astype(np.uint8)
+        else:
+            view = colorize_depth(x)
+        tiles.append(_titled(resize(view, cv2.INTER_LINEAR), str(name)))
     for title, label in label_maps:
         painted = colorize_label(label, palette, ignore_index)
         tiles.append(_titled(resize(painted, cv2.INTER_NEAREST), title))

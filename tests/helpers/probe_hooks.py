@@ -2,8 +2,12 @@
 
 Imported by test configs through ``custom_imports``.
 """
+import io
 import os.path as osp
+import resource
+import signal
 
+import torch
 from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -11,26 +15,46 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 
-class _Unpicklable:
-
-    def __reduce__(self):
-        raise RuntimeError('injected failure while writing the checkpoint')
-
-
 @HOOKS.register_module()
 class FailCheckpointWriteHook(Hook):
-    """Break the checkpoint written after iteration ``at_iter``: an object
-    whose pickling raises is added, so ``torch.save`` has already written
-    part of the file when the run dies."""
+    """Make the write of one checkpoint fail half-way, as a full disk does.
+
+    For the checkpoint saved after iteration ``at_iter`` (the best one if
+    ``best``, else the latest one), the process is allowed to write at most
+    half of its bytes to any file (``RLIMIT_FSIZE``, with ``SIGXFSZ``
+    ignored): the operating system stops the write with ``OSError: [Errno
+    27] File too large`` when part of the file is on disk, and the run
+    dies."""
 
     priority = 'LOWEST'
 
-    def __init__(self, at_iter: int):
+    def __init__(self, at_iter: int, best: bool = False):
         self.at_iter = at_iter
+        self.best = best
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if checkpoint['meta']['iter'] == self.at_iter:
-            checkpoint['zzz_injected'] = _Unpicklable()
+        is_best = 'optimizer' not in checkpoint  # best: save_optimizer=False
+        if checkpoint['meta']['iter'] != self.at_iter or is_best != self.best:
+            return
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE,
+                           (buffer.tell() // 2, hard))
+
+
+@HOOKS.register_module()
+class IterAsMetricHook(Hook):
+    """Add ``metrics['iter'] = runner.iter`` to every validation result,
+    before the checkpoint hook sees it: with ``save_best='iter'`` every
+    validation makes a new best checkpoint."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if metrics is not None:
+            metrics['iter'] = runner.iter
 
 
 @HOOKS.register_module()

@@ -13,10 +13,10 @@
 In one run and on the same deterministic inputs it measures
 
 (a) our model, built from the config's ``model`` (MultiModalEncoderDecoder);
-(b) the literal published-style model (``tests.reference``: per-sample loop
-    over ``nn.MultiheadAttention`` with 2 keys, modalities as separate
-    passes) of the same architecture, holding (a)'s weights; a sanity check
-    asserts that (a) and (b) give the same logits;
+(b) the literal published-style model (:mod:`geminifusion_mmseg.testing`:
+    per-sample loop over ``nn.MultiheadAttention`` with 2 keys, modalities
+    as separate passes) of the same architecture, holding (a)'s weights; a
+    sanity check asserts that (a) and (b) give the same logits;
 (c) the same backbone architecture and head on RGB alone (mmseg's
     ``EncoderDecoder`` + ``MixVisionTransformer``/``SwinTransformer``, our
     ``SegFormerMLPHead``).
@@ -34,8 +34,9 @@ and process CPU time; and the peak memory:
   was built, in a process of its own for every model and mode (forked right
   after the imports, so no earlier model's freed memory is reused) in which
   glibc serves every allocation >= 64 KiB with its own mmap, so the RSS
-  follows the live tensors (see :class:`MemoryMeter`). The peak is reset
-  (``/proc/self/clear_refs``) after building, so it covers the weights,
+  follows the live tensors (see
+  :class:`geminifusion_mmseg.testing.benchmark.MemoryMeter`). The peak is
+  reset (``/proc/self/clear_refs``) after building, so it covers the weights,
   gradients, optimizer state and the steps but not construction
   transients. Timing runs in separate processes with the default
   allocator.
@@ -52,29 +53,22 @@ share of ``--peak-tflops``), and images/s. See docs/benchmarks.md.
 """
 import argparse
 import collections
-import contextlib
-import ctypes
 import datetime
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 import platform
 import statistics
 import sys
-import time
-import traceback
-from typing import Tuple
 
-HERE = osp.dirname(osp.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import model_counterparts as mc
+import torch
 
-import torch  # noqa: E402
-
-import model_counterparts as mc  # noqa: E402
-
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+from geminifusion_mmseg.testing.benchmark import (PRECISIONS, MemoryMeter,
+                                                  autocast, graphed_steps,
+                                                  mmap_large_allocations,
+                                                  run_isolated, tf32_off,
+                                                  tf32_description, timed)
 
 
 def parse_args(argv=None):
@@ -160,151 +154,6 @@ def parse_args(argv=None):
     return args
 
 
-# ------------------------------------------------------------ memory, time
-def _proc_status_kb(field: str) -> int:
-    """``VmRSS`` / ``VmHWM`` in KiB; without ``/proc`` (not Linux) the
-    process's peak RSS from ``getrusage`` for both (never reset)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == 'darwin' else peak
-
-
-def _trim_heap() -> None:
-    """Free what can be freed and give the heap's free pages back."""
-    import gc
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
-def _mmap_large_allocations() -> str:
-    """Make glibc serve every allocation of 64 KiB or more with its own
-    ``mmap`` (fixed ``M_MMAP_THRESHOLD``), so a freed tensor leaves the RSS
-    at once. Returns '' or what failed."""
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-        return '' if libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024) else \
-            'mallopt failed'
-    except (OSError, AttributeError):
-        return 'no glibc mallopt'
-
-
-class MemoryMeter:
-    """Peak memory of the steps run after :meth:`start`, in MiB.
-
-    CUDA: ``max_memory_allocated`` minus the allocation at construction
-    (before the model is built); the peak is reset by :meth:`start`.
-
-    CPU: ``VmHWM`` minus ``VmRSS`` at construction. Meant for a process of
-    its own that called :func:`_mmap_large_allocations` before allocating
-    anything: the RSS then follows the live tensors (the CPU analogue of
-    ``max_memory_allocated``; glibc's heap caching would otherwise add an
-    amount that depends on the order of earlier allocations). :meth:`start`
-    resets the high-water mark (``/proc/self/clear_refs``, Linux >= 4.0) to
-    the current RSS (the model, gradients, optimizer state), so transients
-    of model construction do not count.
-    """
-
-    def __init__(self, device: torch.device, note: str = ''):
-        self.cuda = device.type == 'cuda'
-        self.notes = [note] if note else []
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            _trim_heap()
-            self.base = _proc_status_kb('VmRSS') * 1024
-        self.method = None
-
-    def start(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.method = ('CUDA max_memory_allocated (weights, gradients, '
-                           'optimizer state, activations)')
-            return
-        _trim_heap()
-        try:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-        except OSError:
-            self.notes.append('peak not reset: since process start')
-        self.method = ('CPU peak RSS (VmHWM) - RSS before the model was '
-                       'built, in a process of its own with allocations '
-                       '>= 64 KiB mmap-backed' +
-                       (f' ({", ".join(self.notes)})' if self.notes else ''))
-
-    def peak_mib(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-        else:
-            peak = _proc_status_kb('VmHWM') * 1024
-        return (peak - self.base) / 2**20
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device, warmup: int, repeats: int) -> Tuple[list, list]:
-    """Wall-clock and process CPU seconds of each timed call."""
-    times, cpu = [], []
-    for i in range(warmup + repeats):
-        _sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-    return times, cpu
-
-
-@contextlib.contextmanager
-def _tf32_off():
-    """Full fp32 on CUDA inside (matmul and cuDNN TF32 off), the previous
-    settings restored after (with --isolation none later steps share
-    them)."""
-    saved = (torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        (torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.allow_tf32) = saved
-
-
-def tf32_description() -> str:
-    """PyTorch's TF32 settings, which apply to fp32 on CUDA (matrix
-    products, cuDNN convolutions); the timed steps run with these."""
-    flag = {True: 'TF32', False: 'fp32'}
-    return (f'matmul {flag[torch.backends.cuda.matmul.allow_tf32]}, cuDNN '
-            f'convolutions {flag[torch.backends.cudnn.allow_tf32]}')
-
-
-def _autocast(device: torch.device, precision: str):
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 # ------------------------------------------------------------ measurements
 def _setup(spec: dict):
     if spec['threads']:
@@ -327,7 +176,7 @@ def measure_model(spec: dict) -> dict:
     phase = spec['phase']
     note = ''
     if phase == 'memory' and spec['device'] == 'cpu':
-        note = _mmap_large_allocations()  # before anything is allocated
+        note = mmap_large_allocations()  # before anything is allocated
     cfg, device = _setup(spec)
     kind, mode = spec['kind'], spec['mode']
     inputs, labels = _batch(spec, cfg, device)
@@ -354,7 +203,7 @@ def measure_model(spec: dict) -> dict:
 
         def fn():
             optim.zero_grad(set_to_none=True)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 loss = loss_fn()
             if scaler is None:
                 loss.backward()
@@ -367,12 +216,12 @@ def measure_model(spec: dict) -> dict:
         model.eval()
 
         def fn():
-            with torch.no_grad(), _autocast(device, precision):
+            with torch.no_grad(), autocast(device, precision):
                 infer_fn()
 
     times, cpu, peak = [], [], None
     if phase in ('time', 'both'):
-        times, cpu = _timed(fn, device, spec['warmup'], spec['repeats'])
+        times, cpu = timed(fn, device, spec['warmup'], spec['repeats'])
     if phase in ('memory', 'both'):
         if not times:
             fn()  # one warm-up step (allocates the optimizer state)
@@ -401,7 +250,7 @@ def sanity_check(spec: dict) -> dict:
     inputs, _ = _batch(spec, cfg, device)
     fused = mc.build('fused', cfg).to(device).eval()
     literal = mc.build('literal', cfg).to(device).eval()
-    with torch.no_grad(), _tf32_off():
+    with torch.no_grad(), tf32_off():
         ours = fused._branch_logits(inputs)
         ref = literal([inputs[:, :3].contiguous(), inputs[:, 3:].contiguous()])
     branches = list(fused.branch_names)
@@ -421,7 +270,7 @@ def fusion_layer_benchmark(spec: dict) -> dict:
     ours (``torch.compile``-d with ``--compile``) vs ``LiteralGeminiFusion``
     with the same weights; forward+backward and forward-only, summed over
     all layers."""
-    from tests.reference.literal_fusion import LiteralGeminiFusion
+    from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
     from geminifusion_mmseg.models.layers import GeminiFusion
 
     cfg, device = _setup(spec)
@@ -446,7 +295,7 @@ def fusion_layer_benchmark(spec: dict) -> dict:
 
     def record(entry, name, mode, fn):
         t = statistics.median(
-            _timed(fn, device, spec['warmup'], spec['repeats'])[0])
+            timed(fn, device, spec['warmup'], spec['repeats'])[0])
         entry[f'{name}_{mode}_s'] = t
         totals[(name, mode)] += entry['count'] * t
 
@@ -471,50 +320,24 @@ def fusion_layer_benchmark(spec: dict) -> dict:
             xr = x.clone().requires_grad_()
 
             def train_fn():
-                with _autocast(device, prec):
+                with autocast(device, prec):
                     y = forward(xr)
                 y.backward(grad.to(y.dtype))
 
             def infer_fn():
-                with torch.no_grad(), _autocast(device, prec):
+                with torch.no_grad(), autocast(device, prec):
                     forward(x)
 
             record(entry, name, 'train', train_fn)
             record(entry, name, 'infer', infer_fn)
         if spec['cuda_graphs']:
-            for mode, fn in _graphed_steps(ours, x, grad).items():
+            for mode, fn in graphed_steps(ours, x, grad).items():
                 record(entry, 'graphed', mode, fn)
         per_shape.append(entry)
     return dict(
         layers=sum(e['count'] for e in per_shape),
         per_shape=per_shape,
         **{f'{n}_{m}_s': v for (n, m), v in totals.items()})
-
-
-def _graphed_steps(module: torch.nn.Module, x: torch.Tensor,
-                   grad: torch.Tensor) -> dict:
-    """``module``'s forward+backward and forward (no_grad) on ``x``, each
-    captured once in a CUDA graph and replayed (fp32, CUDA only): the
-    time without per-operator launch overhead."""
-    static_x = x.clone()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():
-        for _ in range(3):  # warm-up outside the capture
-            module(static_x)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph), torch.no_grad():
-        module(static_x)
-    # after the capture above: this replaces ``module.forward``
-    train_step = torch.cuda.make_graphed_callables(
-        module, (x.clone().requires_grad_(), ))
-    x_train = x.clone().requires_grad_()
-
-    def train():
-        train_step(x_train).backward(grad)
-
-    return dict(train=train, infer=graph.replay)
 
 
 def flops(spec: dict) -> dict:
@@ -543,33 +366,11 @@ TASKS = {
 }
 
 
-def _child(spec, conn):
-    try:
-        conn.send(('ok', TASKS[spec['task']](spec)))
-    except BaseException:  # report everything to the parent
-        conn.send(('error', traceback.format_exc()))
-    finally:
-        conn.close()
-
-
 def run_task(spec: dict, isolation: str) -> dict:
     """Run one measurement, in a fresh process unless isolation='none'."""
-    if isolation == 'none':
-        return TASKS[spec['task']](spec)
-    ctx = mp.get_context(isolation)
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(spec, send))
-    proc.start()
-    send.close()
-    try:
-        status, payload = recv.recv()
-    except EOFError:
-        status, payload = 'error', 'the measurement process died'
-    proc.join()
-    if status != 'ok':
-        raise RuntimeError(f'{spec["task"]} {spec.get("kind", "")} '
-                           f'{spec.get("mode", "")} failed:\n{payload}')
-    return payload
+    label = ' '.join(
+        str(spec.get(k, '')) for k in ('task', 'kind', 'mode')).strip()
+    return run_isolated(TASKS[spec['task']], spec, isolation, label)
 
 
 # ------------------------------------------------------------ reporting

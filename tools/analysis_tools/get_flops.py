@@ -22,13 +22,8 @@ import argparse
 import os.path as osp
 import sys
 
-HERE = osp.dirname(osp.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import torch  # noqa: E402
-
-import model_counterparts as mc  # noqa: E402
+import model_counterparts as mc
+import torch
 
 
 def parse_args(argv=None):
@@ -54,7 +49,7 @@ def check_fusion_layer(channels: int = 32, tokens: int = 7,
     formula; the same for the literal layer. Returns the numbers and
     whether they agree exactly."""
     from geminifusion_mmseg.models.layers import GeminiFusion
-    from tests.reference.literal_fusion import LiteralGeminiFusion
+    from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
 
     layer = GeminiFusion(channels, num_heads)
     x = torch.randn(2 * batch, tokens, channels)

@@ -1,39 +1,33 @@
 """The three models the analysis tools compare, built from one config.
 
-Shared by ``benchmark.py`` and ``get_flops.py`` (both put this folder and
-the repository root on ``sys.path``):
+Shared by ``benchmark.py`` and ``get_flops.py`` (which import it from the
+script's folder):
 
 (a) **fused**: our :class:`MultiModalEncoderDecoder`, built from the
     config's ``model``.
 (b) **literal**: the published-style implementation, the same oracle the
-    exactness tests use (``tests.reference``: :class:`LiteralSegmenter` with
+    exactness tests use (:mod:`geminifusion_mmseg.testing`:
+    :class:`LiteralSegmenter` with
     :class:`LiteralMiT` or :class:`LiteralGeminiFusionSwin` of the same
     architecture: per-sample loop over ``nn.MultiheadAttention`` with a
     2-token key sequence, modalities as separate passes). Our weights are
-    copied into it through :func:`literal_key_to_fused`, so (a) and (b)
-    compute the same function.
+    copied into it through :func:`literal_key_to_fused` (the released-key
+    map of :mod:`geminifusion_mmseg.checkpoints`: the literal keys are the
+    released ones), so (a) and (b) compute the same function.
 (c) **unimodal**: the same backbone architecture and head on RGB alone:
     mmseg's ``EncoderDecoder`` with mmseg's own ``MixVisionTransformer`` /
     ``SwinTransformer`` (3 input channels) and our ``SegFormerMLPHead``.
 """
 import copy
-import os.path as osp
-import re
-import sys
+import logging
 from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# First on the path, for ``tests.reference`` (the oracle): mmsegmentation's
-# wheel installs a top-level ``tests`` package into site-packages.
-if sys.path[:1] != [REPO_ROOT]:
-    sys.path.insert(0, REPO_ROOT)
+from geminifusion_mmseg.checkpoints import released_key_to_ours
 
-FUSION_NAMES = ('cross_attn_0_to_1', 'cross_attn_1_to_0', 'relation_judger',
-                'k_noise', 'v_noise')
 KINDS = ('fused', 'literal', 'unimodal')
 KIND_LABELS = {
     'fused': '(a) ours, fused',
@@ -71,10 +65,25 @@ def _model_cfg(cfg) -> dict:
     return model_cfg
 
 
+def _quiet_init_weights(model: nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter report
+    (INFO messages), which would fill the benchmark's output."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def build_fused(cfg) -> nn.Module:
-    """(a): the config's model, random weights, no pretrained loading."""
+    """(a): the config's model, randomly initialised (``init_weights``),
+    no pretrained loading."""
     from mmseg.registry import MODELS
     model = MODELS.build(_model_cfg(cfg))
+    _quiet_init_weights(model)
     if not hasattr(model, '_branch_logits'):
         raise ValueError(
             f'the config builds {type(model).__name__}; the benchmark needs a '
@@ -92,18 +101,29 @@ def backbone_kind(fused: nn.Module) -> str:
     raise ValueError(f'no literal/unimodal counterpart for backbone {name}')
 
 
+def fusion_num_heads(backbone: nn.Module) -> int:
+    """Heads of the backbone's GeminiFusion layers (the literal model has
+    GeminiFusion only).
+
+    Raises:
+        ValueError: the backbone has no fusion or another fusion layer.
+    """
+    cfg = backbone.fusion_cfg
+    if cfg is None or cfg.get('type') != 'GeminiFusion':
+        raise ValueError('the literal model has a GeminiFusion layer in '
+                         f'every block; the config has fusion_cfg={cfg}')
+    return int(cfg.get('num_heads', 8))
+
+
 def mit_hparams(backbone: nn.Module) -> dict:
-    """Architecture of a built :class:`GeminiFusionMiT`, read from its
-    modules."""
-    blocks = [getattr(backbone, f'block{s}')[0] for s in range(1, 5)]
-    dims = list(backbone.embed_dims)
+    """Architecture of a built :class:`GeminiFusionMiT` (its arch
+    settings)."""
     return dict(
-        embed_dims=dims,
+        embed_dims=list(backbone.embed_dims),
         depths=list(backbone.depths),
-        num_heads=[b.attn.num_heads for b in blocks],
-        sr_ratios=[b.attn.sr_ratio for b in blocks],
-        mlp_ratio=blocks[0].mlp.fc1.out_features // dims[0],
-        fusion_num_heads=blocks[0].attn.fusion.num_heads)
+        num_heads=list(backbone.num_heads),
+        sr_ratios=list(backbone.sr_ratios),
+        mlp_ratio=backbone.mlp_ratio)
 
 
 def _drop_path_rate(cfg) -> float:
@@ -116,30 +136,18 @@ def _drop_path_rate(cfg) -> float:
 def literal_key_to_fused(key: str) -> str:
     """Map a :class:`LiteralSegmenter` state-dict key to ours.
 
-    The literal keys are the released ones without ``module.``:
-    ``encoder.block1.0.attn.q.module.weight`` ->
-    ``backbone.block1.0.attn.q.weight``;
+    The literal keys are the released ones without ``module.``, so this is
+    :func:`geminifusion_mmseg.checkpoints.released_key_to_ours`, e.g.
     ``encoder.block1.0.attn.k_noise.weight`` ->
-    ``backbone.block1.0.attn.fusion.k_noise.weight`` (MiT: fusion under
-    ``attn.fusion``; Swin: under ``blocks.{j}.fusion``);
-    ``decoder.linear_pred.*`` -> ``decode_head.conv_seg.*``;
-    ``decoder.*`` -> ``decode_head.*``; ``alpha`` unchanged.
+    ``backbone.layers.0.blocks.0.attn.fusion.k_noise.weight``.
+
+    Raises:
+        KeyError: a key that belongs to no part of the model.
     """
-    if key == 'alpha':
-        return key
-    if key.startswith('decoder.'):
-        key = 'decode_head.' + key[len('decoder.'):]
-        return key.replace('decode_head.linear_pred.',
-                           'decode_head.conv_seg.')
-    if not key.startswith('encoder.'):
-        raise KeyError(f'unexpected literal key {key!r}')
-    key = key[len('encoder.'):].replace('.module.', '.')
-    fusion = '|'.join(FUSION_NAMES)
-    key = re.sub(r'^(block\d+\.\d+\.attn\.)(' + fusion + r')\.',
-                 r'\1fusion.\2.', key)
-    key = re.sub(r'^(layers\.\d+\.blocks\.\d+\.)(' + fusion + r')\.',
-                 r'\1fusion.\2.', key)
-    return 'backbone.' + key
+    mapped = released_key_to_ours(key)
+    if mapped is None:
+        raise KeyError(f'literal key {key!r} has no counterpart')
+    return mapped
 
 
 def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
@@ -148,9 +156,11 @@ def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
     Raises:
         KeyError: if a key of either model has no partner.
     """
-    from tests.reference.literal_mit import LiteralMiT
-    from tests.reference.literal_segmenter import LiteralSegmenter
-    from tests.reference.literal_swin import LiteralGeminiFusionSwin
+    from geminifusion_mmseg.testing.literal_mit import LiteralMiT
+    from geminifusion_mmseg.testing.literal_segmenter import \
+        LiteralSegmenter
+    from geminifusion_mmseg.testing.literal_swin import (
+        LiteralGeminiFusionSwin, LiteralSwinEncoder)
 
     bb = fused.backbone
     if backbone_kind(fused) == 'mit':
@@ -162,18 +172,17 @@ def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
             sr_ratios=hp['sr_ratios'],
             mlp_ratio=hp['mlp_ratio'],
             drop_path_rate=drop_path_rate,
-            n_heads=hp['fusion_num_heads'])
+            n_heads=fusion_num_heads(bb))
         in_channels = hp['embed_dims']
     else:
-        encoder = LiteralGeminiFusionSwin(
-            bb.embed_dims, list(bb.depths), list(bb.num_heads),
-            bb.window_size, drop_path_rate=drop_path_rate)
+        encoder = LiteralSwinEncoder(
+            LiteralGeminiFusionSwin(
+                bb.embed_dims, list(bb.depths), list(bb.num_heads),
+                bb.window_size, drop_path_rate=drop_path_rate))
         in_channels = list(bb.num_features)
-        fusion_heads = {m.num_heads for n, m in bb.named_modules()
-                        if n.endswith('.fusion')}
-        if fusion_heads != {8}:
+        if fusion_num_heads(bb) != 8:
             raise ValueError('the literal Swin uses 8 fusion heads; the '
-                             f'config has {sorted(fusion_heads)}')
+                             f'config has {fusion_num_heads(bb)}')
     head = fused.decode_head
     literal = LiteralSegmenter(encoder, in_channels, head.num_classes,
                                embedding_dim=head.channels)

@@ -1,5 +1,5 @@
-# Copyright (c) OpenMMLab. All rights reserved.
-"""Write side-by-side RGB | depth | label images of a config's dataset.
+"""Write side-by-side RGB | depth | ... | label images of a config's
+dataset.
 
 The dataset of ``{phase}_dataloader`` is built with its pipeline, so what
 is drawn is what the model gets (after augmentation, before
@@ -8,10 +8,12 @@ normalisation)::
     python tools/misc/browse_dataset.py CONFIG --output-dir DIR \
         [--num N] [--phase train|val|test] [--cfg-options k=v ...]
 
-Panels: the RGB channels (0-2); the depth channels (3-5) normalised to
-0..255 for viewing and colour-mapped (zeros, i.e. missing depth, black; a
-3-channel encoding such as HHA is shown channel-normalised instead); the
-label in the dataset palette (255 / ignore black).
+Panels: one per modality, then the label. The RGB channels (0-2); every
+other modality (depth: channels 3-5; with more modalities, e.g. DeLiVER's
+RGB | depth | event | LiDAR, 3 channels each in the dataset's order)
+normalised to 0..255 for viewing and colour-mapped (zeros, i.e. missing
+values, black; a 3-channel encoding such as HHA is shown channel-normalised
+instead); the label in the dataset palette (255 / ignore black).
 """
 import argparse
 import os
@@ -25,7 +27,8 @@ from mmengine.registry import init_default_scope
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description='Browse an RGB-D dataset: RGB | depth | label images')
+        description='Browse a multi-modal dataset: RGB | depth | ... | '
+        'label images')
     parser.add_argument('config', help='config file')
     parser.add_argument(
         '--output-dir',
@@ -67,6 +70,25 @@ def unpack(item):
     return img, seg, name
 
 
+def modality_names(dataset, index: int, num_channels: int):
+    """The modality names of a sample, in channel order: the dataset's
+    (``modalities`` of its data info), else RGB-D for 6 channels, else
+    ``rgb, modality1, modality2, ...``."""
+    names = None
+    try:
+        names = dataset.get_data_info(index).get('modalities')
+    except (AttributeError, IndexError):
+        pass
+    if names is None:
+        names = getattr(dataset, 'modalities', None)
+    if names is not None and 3 * len(names) == num_channels:
+        return tuple(names)
+    if num_channels == 6:
+        return ('rgb', 'depth')
+    return ('rgb', ) + tuple(f'modality{i}'
+                             for i in range(1, num_channels // 3))
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -74,7 +96,7 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
 
     import geminifusion_mmseg  # noqa: F401  (registers the RGB-D modules)
-    from geminifusion_mmseg.visualization import make_rgbd_panel
+    from geminifusion_mmseg.visualization import make_multimodal_panel
     from mmseg.registry import DATASETS
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))
@@ -88,8 +110,8 @@ def main():
     num = min(args.num, len(dataset))
     for i in range(num):
         img, seg, name = unpack(dataset[i])
-        canvas = make_rgbd_panel(
-            img[..., :3], img[..., 3:],
+        canvas = make_multimodal_panel(
+            img, modality_names(dataset, i, img.shape[2]),
             [('label', seg)] if seg is not None else [], palette)
         out_file = osp.join(args.output_dir, f'{i:04d}_{name}.png')
         cv2.imwrite(out_file, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))

@@ -9,10 +9,15 @@ The released file is read with ``torch.load(weights_only=True)`` (tensors,
 builtins and numpy scalars only: a file that holds anything else is refused
 without running it). The tool recognises the variant (MiT-B0..B5, Swin
 tiny/small/large/large-384) and the number of classes, maps the keys (see
-:mod:`geminifusion_mmseg.models.utils.released_checkpoint`), checks that
+:mod:`geminifusion_mmseg.checkpoints.released`), checks that
 they fit the matching model exactly and writes
 ``{'meta': ..., 'state_dict': ...}``, which ``tools/test.py CONFIG DST``
 loads with the matching config.
+
+The DeLiVER branch's files (``geminifusion_b2_deliver_rgbdel.pth``: a bare
+state dict with ``backbone.`` / ``decode_head.`` keys) are recognised too,
+with their modality count; 25 classes -> the DeLiVER configs of that count,
+9 classes -> ``configs/mfnet``.
 """
 import argparse
 import json
@@ -23,7 +28,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, ROOT)
 
-from geminifusion_mmseg.models.utils.released_checkpoint import (  # noqa
+from geminifusion_mmseg.checkpoints import (  # noqa
     ReleasedCheckpointError, convert_released_checkpoint,
     find_matching_configs, model_config_fragment)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError  # noqa
@@ -41,8 +46,9 @@ def parse_args(argv=None):
         help='convert a backbone size that is not a released variant')
     parser.add_argument(
         '--config-dir',
-        default=osp.join(ROOT, 'configs', 'geminifusion'),
-        help='where to look for matching configs')
+        default=None,
+        help='where to look for matching configs (default: configs/mfnet '
+        'for an MFNet model, else configs/geminifusion)')
     return parser.parse_args(argv)
 
 
@@ -56,11 +62,17 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
     meta = ckpt['meta']
+    if args.config_dir is None:
+        args.config_dir = osp.join(
+            ROOT, 'configs',
+            'mfnet' if info.dataset == 'mfnet' else 'geminifusion')
     print(f'source:      {args.src} (epoch_start='
           f'{meta["released_epoch_start"]}, best_val='
           f'{meta["released_best_val"]})')
     print(f'model:       {info.describe()}')
-    print(f'backbone:    {info.backbone_type} arch={info.arch!r}')
+    print(f'backbone:    {info.backbone_type} arch={info.arch!r}'
+          + (f' num_modalities={info.num_modalities}'
+             if info.num_modalities != 2 else ''))
     print(f'num_classes: {info.num_classes}'
           + (f' ({info.dataset})' if info.dataset else ''))
     if info.dropped_keys:

@@ -1,4 +1,4 @@
-# NYUDv2, TokenFusion/RefineNet layout (SPEC 5): data/nyudv2/{rgb,depth,masks}
+# NYUDv2, TokenFusion/RefineNet layout (docs/dataset_prepare.md): data/nyudv2/{rgb,depth,masks}
 # with train.txt / test.txt. 795 train / 654 test images, 480x640, 40 classes.
 dataset_type = 'NYUDv2Dataset'
 data_root = 'data/nyudv2'
@@ -33,7 +33,7 @@ train_pipeline = [
         pad_val=dict(img=0, seg=255)),
     dict(type='PackSegInputs'),
 ]
-# Published evaluation protocol (SPEC 5): short side 480, each side up to a
+# Published evaluation protocol (docs/dataset_prepare.md): short side 480, each side up to a
 # multiple of 32, label resized the same way (nearest) and scored there.
 test_pipeline = [
     dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),

@@ -2,7 +2,7 @@
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
-    # rgb: ImageNet mean/std on 0..255; depth: value / 255 (SPEC 5)
+    # rgb: ImageNet mean/std on 0..255; depth: value / 255 (docs/model.md)
     mean=[123.675, 116.28, 103.53, 0.0, 0.0, 0.0],
     std=[58.395, 57.12, 57.375, 255.0, 255.0, 255.0],
     bgr_to_rgb=False,
@@ -22,7 +22,9 @@ model = dict(
         arch='b3',
         in_channels=6,
         drop_path_rate=0.4,
-        fusion_num_heads=8),
+        # the fusion layer of every block (None: no fusion; any module
+        # registered in mmseg's MODELS for an ablation)
+        fusion_cfg=dict(type='GeminiFusion', num_heads=8)),
     decode_head=dict(
         type='SegFormerMLPHead',
         in_channels=[64, 128, 320, 512],

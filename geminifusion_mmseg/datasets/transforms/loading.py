@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Loading an RGB-D pair as one 6-channel image, and its label map."""
 import logging
 from typing import Optional, Sequence

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Padding of images with more than 4 channels."""
 import numbers
 

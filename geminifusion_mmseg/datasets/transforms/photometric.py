@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Photometric augmentations that touch only the RGB channels."""
 from typing import Optional, Sequence, Tuple
 
@@ -56,6 +55,13 @@ class RGBColorJitter(BaseTransform):
         ``clip_range=(0, 1)`` reproduces the release bit for bit up to
         float rounding.
 
+        The DeLiVER / MFNet code line jitters the uint8 tensors of
+        ``torchvision.io.read_image`` instead: torchvision clamps them to
+        255 (no blackout) and casts every step back to uint8, i.e.
+        truncates; ``uint8=True`` (with ``clip_range=(0, 255)``) does the
+        same, also truncating the grey image of contrast and saturation
+        as ``rgb_to_grayscale`` does for uint8.
+
     Required Keys:
 
     - img (np.float32, (H, W, C), C >= 3, channels 0-2 RGB 0..255)
@@ -74,6 +80,9 @@ class RGBColorJitter(BaseTransform):
             factor; None skips it. Defaults to (0.5, 1.5).
         clip_range (tuple[float, float]): Values are clipped to this range
             after every step. Defaults to (0., 255.).
+        uint8 (bool): Truncate to integers after every step and in the
+            grey images, like torchvision on a uint8 tensor (see the
+            note). Defaults to False.
     """
 
     def __init__(self,
@@ -81,7 +90,8 @@ class RGBColorJitter(BaseTransform):
                  brightness: Optional[Sequence[float]] = (0.5, 1.5),
                  contrast: Optional[Sequence[float]] = (0.5, 1.5),
                  saturation: Optional[Sequence[float]] = (0.5, 1.5),
-                 clip_range: Sequence[float] = (0., 255.)) -> None:
+                 clip_range: Sequence[float] = (0., 255.),
+                 uint8: bool = False) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}.')
         self.prob = prob
@@ -92,6 +102,10 @@ class RGBColorJitter(BaseTransform):
             raise ValueError(f'clip_range must be (min, max), got '
                              f'{clip_range!r}.')
         self.clip_range = (float(clip_range[0]), float(clip_range[1]))
+        self.uint8 = bool(uint8)
+        if self.uint8 and self.clip_range != (0., 255.):
+            raise ValueError('uint8=True models uint8 tensors, whose range '
+                             f'is (0, 255); got clip_range={clip_range!r}.')
 
     @cache_randomness
     def _random_factors(self) -> Optional[Tuple[Optional[float], ...]]:
@@ -103,7 +117,12 @@ class RGBColorJitter(BaseTransform):
             for rng in (self.brightness, self.contrast, self.saturation))
 
     def _clip(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(x, self.clip_range[0], self.clip_range[1], out=x)
+        x = np.clip(x, self.clip_range[0], self.clip_range[1], out=x)
+        return np.floor(x, out=x) if self.uint8 else x
+
+    def _gray(self, rgb: np.ndarray) -> np.ndarray:
+        gray = _gray(rgb)
+        return np.floor(gray, out=gray) if self.uint8 else gray
 
     def transform(self, results: dict) -> dict:
         """Jitter ``img[..., :3]``.
@@ -128,13 +147,13 @@ class RGBColorJitter(BaseTransform):
         if brightness is not None:
             rgb = self._clip(rgb * np.float32(brightness))
         if contrast is not None:
-            mean = np.float32(_gray(rgb).mean(dtype=np.float64))
+            mean = np.float32(self._gray(rgb).mean(dtype=np.float64))
             rgb = self._clip(
                 np.float32(contrast) * rgb + np.float32(1. - contrast) * mean)
         if saturation is not None:
             rgb = self._clip(
                 np.float32(saturation) * rgb +
-                np.float32(1. - saturation) * _gray(rgb))
+                np.float32(1. - saturation) * self._gray(rgb))
         img[..., :3] = rgb
         results['img'] = img
         return results
@@ -144,7 +163,10 @@ class RGBColorJitter(BaseTransform):
         repr_str += f'(prob={self.prob}, brightness={self.brightness}, '
         repr_str += f'contrast={self.contrast}, '
         repr_str += f'saturation={self.saturation}, '
-        repr_str += f'clip_range={self.clip_range})'
+        repr_str += f'clip_range={self.clip_range}'
+        if self.uint8:
+            repr_str += ', uint8=True'
+        repr_str += ')'
         return repr_str
 
 
@@ -173,12 +195,16 @@ class RGBGaussianBlur(BaseTransform):
         kernel_size (int): Odd kernel size. Defaults to 3.
         sigma (float, optional): Standard deviation; None uses
             ``0.15 * kernel_size + 0.35``. Defaults to None.
+        uint8 (bool): Round the blurred RGB to integers, as torchvision
+            does for a uint8 tensor (the DeLiVER / MFNet code line).
+            Defaults to False.
     """
 
     def __init__(self,
                  prob: float = 0.2,
                  kernel_size: int = 3,
-                 sigma: Optional[float] = None) -> None:
+                 sigma: Optional[float] = None,
+                 uint8: bool = False) -> None:
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}.')
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -192,6 +218,7 @@ class RGBGaussianBlur(BaseTransform):
             0.15 * self.kernel_size + 0.35
         if self.sigma <= 0:
             raise ValueError(f'sigma must be > 0, got {sigma}.')
+        self.uint8 = bool(uint8)
 
     @cache_randomness
     def _do_blur(self) -> bool:
@@ -215,16 +242,20 @@ class RGBGaussianBlur(BaseTransform):
         if img.dtype != np.float32:
             img = img.astype(np.float32)
         rgb = np.ascontiguousarray(img[..., :3])
-        img[..., :3] = cv2.GaussianBlur(
+        blurred = cv2.GaussianBlur(
             rgb, (self.kernel_size, self.kernel_size),
             sigmaX=self.sigma,
             sigmaY=self.sigma,
             borderType=cv2.BORDER_REFLECT_101)
+        img[..., :3] = np.round(blurred) if self.uint8 else blurred
         results['img'] = img
         return results
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
         repr_str += f'(prob={self.prob}, kernel_size={self.kernel_size}, '
-        repr_str += f'sigma={self.sigma})'
+        repr_str += f'sigma={self.sigma}'
+        if self.uint8:
+            repr_str += ', uint8=True'
+        repr_str += ')'
         return repr_str

@@ -11,8 +11,10 @@ from mmseg.registry import TRANSFORMS
 IMAGE_INTERPOLATIONS = ('bilinear', 'bicubic', 'nearest')
 
 
-def tensor_resize(img: np.ndarray, size: Tuple[int, int],
-                  interpolation: str = 'bilinear') -> np.ndarray:
+def tensor_resize(img: np.ndarray,
+                  size: Tuple[int, int],
+                  interpolation: str = 'bilinear',
+                  per_modality: bool = False) -> np.ndarray:
     """Resize an image like torchvision's ``resize`` of a float tensor.
 
     ``torch.nn.functional.interpolate`` in float32 with
@@ -27,12 +29,32 @@ def tensor_resize(img: np.ndarray, size: Tuple[int, int],
         img (np.ndarray): (H, W) or (H, W, C), any numeric dtype.
         size (tuple[int, int]): Output (h, w).
         interpolation (str): 'bilinear', 'bicubic' or 'nearest'.
+        per_modality (bool): Whether to interpolate each group of 3
+            channels (one modality) as its own contiguous (1, 3, H, W)
+            tensor, as the reference code resizes each modality's
+            (3, H, W) tensor, instead of all channels at once in a
+            channels-last view. PyTorch's kernels depend on the channel
+            count and memory layout in the last float bit, which matters
+            when the result is rounded to integers (see ``round_result`` of
+            :class:`ResizeShortSideToMultiple`). Needs a multiple of 3
+            channels. Defaults to False.
 
     Returns:
         np.ndarray: float32 (h, w) or (h, w, C).
     """
+    if per_modality and img.ndim == 3 and img.shape[2] > 3:
+        if img.shape[2] % 3:
+            raise ValueError('per_modality needs 3 channels per modality, '
+                             f'got {img.shape[2]} channels.')
+        return np.concatenate([
+            tensor_resize(img[..., c:c + 3], size, interpolation, True)
+            for c in range(0, img.shape[2], 3)
+        ],
+                              axis=2)
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    if per_modality:
+        x = x.contiguous()
     align = None if interpolation == 'nearest' else False
     y = F.interpolate(
         x, size=tuple(size), mode=interpolation, align_corners=align)[0]
@@ -113,13 +135,28 @@ class ResizeShortSideToMultiple(BaseTransform):
             'bicubic' or 'nearest'. Defaults to 'bilinear'.
         update_ori_shape (bool): Whether to set ``ori_shape`` to the new
             size (score at this size). Defaults to True.
+        round_result (bool): Whether to round the image to integers after
+            each of the two resize steps (half to even), as torchvision
+            does when it resizes an INTEGER tensor (cast to float32,
+            interpolate, round, cast back): the DeLiVER / MFNet code line
+            resizes the uint8 tensors of ``torchvision.io.read_image``.
+            For images loaded from 8- or 16-bit files (integer values);
+            bilinear and nearest stay inside the input's range, so the
+            rounding alone is the cast back; with 'bicubic' the values are
+            also clipped to 0..255 as torchvision does for uint8. Each
+            modality (3 channels) is then interpolated on its own, as
+            the reference does, so that values at a .5 boundary round the
+            same (:func:`tensor_resize` ``per_modality``).
+            Defaults to False (float images, as the NYUDv2 / SUN RGB-D
+            release).
     """
 
     def __init__(self,
                  short_side: int = 480,
                  size_divisor: int = 32,
                  interpolation: str = 'bilinear',
-                 update_ori_shape: bool = True) -> None:
+                 update_ori_shape: bool = True,
+                 round_result: bool = False) -> None:
         if short_side <= 0 or size_divisor <= 0:
             raise ValueError('short_side and size_divisor must be positive, '
                              f'got {short_side}, {size_divisor}.')
@@ -130,6 +167,7 @@ class ResizeShortSideToMultiple(BaseTransform):
         self.size_divisor = int(size_divisor)
         self.interpolation = interpolation
         self.update_ori_shape = update_ori_shape
+        self.round_result = bool(round_result)
 
     def target_sizes(self, h: int,
                      w: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -141,11 +179,17 @@ class ResizeShortSideToMultiple(BaseTransform):
             for s in mid)
         return mid, final
 
-    def _resize_img(self, img: np.ndarray, size: Tuple[int,
-                                                      int]) -> np.ndarray:
+    def _resize_img(self, img: np.ndarray,
+                    size: Tuple[int, int]) -> np.ndarray:
         if img.shape[:2] == tuple(size):
             return img
-        return tensor_resize(img, size, self.interpolation)
+        out = tensor_resize(
+            img, size, self.interpolation, per_modality=self.round_result)
+        if self.round_result:
+            out = np.round(out)
+            if self.interpolation == 'bicubic':
+                out = np.clip(out, 0, 255)
+        return out
 
     def transform(self, results: dict) -> dict:
         """Resize the image and the label maps.
@@ -179,5 +223,8 @@ class ResizeShortSideToMultiple(BaseTransform):
         repr_str += f'(short_side={self.short_side}, '
         repr_str += f'size_divisor={self.size_divisor}, '
         repr_str += f"interpolation='{self.interpolation}', "
-        repr_str += f'update_ori_shape={self.update_ori_shape})'
+        repr_str += f'update_ori_shape={self.update_ori_shape}'
+        if self.round_result:
+            repr_str += ', round_result=True'
+        repr_str += ')'
         return repr_str

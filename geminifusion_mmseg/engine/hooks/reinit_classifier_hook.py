@@ -1,4 +1,4 @@
-"""Fine-tuning: start from trained weights with a fresh classifier (SPEC 6).
+"""Fine-tuning: start from trained weights with a fresh classifier.
 
 mmengine's ``load_from`` loads non-strictly: a ``decode_head.conv_seg``
 whose shape differs from the model's (another number of classes) is
@@ -8,7 +8,7 @@ classes -> 40 classes of your own), the old classifier would be loaded
 as if its classes meant something. This hook makes "replace the
 classifier" explicit and independent of the class count.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -25,7 +25,8 @@ class ReinitClassifierHook(Hook):
 
     At ``before_train`` (after mmengine has loaded ``load_from``), when the
     run starts at iteration 0 from a ``load_from`` checkpoint and is not a
-    resume, every module named in ``modules`` gets mmseg's classifier
+    resume (both read from the run's config, ``runner.cfg``: ``load_from``
+    and ``resume``), every module named in ``modules`` gets mmseg's classifier
     initialisation (``BaseDecodeHead``'s ``Normal(std=0.01)`` weights, zero
     bias), then is broadcast from rank 0 so that all processes agree. A
     resumed run (``resume=True`` or ``runner.iter > 0``), a run without
@@ -57,18 +58,40 @@ class ReinitClassifierHook(Hook):
         self.std = float(std)
 
     @staticmethod
-    def _should_act(runner) -> bool:
-        cfg = getattr(runner, 'cfg', None) or {}
-        load_from = getattr(runner, '_load_from', None) or cfg.get(
-            'load_from', None)
-        resume = getattr(runner, '_resume', None)
-        if resume is None:
-            resume = cfg.get('resume', False)
-        return bool(load_from) and not resume and runner.iter == 0
+    def _start_checkpoint(runner) -> Optional[str]:
+        """The checkpoint the run starts from, read from ``runner.cfg``.
+
+        Args:
+            runner: The runner; its ``cfg`` (the config the run was built
+                from: ``Runner.from_cfg``, ``tools/train.py``) is read.
+
+        Returns:
+            str | None: ``cfg.load_from`` unless the run resumes
+            (``cfg.resume``), else None.
+        """
+        cfg = runner.cfg
+        if not cfg:
+            runner.logger.warning(
+                'ReinitClassifierHook: the runner has no config (runner.cfg '
+                'is empty: built with Runner(...) rather than '
+                "Runner.from_cfg(cfg)), so its 'load_from' is unknown and "
+                'nothing is re-initialised. Build the runner with '
+                'Runner.from_cfg(cfg) or tools/train.py.')
+        if cfg.get('resume', False):
+            return None
+        return cfg.get('load_from', None) or None
 
     def before_train(self, runner) -> None:
-        if not self._should_act(runner):
+        """Reset ``self.modules`` if the run starts from ``load_from``.
+
+        Args:
+            runner: The runner; ``runner.cfg.load_from``/``resume``,
+                ``runner.iter`` and ``runner.model`` are used.
+        """
+        load_from = self._start_checkpoint(runner)
+        if not load_from or runner.iter != 0:
             return
+
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         for name in self.modules:
@@ -93,5 +116,5 @@ class ReinitClassifierHook(Hook):
                 f'ReinitClassifierHook: {name} (weight {shape}) '
                 're-initialised (normal std '
                 f'{self.std:g}, bias 0) after loading '
-                f"{getattr(runner, '_load_from', None)}: the checkpoint's "
+                f"{load_from}: the checkpoint's "
                 'classifier is not used')

@@ -1,4 +1,4 @@
-"""Reset the optimizer state at each training stage (SPEC 6).
+"""Reset the optimizer state at each training stage (docs/training.md).
 
 The release builds a fresh AdamW at the start of every stage, so the first
 moments, second moments and step counts start again from zero. This hook

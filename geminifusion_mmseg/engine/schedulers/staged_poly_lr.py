@@ -1,4 +1,5 @@
-"""The published staged "poly with warmup" learning-rate schedule (SPEC 6).
+"""The published staged "poly with warmup" learning-rate schedule
+(docs/training.md).
 
 The release trains in stages (3 x 100 epochs). Each stage builds a fresh
 ``PolyWarmupAdamW`` whose learning rate, before the optimizer step number

@@ -1,9 +1,11 @@
 """IoU of the ensemble prediction and of each modality's own prediction."""
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
+from PIL import Image
 
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
@@ -32,14 +34,22 @@ class MultiBranchIoUMetric(IoUMetric):
         self.branches = tuple(branches)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Score one batch: ensemble and, when present, each branch.
+
+        Args:
+            data_batch (dict): The batch from the dataloader (unused).
+            data_samples (Sequence[dict]): Model outputs: ``pred_sem_seg``,
+                ``gt_sem_seg`` (unless ``format_only``), ``img_path`` and
+                optionally ``pred_sem_seg_<branch>``.
+
+        Appends to ``self.results``, per sample, an ``OrderedDict`` mapping
+        ``'ens'`` and each present branch to :meth:`intersect_and_union`'s
+        4 per-class histograms. With ``output_dir`` set, the ensemble's
+        label map is also written to ``<output_dir>/<image stem>.png``, as
+        :class:`IoUMetric` does; with ``format_only`` only that is done.
+        """
         if self.format_only:  # only write the ensemble's label files
             return super().process(data_batch, data_samples)
-        if self.output_dir is not None:
-            self.format_only = True  # reuse IoUMetric's file writing
-            try:
-                super().process(data_batch, data_samples)
-            finally:
-                self.format_only = False
         num_classes = len(self.dataset_meta['classes'])
         for sample in data_samples:
             label = sample['gt_sem_seg']['data'].squeeze()
@@ -52,8 +62,41 @@ class MultiBranchIoUMetric(IoUMetric):
                     entry[branch] = self.intersect_and_union(
                         pred, label, num_classes, self.ignore_index)
             self.results.append(entry)
+            if self.output_dir is not None:
+                self._write_label_map(sample)
+
+    def _write_label_map(self, sample: dict) -> None:
+        """Write the ensemble prediction as :class:`IoUMetric` does.
+
+        Args:
+            sample (dict): A data sample with ``pred_sem_seg`` and
+                ``img_path`` (and optionally ``reduce_zero_label``).
+
+        The file is ``<output_dir>/<image stem>.png``, uint8, with 1 added to
+        every label when ``reduce_zero_label`` is set.
+        """
+        basename = osp.splitext(osp.basename(sample['img_path']))[0]
+        mask = sample['pred_sem_seg']['data'].squeeze().cpu().numpy()
+        if sample.get('reduce_zero_label', False):
+            mask = mask + 1
+        Image.fromarray(mask.astype(np.uint8)).save(
+            osp.abspath(osp.join(self.output_dir, f'{basename}.png')))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Ensemble metrics (and table) as :class:`IoUMetric`, plus branches.
+
+        Args:
+            results (list): The entries :meth:`process` appended, from all
+                processes.
+
+        Returns:
+            Dict[str, float]: ``IoUMetric``'s keys (``aAcc``, ``mIoU``,
+            ``mAcc``, ...) for the ensemble, and ``<branch>.mIoU``,
+            ``<branch>.mAcc``, ``<branch>.aAcc`` for each branch that every
+            sample had; empty with ``format_only``.
+        """
+        if self.format_only:
+            return super().compute_metrics(results)
         metrics = super().compute_metrics([r['ens'] for r in results])
         for branch in self.branches:
             stats = [r[branch] for r in results if branch in r]

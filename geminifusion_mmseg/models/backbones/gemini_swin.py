@@ -1,4 +1,4 @@
-"""Swin Transformer backbone with GeminiFusion (SPEC 2.3).
+"""Swin Transformer backbone with GeminiFusion (docs/model.md).
 
 One Swin Transformer (window attention with relative position bias,
 shifted windows, patch merging) is shared by the two modalities; only the
@@ -33,9 +33,12 @@ backbone):
 * LayerNorms inside the blocks and in the patch merging are shared
   (``eps=1e-5``); the per-modality ones use ``eps=1e-6``.
 
-Parameter names mirror the released checkpoints (SPEC 3) with the
+Shaped like mmseg's ``SwinTransformer``: one list of stages (``layers``),
+initialisation in ``init_weights``, the arch settings on ``self``.
+Parameter names mirror the released checkpoints with the
 ``module.encoder.body.`` prefix and the ``.module`` wrappers removed, and the
-block's fusion parameters grouped under ``fusion.``::
+block's fusion parameters grouped under ``fusion.`` (the maps are in
+:mod:`.gemini_swin_keys`)::
 
     released (after ``module.encoder.body.``) -> here
     patch_embed.proj.module.*            -> patch_embed.proj.*
@@ -71,16 +74,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..layers import GeminiFusion, ModalityLayerNorm, gelu_linear
+from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
-from ..utils.pretrained import (is_pretrained_cfg, load_pretrained_backbone,
-                                pretrained_kwargs)
+from .base import DEFAULT_FUSION_CFG, GeminiFusionBackbone, resolve_fusion_cfg
+from .gemini_swin_keys import SwinKeyMap
 
 # The released mask value for token pairs from different shifted regions.
 SHIFT_MASK_VALUE = -100.0
@@ -227,7 +228,8 @@ class GeminiSwinBlock(nn.Module):
         window_size (int): Window side.
         shift (bool): Shifted windows (shift ``window_size // 2``).
         drop_path_rate (float): Stochastic depth of both residual branches.
-        fusion_num_heads (int): Heads of the GeminiFusion attention.
+        fusion_cfg (dict | None): The fusion layer
+            (:func:`build_fusion_layer`); None: no fusion.
         num_modalities (int): M.
         mlp_ratio (float): MLP hidden ratio. Defaults to 4.
 
@@ -236,15 +238,16 @@ class GeminiSwinBlock(nn.Module):
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int,
-                 shift: bool, drop_path_rate: float, fusion_num_heads: int,
-                 num_modalities: int, mlp_ratio: float = 4.):
+                 shift: bool, drop_path_rate: float,
+                 fusion_cfg: Optional[dict], num_modalities: int,
+                 mlp_ratio: float = 4.):
         super().__init__()
         self.window_size = window_size
         self.shift_size = window_size // 2 if shift else 0
         self.norm1 = nn.LayerNorm(embed_dims)
         self.attn = WindowMSA(embed_dims, num_heads, window_size)
-        self.fusion = GeminiFusion(embed_dims, fusion_num_heads,
-                                   num_modalities)
+        self.fusion = build_fusion_layer(fusion_cfg, embed_dims,
+                                         num_modalities)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = SwinMLP(embed_dims, int(embed_dims * mlp_ratio))
         # Per-row masks: each modality of each sample is dropped
@@ -312,13 +315,13 @@ class GeminiSwinStage(nn.Module):
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int,
                  window_size: int, drop_path_rates: Sequence[float],
-                 fusion_num_heads: int, num_modalities: int,
+                 fusion_cfg: Optional[dict], num_modalities: int,
                  downsample: bool):
         super().__init__()
         self.window_size = window_size
         self.blocks = nn.ModuleList([
             GeminiSwinBlock(embed_dims, num_heads, window_size, i % 2 == 1,
-                            drop_path_rates[i], fusion_num_heads,
+                            drop_path_rates[i], fusion_cfg,
                             num_modalities) for i in range(depth)
         ])
         self.downsample = PatchMerging(embed_dims) if downsample else None
@@ -366,7 +369,7 @@ class GeminiPatchEmbed(nn.Module):
 
 
 @MODELS.register_module()
-class GeminiFusionSwin(BaseModule):
+class GeminiFusionSwin(GeminiFusionBackbone):
     """GeminiFusion Swin Transformer backbone for RGB-D (GeminiFusion, ICML
     2024).
 
@@ -393,12 +396,21 @@ class GeminiFusionSwin(BaseModule):
         window_size (int, optional): Overrides the arch's window size.
         drop_path_rate (float): Stochastic depth, growing linearly from 0 to
             this over all blocks. Defaults to 0.2.
-        fusion_num_heads (int): Heads of every GeminiFusion layer (8 in the
-            release). Defaults to 8.
+        fusion_cfg (dict | None): The fusion layer of every block, a module
+            registered in mmseg's ``MODELS`` (``embed_dims`` and
+            ``num_modalities`` are filled in). Defaults to
+            ``dict(type='GeminiFusion', num_heads=8)`` (the release); None:
+            no fusion.
+        fusion_num_heads (int, optional): Deprecated; sets
+            ``fusion_cfg['num_heads']``.
         out_indices (Sequence[int]): Stages whose (normed) outputs are
             returned. Defaults to (0, 1, 2, 3).
-        init_cfg (dict, optional): mmengine init config (e.g. pretrained
-            weights), applied after the default initialisation.
+        init_cfg (dict, optional): mmengine init config, applied after the
+            default initialisation; ``dict(type='Pretrained',
+            checkpoint=PATH)`` reads Microsoft or mmpretrain Swin ImageNet
+            weights, or a GeminiFusion checkpoint (fusion layers stay fresh
+            for ImageNet weights; optional ``load_modality_norms`` /
+            ``prefix`` keys; see :mod:`geminifusion_mmseg.checkpoints`).
 
     Shape:
         - Input: (B, in_channels, H, W); channels [3m:3m+3] are modality m
@@ -425,6 +437,8 @@ class GeminiFusionSwin(BaseModule):
     }
     patch_size = 4
     channels_per_modality = 3
+    key_map = SwinKeyMap
+    _version = SwinKeyMap.version
 
     def __init__(self,
                  arch='tiny',
@@ -433,7 +447,8 @@ class GeminiFusionSwin(BaseModule):
                  pretrain_img_size: Optional[int] = None,
                  window_size: Optional[int] = None,
                  drop_path_rate: float = 0.2,
-                 fusion_num_heads: int = 8,
+                 fusion_cfg: Optional[dict] = DEFAULT_FUSION_CFG,
+                 fusion_num_heads: Optional[int] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -454,9 +469,11 @@ class GeminiFusionSwin(BaseModule):
             raise ValueError(f'GeminiFusionSwin: arch must be a name or a '
                              f'dict, got {arch!r}')
         if num_modalities != 2:
-            raise ValueError(f'GeminiFusionSwin supports exactly 2 '
-                             f'modalities (rgb, depth), got '
-                             f'num_modalities={num_modalities}')
+            raise ValueError(
+                f'GeminiFusionSwin supports exactly 2 modalities (rgb, '
+                f'depth), got num_modalities={num_modalities}; more '
+                'modalities (the DeLiVER code line, which has no Swin) need '
+                "type='GeminiFusionMiT'")
         if in_channels != self.channels_per_modality * num_modalities:
             raise ValueError(
                 f'GeminiFusionSwin: in_channels={in_channels} must be '
@@ -482,6 +499,8 @@ class GeminiFusionSwin(BaseModule):
         self.pretrain_img_size = (
             pretrain_img_size or arch_cfg['pretrain_img_size'])
         self.drop_path_rate = drop_path_rate
+        self.fusion_cfg = resolve_fusion_cfg(fusion_cfg, fusion_num_heads,
+                                             type(self).__name__)
         self.out_indices = out_indices
         self.num_features = [self.embed_dims * 2**i for i in range(4)]
 
@@ -500,7 +519,7 @@ class GeminiFusionSwin(BaseModule):
                     heads,
                     self.window_size,
                     dpr[start:start + depth],
-                    fusion_num_heads,
+                    self.fusion_cfg,
                     num_modalities,
                     downsample=i < 3))
         for i in out_indices:
@@ -509,16 +528,11 @@ class GeminiFusionSwin(BaseModule):
                 ModalityLayerNorm(self.num_features[i], num_modalities,
                                   eps=1e-6))
 
-    def init_weights(self) -> None:
+    def _init_default_weights(self) -> None:
         """Swin initialisation: Linear weights trunc-normal(0.02) and zero
         biases, LayerNorms 1 / 0, relative position bias tables
-        trunc-normal(0.02); the GeminiFusion layers as the release
-        (:meth:`GeminiFusion.init_weights`). With
-        ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` the ImageNet
-        weights (Microsoft or mmpretrain Swin layouts) are then loaded by
-        :func:`load_pretrained_backbone` (fusion layers stay fresh; optional
-        ``load_modality_norms`` / ``prefix`` keys are passed on); any other
-        ``init_cfg`` goes through :meth:`BaseModule.init_weights`."""
+        trunc-normal(0.02); the fusion layers by their own
+        ``init_weights`` (GeminiFusion: as the release)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -529,19 +543,10 @@ class GeminiFusionSwin(BaseModule):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, WindowMSA):
                 trunc_normal_(m.relative_position_bias_table, std=0.02)
-        for m in self.modules():
-            if isinstance(m, GeminiFusion):
-                m.init_weights()
-        if self.init_cfg is None:
-            print_log(
-                f'No pre-trained weights for {self.__class__.__name__}, '
-                'training starts from scratch',
-                logger='current')
-        elif is_pretrained_cfg(self.init_cfg):
-            load_pretrained_backbone(self, **pretrained_kwargs(self.init_cfg))
-            self._is_init = True
-        else:
-            super().init_weights()
+        for stage in self.layers:
+            for block in stage.blocks:
+                if hasattr(block.fusion, 'init_weights'):
+                    block.fusion.init_weights()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = check_modal_input(x, self.in_channels, self.num_modalities,

@@ -1,4 +1,8 @@
-"""The GeminiFusion layer: pixel-wise cross-modal attention (SPEC 2.1)."""
+"""The GeminiFusion layer: pixel-wise cross-modal attention (docs/model.md),
+and :func:`build_fusion_layer`, which the backbones use to build the fusion
+layer of every block from a config."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from mmengine.model.weight_init import trunc_normal_
@@ -199,3 +203,34 @@ class GeminiFusion(nn.Module):
         b_out = torch.stack([a.out_proj.bias for a in self.attentions])
         y = torch.baddbmm(xs + b_out.unsqueeze(1), out, w_out.transpose(1, 2))
         return y.view(MB, N, C)
+
+
+def build_fusion_layer(fusion_cfg: Optional[dict], embed_dims: int,
+                       num_modalities: int) -> nn.Module:
+    """The fusion layer of one block, built from a config.
+
+    Args:
+        fusion_cfg (dict | None): A config of a module registered in mmseg's
+            ``MODELS`` (e.g. ``dict(type='GeminiFusion', num_heads=8)``);
+            ``embed_dims`` and ``num_modalities`` are filled in. None: no
+            fusion (an ``nn.Identity``, without parameters).
+        embed_dims (int): Channels C of the block.
+        num_modalities (int): M.
+
+    Returns:
+        nn.Module: maps a modality-stacked (M * B, N, C) tensor to
+        (M * B, N, C).
+    """
+    if fusion_cfg is None:
+        return nn.Identity()
+    if not isinstance(fusion_cfg, dict) or 'type' not in fusion_cfg:
+        raise ValueError('fusion_cfg must be None or a dict with a "type" '
+                         f'(e.g. dict(type="GeminiFusion", num_heads=8)), '
+                         f'got {fusion_cfg!r}')
+    cfg = dict(fusion_cfg)
+    for key, value in (('embed_dims', embed_dims),
+                       ('num_modalities', num_modalities)):
+        if cfg.setdefault(key, value) != value:
+            raise ValueError(f'fusion_cfg sets {key}={cfg[key]}, but the '
+                             f'block has {key}={value}')
+    return MODELS.build(cfg)

@@ -26,7 +26,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     (rgb 3 + depth 3). The backbone returns modality-stacked features
     (M*B rows, rgb first); the shared decode head predicts logits for each
     modality; the ensemble is ``sum_m softmax(alpha)[m] * logits_m.detach()``
-    (SPEC 2.4). Training sums one loss per branch, named by branch
+    (docs/model.md). Training sums one loss per branch, named by branch
     (``rgb.loss_ce``, ``depth.loss_ce``, ``ens.loss_ce``). The prediction
     is the ensemble; ``predict`` also attaches each modality's own
     prediction as ``pred_sem_seg_<name>`` so metrics can score the branches.
@@ -51,8 +51,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         pretrained (str, optional): mmseg's legacy argument (set to None by
             ``mmseg.apis.init_model``); a path becomes the backbone's
             ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
-        modality_names (Sequence[str]): One name per modality, in channel
-            order. Defaults to ('rgb', 'depth').
+        modality_names (Sequence[str]): One name per branch (backbone
+            output stream), in channel order. Defaults to ('rgb', 'depth').
+            With more than 2 input modalities the backbone has 2 streams,
+            RGB and the fused other modalities: the DeLiVER configs name
+            them ('rgb', 'fused').
         learn_alpha (bool): Make the ensemble weights ``alpha`` trainable.
             Defaults to False: as released, alpha stays at ones (a plain
             average).
@@ -98,13 +101,19 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.modality_names = tuple(modality_names)
-        num_modalities = getattr(self.backbone, 'num_modalities', None)
+        # one branch per backbone output stream: the modalities, or with
+        # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
+        # stream of the other K - 1
+        inputs = getattr(self.backbone, 'num_modalities', None)
+        num_modalities = getattr(self.backbone, 'num_streams', inputs)
         if num_modalities != len(self.modality_names):
             raise ValueError(
                 f'MultiModalEncoderDecoder: {len(self.modality_names)} '
                 f'modality_names {self.modality_names} but the backbone '
-                f'{type(self.backbone).__name__} has num_modalities='
-                f'{num_modalities}')
+                f'{type(self.backbone).__name__} has {num_modalities} '
+                f'output streams (num_modalities={inputs}; one name per '
+                "stream, e.g. ('rgb', 'depth'), or ('rgb', 'fused') for "
+                'more than 2 input modalities)')
         if 'ens' in self.modality_names:
             raise ValueError("'ens' is reserved for the ensemble branch")
         self.num_modalities = num_modalities

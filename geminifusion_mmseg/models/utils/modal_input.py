@@ -23,7 +23,8 @@ def check_modal_input(x: Tensor, in_channels: int, num_modalities: int,
         raise ValueError(
             f'{owner}: expected a (B, {in_channels}, H, W) input with '
             f'{num_modalities} modalities stacked on the channel axis '
-            f'(rgb 3 + depth 3), got shape {tuple(x.shape)}. Check the '
+            f'(3 channels each, rgb first), got shape {tuple(x.shape)}. '
+            'Check the '
             'loading transform and the data preprocessor mean/std length.')
     return torch.cat(split_modalities(x, num_modalities), dim=0)
 

@@ -1,4 +1,5 @@
-"""SPEC 2.1, literally: the GeminiFusion layer with nn.MultiheadAttention."""
+"""The GeminiFusion layer, literally (docs/model.md): nn.MultiheadAttention
+over a 2-token key sequence, one sample at a time."""
 import torch
 import torch.nn as nn
 

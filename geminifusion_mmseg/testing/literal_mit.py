@@ -1,6 +1,6 @@
-"""SPEC 2.2, literally: the published MiT (SegFormer) GeminiFusion encoder.
+"""The published MiT (SegFormer) GeminiFusion encoder, literally.
 
-Written from SPEC 2.2 and the structure of the release
+Written from docs/model.md and the structure of the release
 (JiaDingCN/GeminiFusion ``models/mix_transformer.py``, ``models/modules.py``):
 
 * the modalities travel as a Python list ``[x_rgb, x_depth]`` and every
@@ -19,7 +19,8 @@ Parameter names are exactly those of a released checkpoint's encoder with
 ``block1.0.attn.relation_judger.0.fc1.weight``,
 ``block1.0.mlp.dwconv.dwconv.weight``, ``norm1.ln_0.weight``.
 
-This is a test oracle: slow on purpose, never used by the plugin.
+A test oracle (and the benchmark's literal baseline): slow on purpose,
+never used by the plugin's models.
 """
 import math
 from typing import List, Sequence

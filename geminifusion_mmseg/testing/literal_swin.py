@@ -1,15 +1,17 @@
-"""SPEC 2.3, literally: the published GeminiFusion Swin backbone.
+"""The published GeminiFusion Swin backbone, literally (docs/model.md).
 
 Written in the style of the release (JiaDingCN/GeminiFusion,
 ``models/swin_transformer.py`` + ``models/modules.py``): the modalities are a
 Python list processed in separate passes by ``ModuleParallel``-style
 wrappers, the per-modality LayerNorms are ``nn.LayerNorm`` named ``ln_0`` /
 ``ln_1`` (eps 1e-6), the window attention is an explicit softmax, and the
-fusion is :class:`tests.reference.literal_fusion.LiteralGeminiFusion` (a
+fusion is
+:class:`~geminifusion_mmseg.testing.literal_fusion.LiteralGeminiFusion` (a
 per-sample loop over ``nn.MultiheadAttention``).
 
 Parameter names are EXACTLY those of the released checkpoints after
-``module.encoder.body.`` (SPEC 3), e.g. ``patch_embed.proj.module.weight``,
+``module.encoder.body.`` (docs/model.md), e.g.
+``patch_embed.proj.module.weight``,
 ``layers.0.blocks.0.attn.module.qkv.weight``,
 ``layers.0.blocks.0.cross_attn_0_to_1.in_proj_weight`` (fusion parameters
 directly on the block), ``layers.0.downsample.module.reduction.weight``,
@@ -331,3 +333,19 @@ class LiteralGeminiFusionSwin(nn.Module):
                 for t in x_out
             ])
         return [[o[m] for o in outs] for m in range(NUM_PARALLEL)]
+
+
+class LiteralSwinEncoder(nn.Module):
+    """The release's ``TransformerBackbone``: the Swin sits under ``body``,
+    so the state-dict keys are the released ones after ``module.``
+    (``encoder.body.layers.0...`` inside a :class:`LiteralSegmenter`).
+
+    Shape: as the wrapped :class:`LiteralGeminiFusionSwin`.
+    """
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, xs):
+        return self.body(xs)

@@ -1,9 +1,9 @@
-"""SPEC 2.4 and 3, literally: the published segmenter (the release's WeTr).
+"""The published segmenter (the release's WeTr), literally.
 
 ``LiteralSegmenter(encoder, in_channels, num_classes)`` holds ``encoder``
 (any module mapping ``[x_rgb, x_depth]`` to ``[outs_rgb, outs_depth]``, each
-4 maps: :class:`~tests.reference.literal_mit.LiteralMiT` or the literal Swin
-encoder), ``decoder`` (:class:`LiteralSegFormerHead`, shared) and ``alpha``
+4 maps: :class:`~geminifusion_mmseg.testing.literal_mit.LiteralMiT` or the
+literal Swin encoder), ``decoder`` (:class:`LiteralSegFormerHead`, shared) and ``alpha``
 (ones(2)); forward returns ``[logits_rgb, logits_depth, ens]`` at 1/4 of the
 input resolution, ``ens = sum_l softmax(alpha)[l] * logits_l.detach()``.
 
@@ -11,8 +11,9 @@ input resolution, ``ens = sum_l softmax(alpha)[l] * logits_l.detach()``.
 released ``.pth.tar`` holds (``segmenter`` with ``module.``-prefixed keys,
 ``epoch_start``, ``best_val`` as a numpy float64).
 
-Written from SPEC and the structure of the release (JiaDingCN/GeminiFusion
-``models/segformer.py``). A test oracle, never used by the plugin.
+Written from docs/model.md and the structure of the release
+(JiaDingCN/GeminiFusion ``models/segformer.py``). A test oracle, never used
+by the plugin's models.
 """
 from collections import OrderedDict
 from typing import Dict, Sequence

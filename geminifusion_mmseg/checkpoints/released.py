@@ -2,25 +2,43 @@
 
 The published training code saves ``{'segmenter': state_dict,
 'epoch_start': int, 'best_val': numpy.float64}``; the state dict comes from
-DistributedDataParallel, so every key starts with ``module.`` (SPEC 3).
-This module recognises which model such a file holds and maps its keys to a
+DistributedDataParallel, so every key starts with ``module.``
+(docs/model.md). This module recognises which model such a file holds and
+maps its keys to a
 :class:`~geminifusion_mmseg.models.segmentors.MultiModalEncoderDecoder`::
 
     released (after ``module.``)            -> ours
     alpha                                   -> alpha
     encoder.<MiT key>                       -> backbone.<MiT key>
     encoder.body.<Swin key>                 -> backbone.<Swin key>
-        with every ``.module`` wrapper dropped (``proj.module.weight`` ->
-        ``proj.weight``) and the fusion parameters grouped under
-        ``fusion.``: MiT ``block{s}.{j}.attn.X`` -> ``block{s}.{j}.attn.
-        fusion.X``, Swin ``layers.{l}.blocks.{j}.X`` -> ``...blocks.{j}.
-        fusion.X`` for X in cross_attn_0_to_1, cross_attn_1_to_0,
-        relation_judger, k_noise, v_noise
+        through the backbone family's key map
+        (:meth:`MiTKeyMap.released_to_ours`,
+        :meth:`SwinKeyMap.released_to_ours`): every ``.module`` wrapper
+        dropped (``proj.module.weight`` -> ``proj.weight``), the fusion
+        parameters grouped under ``fusion.`` (cross_attn_0_to_1,
+        cross_attn_1_to_0, relation_judger, k_noise, v_noise), and MiT's
+        flat ``block{s}.{j}`` / ``patch_embed{s}`` / ``norm{s}`` moved into
+        the stage list ``layers.{s-1}``
     decoder.linear_c{i}.proj.*              -> decode_head.linear_c{i}.proj.*
     decoder.linear_fuse.conv.* / .bn.*      -> decode_head.linear_fuse.conv.*
                                                / .bn.*
     decoder.linear_pred.*                   -> decode_head.conv_seg.*
     *score_predictor.*                      -> dropped (TokenFusion leftover)
+
+The DeLiVER code line (branch ``DeLiVER``, docs/model.md "K modalities")
+saves ``model.module.state_dict()`` bare: no ``segmenter`` entry, no
+``module.`` prefix, ``backbone.`` / ``decode_head.`` instead of
+``encoder.`` / ``decoder.`` (the same MiT names otherwise), K patch-embed
+norms ``ln_0..ln_{K-1}`` and, for K > 2, the token selection::
+
+    backbone.<MiT key>                      -> as encoder.<MiT key> above
+    backbone.extra_score_predictor.{s}.*    -> backbone.layers.{s}.
+                                               token_select.*
+    decode_head.<key>                       -> as decoder.<key> above
+
+Such a file is recognised by its keys (``backbone.patch_embed1.proj.module.
+weight``); K is the number of patch-embed norms; 25 classes are DeLiVER, 9
+MFNet.
 
 Everything here is a pure function of the state dict except
 :func:`load_released_checkpoint` / :func:`convert_released_checkpoint`
@@ -42,24 +60,26 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ...utils.checkpoint import load_external_checkpoint
+from ..datasets import (DELIVER_CLASSES, DELIVER_PALETTE, MFNET_CLASSES,
+                        MFNET_PALETTE, NYUDV2_CLASSES, NYUDV2_PALETTE)
+from ..models.backbones import GeminiFusionSwin, MiTKeyMap, SwinKeyMap
+from ..models.backbones.gemini_mit import MIT_ARCHS
+from ..models.backbones.gemini_swin import WindowMSA
+from ..models.backbones.key_maps import FUSION_PARAM_NAMES
+from .io import CheckpointFormatError, read_checkpoint, strip_prefix
 
 __all__ = [
     'ReleasedCheckpointError', 'ReleasedModelInfo', 'FUSION_PARAM_NAMES',
     'strip_ddp_prefix', 'released_key_to_ours', 'detect_released_model',
     'convert_released_state_dict', 'model_config_fragment',
     'check_converted_state_dict', 'load_released_checkpoint',
-    'convert_released_checkpoint', 'find_matching_configs'
+    'convert_released_checkpoint', 'find_matching_configs',
+    'find_released_state_dict', 'is_deliver_state_dict'
 ]
 
-#: Names of the GeminiFusion layer's parameters in the release.
-FUSION_PARAM_NAMES = ('cross_attn_0_to_1', 'cross_attn_1_to_0',
-                      'relation_judger', 'k_noise', 'v_noise')
-_FUSION_ALT = '|'.join(FUSION_PARAM_NAMES)
-_MIT_FUSION_RE = re.compile(r'^(block\d+\.\d+\.attn\.)(' + _FUSION_ALT +
-                            r')\.')
-_SWIN_FUSION_RE = re.compile(r'^(layers\.\d+\.blocks\.\d+\.)(' + _FUSION_ALT +
-                             r')\.')
+#: Backbone key maps by their prefix in a released state dict, the most
+#: specific first.
+_BACKBONE_KEY_MAPS = (SwinKeyMap, MiTKeyMap)
 _SCORE_PREDICTOR_RE = re.compile(r'(^|\.)score_predictor\.')
 _DECODER_RE = re.compile(
     r'^decoder\.(linear_c[1-4]\.proj|linear_fuse\.conv|linear_fuse\.bn)\.'
@@ -75,10 +95,26 @@ _SWIN_CONFIG_NAMES = {
 }
 _MIT_DEFAULT_SR = (8, 4, 2, 1)
 _MIT_DEFAULT_MLP_RATIO = 4
-_DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd'}
+_DATASETS_BY_CLASSES = {
+    40: 'nyudv2',
+    37: 'sunrgbd',
+    25: 'deliver',
+    9: 'mfnet'
+}
+#: Config-name tag of each dataset (``geminifusion_*_<tag>...py``).
+_DATASET_TAGS = {
+    'nyudv2': 'nyu',
+    'sunrgbd': 'sun',
+    'deliver': 'deliver',
+    'mfnet': 'mfnet'
+}
+#: A DeLiVER-branch state dict (bare, ``backbone.`` / ``decode_head.``).
+_DELIVER_MARK = 'backbone.patch_embed1.proj.module.weight'
+_DELIVER_PREFIXES = (('backbone.', 'encoder.'), ('decode_head.', 'decoder.'))
+_TOKEN_SELECT_RE = re.compile(r'^encoder\.extra_score_predictor\.(\d+)\.')
 
 
-class ReleasedCheckpointError(ValueError):
+class ReleasedCheckpointError(CheckpointFormatError):
     """A file or state dict is not a released GeminiFusion checkpoint that
     this converter can map (the message names the file and the key)."""
 
@@ -104,6 +140,10 @@ class ReleasedModelInfo:
         channels (int): Decoder embedding width (256 in the release).
         dropped_keys (list[str]): Released keys left out (score
             predictors).
+        num_modalities (int): K input modalities (the number of
+            patch-embedding norms). 2 except in the DeLiVER code line.
+        layout (str): 'release' (the NYUDv2/SUN RGB-D ``.pth.tar``) or
+            'deliver' (a bare state dict of the DeLiVER branch).
         released_names (dict): Our key -> released key, filled by
             :func:`convert_released_state_dict` (for messages).
     """
@@ -120,18 +160,25 @@ class ReleasedModelInfo:
     sr_ratios: Optional[Tuple[int, ...]] = None
     mlp_ratio: int = 4
     dropped_keys: List[str] = field(default_factory=list)
+    num_modalities: int = 2
+    layout: str = 'release'
     released_names: Dict[str, str] = field(
         default_factory=dict, repr=False, compare=False)
 
     @property
     def dataset(self) -> Optional[str]:
-        """'nyudv2' (40 classes) / 'sunrgbd' (37), else None."""
+        """'nyudv2' (40 classes) / 'sunrgbd' (37) / 'deliver' (25) /
+        'mfnet' (9), else None."""
         return _DATASETS_BY_CLASSES.get(self.num_classes)
 
     def describe(self) -> str:
         arch = self.name or f'custom {self.arch}'
-        return (f'{self.backbone_type} ({arch}), num_classes='
+        what = (f'{self.backbone_type} ({arch}), num_classes='
                 f'{self.num_classes}, decoder channels={self.channels}')
+        if self.layout == 'deliver':
+            what += (f', {self.num_modalities} modalities (DeLiVER code '
+                     'line)')
+        return what
 
 
 def _err(source: str, msg: str) -> ReleasedCheckpointError:
@@ -144,16 +191,43 @@ def strip_ddp_prefix(state_dict: Dict[str, Tensor],
 
     Keys without it are accepted as they are; a mix is refused.
     """
-    keys = list(state_dict)
-    prefixed = [k.startswith('module.') for k in keys]
-    if all(prefixed):
-        return OrderedDict((k[len('module.'):], v)
-                           for k, v in state_dict.items())
-    if any(prefixed):
-        bad = keys[prefixed.index(False)]
-        raise _err(source, f'some keys start with "module." and some do not '
-                   f'(e.g. {bad!r}); not a released GeminiFusion state dict')
-    return OrderedDict(state_dict)
+    try:
+        return strip_prefix(state_dict, 'module.', 'raise', source)
+    except ReleasedCheckpointError:
+        raise
+    except CheckpointFormatError as e:
+        raise ReleasedCheckpointError(
+            f'{e}; not a released GeminiFusion state dict') from None
+
+
+def is_deliver_state_dict(state_dict) -> bool:
+    """Whether a dict is a bare state dict of the DeLiVER branch (keys
+    ``backbone.patch_embed1.proj.module.weight``, ``decode_head.*``)."""
+    return isinstance(state_dict, dict) and _DELIVER_MARK in state_dict
+
+
+def _to_release_names(state_dict: Dict[str, Tensor], source: str
+                      ) -> Tuple[Dict[str, Tensor], Dict[str, str], str]:
+    """Both layouts under the release's names (``module.`` stripped).
+
+    Returns:
+        tuple: (state dict with ``encoder.`` / ``decoder.`` / ``alpha``
+        keys, release-style key -> key as in the file, layout 'release' or
+        'deliver').
+    """
+    sd = strip_ddp_prefix(state_dict, source)
+    if not is_deliver_state_dict(sd):
+        return sd, {k: 'module.' + k for k in sd}, 'release'
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    names: Dict[str, str] = {}
+    for key, value in sd.items():
+        new = key
+        for theirs, release in _DELIVER_PREFIXES:
+            if key.startswith(theirs):
+                new = release + key[len(theirs):]
+        out[new] = value
+        names[new] = key
+    return out, names, 'deliver'
 
 
 def released_key_to_ours(key: str) -> Optional[str]:
@@ -169,12 +243,13 @@ def released_key_to_ours(key: str) -> Optional[str]:
         return None
     if key == 'alpha':
         return 'alpha'
-    if key.startswith('encoder.body.'):
-        rest = key[len('encoder.body.'):].replace('.module.', '.')
-        return 'backbone.' + _SWIN_FUSION_RE.sub(r'\1fusion.\2.', rest)
-    if key.startswith('encoder.'):
-        rest = key[len('encoder.'):].replace('.module.', '.')
-        return 'backbone.' + _MIT_FUSION_RE.sub(r'\1fusion.\2.', rest)
+    m = _TOKEN_SELECT_RE.match(key)
+    if m:  # the DeLiVER branch's token selection
+        return f'backbone.layers.{m.group(1)}.token_select.' + key[m.end():]
+    for key_map in _BACKBONE_KEY_MAPS:
+        if key.startswith(key_map.released_prefix):
+            return 'backbone.' + key_map.released_to_ours(
+                key[len(key_map.released_prefix):])
     if key.startswith('decoder.linear_pred.'):
         return 'decode_head.conv_seg.' + key[len('decoder.linear_pred.'):]
     m = _DECODER_RE.match(key)
@@ -237,7 +312,6 @@ def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
 
 
 def _detect_mit(sd, source, allow_custom) -> dict:
-    from ..backbones.gemini_mit import MIT_ARCHS
     keys = list(sd)
     dims = tuple(
         _shape(sd, f'encoder.patch_embed{s}.proj.module.weight', source)[0]
@@ -286,7 +360,6 @@ def _detect_mit(sd, source, allow_custom) -> dict:
 
 
 def _detect_swin(sd, source, allow_custom) -> dict:
-    from ..backbones.gemini_swin import GeminiFusionSwin
     p = 'encoder.body.'
     keys = list(sd)
     c0 = _shape(sd, p + 'patch_embed.proj.module.weight', source)[0]
@@ -371,7 +444,10 @@ def detect_released_model(state_dict: Dict[str, Tensor],
         ReleasedCheckpointError: not a GeminiFusion MiT/Swin segmenter, or
             an unknown size.
     """
-    sd = strip_ddp_prefix(state_dict, source)
+    sd, _, layout = _to_release_names(state_dict, source)
+    if layout == 'deliver' and any(k.startswith('encoder.body.') for k in sd):
+        raise _err(source, 'a Swin backbone in a DeLiVER-branch state dict: '
+                   'that code line has MiT backbones only')
     if any(k.startswith('encoder.body.') for k in sd):
         found = _detect_swin(sd, source, allow_custom_arch)
     elif any(k.startswith('encoder.patch_embed') for k in sd):
@@ -387,11 +463,39 @@ def detect_released_model(state_dict: Dict[str, Tensor],
         raise _err(source, f'decoder inputs {tuple(in_channels)} do not '
                    f'match the encoder widths {found["embed_dims"]}')
     dropped = [k for k in state_dict if _SCORE_PREDICTOR_RE.search(k)]
+    num_modalities = _detect_num_modalities(sd, found['family'], source)
+    if layout == 'release' and num_modalities != 2:
+        raise _err(source, f'{num_modalities} patch-embedding norms; the '
+                   'released NYUDv2/SUN RGB-D models have 2')
     return ReleasedModelInfo(
         num_classes=num_classes,
         channels=channels,
         dropped_keys=dropped,
+        num_modalities=num_modalities,
+        layout=layout,
         **found)
+
+
+def _detect_num_modalities(sd: Dict[str, Tensor], family: str,
+                           source: str) -> int:
+    """K: the first stage's patch-embedding norms ``ln_0..ln_{K-1}``; for
+    K > 2 each stage must have its K score nets."""
+    if family != 'mit':
+        return 2
+    norm = re.compile(r'^encoder\.patch_embed1\.norm\.ln_(\d+)\.weight$')
+    ids = sorted(int(m.group(1)) for m in map(norm.match, sd) if m)
+    if len(ids) < 2 or ids != list(range(len(ids))):
+        raise _err(source, f'patch_embed1 has the modality norms {ids}; '
+                   'expected ln_0..ln_{K-1} with K >= 2')
+    k = len(ids)
+    for s in range(4 if k > 2 else 0):
+        for i in range(k):
+            key = f'encoder.extra_score_predictor.{s}.score_nets.{i}.0.weight'
+            if key not in sd:
+                raise _err(source, f'{k} modalities but '
+                           f'{key.replace("encoder.", "backbone.", 1)!r} '
+                           'is missing (K > 2 needs K score nets per stage)')
+    return k
 
 
 def model_config_fragment(info: ReleasedModelInfo) -> dict:
@@ -409,6 +513,9 @@ def model_config_fragment(info: ReleasedModelInfo) -> dict:
             backbone['sr_ratios'] = list(info.sr_ratios)
         if info.mlp_ratio != _MIT_DEFAULT_MLP_RATIO:
             backbone['mlp_ratio'] = info.mlp_ratio
+        if info.num_modalities != 2:
+            backbone['in_channels'] = 3 * info.num_modalities
+            backbone['num_modalities'] = info.num_modalities
     decode_head = dict(
         type='SegFormerMLPHead',
         in_channels=list(info.embed_dims),
@@ -451,15 +558,17 @@ def convert_released_state_dict(
             raise _err(source, f'entry {k!r} is a {type(v).__name__}, not a '
                        'tensor')
     info = detect_released_model(state_dict, source, allow_custom_arch)
-    sd = strip_ddp_prefix(state_dict, source)
+    sd, names, _ = _to_release_names(state_dict, source)
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
     for key, value in sd.items():
         try:
             new_key = released_key_to_ours(key)
         except KeyError:
-            raise _err(source, f'unexpected key "module.{key}": it belongs '
-                       'to no part of a GeminiFusion segmenter (alpha, '
-                       'encoder, decoder)') from None
+            parts = ('alpha, backbone, decode_head' if info.layout
+                     == 'deliver' else 'alpha, encoder, decoder')
+            raise _err(source, f'unexpected key "{names[key]}": it belongs '
+                       f'to no part of a GeminiFusion segmenter ({parts})'
+                       ) from None
         if new_key is None:
             continue
         if new_key in out:
@@ -468,7 +577,7 @@ def convert_released_state_dict(
         if value.device.type != 'meta':  # meta: shapes only (dry run)
             value = value.to('cpu').clone().contiguous()
         out[new_key] = value
-        info.released_names[new_key] = 'module.' + key
+        info.released_names[new_key] = names[key]
     if info.dropped_keys:
         print_log(
             f'{source}: dropped {len(info.dropped_keys)} score_predictor '
@@ -494,7 +603,6 @@ def _expected_shapes(info: ReleasedModelInfo) -> Dict[str, Tuple[int, ...]]:
 
 
 def _relative_position_index(window: int) -> Tensor:
-    from ..backbones.gemini_swin import WindowMSA
     return WindowMSA(1, 1, window).relative_position_index
 
 
@@ -510,7 +618,8 @@ def check_converted_state_dict(state_dict: Dict[str, Tensor],
     expected = _expected_shapes(info)
 
     def name(key):
-        return info.released_names.get(key) or _released_name(key)
+        return info.released_names.get(key) or _released_name(
+            key, info.family)
 
     for key, value in state_dict.items():
         if key not in expected:
@@ -534,15 +643,18 @@ def check_converted_state_dict(state_dict: Dict[str, Tensor],
                            f'window-{info.window_size} index')
 
 
-def _released_name(key: str) -> str:
-    """Best-effort released name of one of our keys (for messages)."""
+def _released_name(key: str, family: str) -> str:
+    """Released name of one of our keys, without the ``.module`` wrappers
+    (for messages)."""
     if key.startswith('decode_head.conv_seg.'):
         return 'module.decoder.linear_pred.' + key[len('decode_head.'
                                                        'conv_seg.'):]
     if key.startswith('decode_head.'):
         return 'module.decoder.' + key[len('decode_head.'):]
     if key.startswith('backbone.'):
-        return 'module.encoder(.body).' + key[len('backbone.'):]
+        key_map = {m.family: m for m in _BACKBONE_KEY_MAPS}[family]
+        return 'module.' + key_map.ours_to_released_name(
+            key[len('backbone.'):])
     return 'module.' + key
 
 
@@ -551,19 +663,24 @@ def load_released_checkpoint(path: str) -> dict:
 
     Returns:
         dict: The file's dict (``segmenter``, ``epoch_start``,
-        ``best_val``).
+        ``best_val``); a bare DeLiVER-branch state dict comes back as
+        ``{'segmenter': state_dict}``.
 
     Raises:
         CheckpointLoadError: unreadable, or holds non-allow-listed objects
             (nothing in it is run).
         ReleasedCheckpointError: not a dict with a ``segmenter`` state dict.
     """
-    ckpt = load_external_checkpoint(path)
+    ckpt = read_checkpoint(path)
+    if is_deliver_state_dict(ckpt):
+        return {'segmenter': ckpt}
     if not isinstance(ckpt, dict) or 'segmenter' not in ckpt:
         what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if
                 isinstance(ckpt, dict) else f'a {type(ckpt).__name__}')
         raise _err(path, f'not a released GeminiFusion checkpoint: expected '
-                   f'a dict with a "segmenter" state dict, found {what}')
+                   f'a dict with a "segmenter" state dict (or a bare '
+                   f'DeLiVER-branch state dict with {_DELIVER_MARK!r}), '
+                   f'found {what}')
     if not isinstance(ckpt['segmenter'], dict):
         raise _err(path, '"segmenter" is a '
                    f'{type(ckpt["segmenter"]).__name__}, not a state dict')
@@ -614,6 +731,8 @@ def convert_released_checkpoint(src: str,
         arch=_plain(info.arch),
         variant=info.name,
         num_classes=info.num_classes,
+        num_modalities=info.num_modalities,
+        released_layout=info.layout,
         dropped_keys=list(info.dropped_keys),
         model_config=model_config_fragment(info))
     dataset_meta = _dataset_meta(info.num_classes)
@@ -630,17 +749,42 @@ def convert_released_checkpoint(src: str,
 
 
 def _dataset_meta(num_classes: int) -> Optional[dict]:
-    """classes/palette for 40 (NYUDv2) or 37 (SUN RGB-D) classes, so that
-    mmseg's inference API names the classes."""
-    try:
-        from ...datasets import NYUDV2_CLASSES, NYUDV2_PALETTE
-    except ImportError:  # pragma: no cover
+    """classes/palette for 40 (NYUDv2), 37 (SUN RGB-D), 25 (DeLiVER) or 9
+    (MFNet) classes, so that mmseg's inference API names the classes."""
+    dataset = _DATASETS_BY_CLASSES.get(num_classes)
+    if dataset is None:
         return None
-    if num_classes not in _DATASETS_BY_CLASSES:
-        return None
+    classes, palette = {
+        'deliver': (DELIVER_CLASSES, DELIVER_PALETTE),
+        'mfnet': (MFNET_CLASSES, MFNET_PALETTE),
+    }.get(dataset, (NYUDV2_CLASSES, NYUDV2_PALETTE))
     return dict(
-        classes=list(NYUDV2_CLASSES[:num_classes]),
-        palette=[list(p) for p in NYUDV2_PALETTE[:num_classes]])
+        classes=list(classes[:num_classes]),
+        palette=[list(p) for p in palette[:num_classes]])
+
+
+def find_released_state_dict(ckpt) -> Optional[Dict[str, Tensor]]:
+    """The released ``segmenter`` state dict in a loaded file: its
+    ``segmenter`` entry, or the file itself if it is a bare released state
+    dict (keys ``module.encoder.*`` / ``encoder.*``, or a DeLiVER-branch
+    state dict); None otherwise."""
+    if not isinstance(ckpt, dict):
+        return None
+    if isinstance(ckpt.get('segmenter'), dict):
+        return ckpt['segmenter']
+    if is_deliver_state_dict(ckpt):
+        return ckpt
+    if any(isinstance(k, str) and k.startswith(('module.encoder.',
+                                                'encoder.')) for k in ckpt):
+        return ckpt
+    return None
+
+
+def _config_num_modalities(path: str) -> int:
+    """K from a config name's modality tag: ``..._deliver-rgbdel-...`` -> 4,
+    ``rgbd`` / ``rgbt`` -> 2; 2 when there is none."""
+    m = re.search(r'[_-]rgb([a-z]+)[-_.]', osp.basename(path).lower())
+    return 1 + len(m.group(1)) if m else 2
 
 
 def find_matching_configs(info: ReleasedModelInfo,
@@ -648,12 +792,20 @@ def find_matching_configs(info: ReleasedModelInfo,
     """Config files for the variant, named
     ``geminifusion_{name}_*.py`` (e.g. ``geminifusion_mit-b3_...``); those
     that mention the dataset of the class count (``nyu`` for 40, ``sun``
-    for 37) come first. Empty for a custom size or no such directory."""
+    for 37) come first. A DeLiVER-branch checkpoint matches only the
+    configs of its dataset (``deliver`` for 25 classes, ``mfnet`` for 9)
+    and modality count (``rgbd`` 2, ``rgbdel`` 4). Empty for a custom size
+    or no such directory."""
     if info.name is None or not osp.isdir(config_dir):
         return []
     found = sorted(
         glob.glob(osp.join(config_dir, f'geminifusion_{info.name}_*.py')))
-    tag = {'nyudv2': 'nyu', 'sunrgbd': 'sun'}.get(info.dataset or '')
+    tag = _DATASET_TAGS.get(info.dataset or '')
+    if info.layout == 'deliver':
+        return [
+            p for p in found if tag and tag in osp.basename(p).lower()
+            and _config_num_modalities(p) == info.num_modalities
+        ]
     if tag:
         found.sort(key=lambda p: tag not in osp.basename(p).lower())
     return found
