@@ -151,7 +151,12 @@ def subjects(args, device):
     torch.manual_seed(0)
     backbone = GeminiFusionMiT(arch=args.arch)
     s = args.stage
-    block = getattr(backbone, f'block{s}')[0]
+    # the first block of each stage (stages differ in width)
+    firsts = {}
+    for m in backbone.modules():
+        if type(m).__name__ == 'GeminiFusionMiTBlock':
+            firsts.setdefault(m.mlp.fc1.in_features, m)
+    block = list(firsts.values())[s - 1]
     C = block.mlp.fc1.in_features
     H, W = args.img_size
     stride = 4 * 2**(s - 1)
