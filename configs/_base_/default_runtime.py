@@ -33,7 +33,15 @@ default_hooks = dict(
     weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
     # resumed runs draw the same random numbers (stochastic depth, dropout)
     resume_rng_state=dict(type='ResumeRNGStateHook'),
+    # applies `compile` below (backbone + head; no-op while it is unset)
+    compile=dict(type='TorchCompileHook'),
 )
+
+# Training fast path: torch.compile of the backbone and the decode head
+# (one graph each, forward and backward; the first iterations compile).
+# Same losses as eager; falls back to eager, with a log line, where it cannot
+# apply. Also: tools/train.py --compile, or --cfg-options compile=True.
+# compile = True  # or dict(mode='max-autotune-no-cudagraphs', dynamic=None)
 
 # multi-scale + flip test (tools/test.py --tta); model side: the logits of
 # all views (flipped back, resized to the label size) are averaged; the

@@ -43,3 +43,23 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
             f'{dist.get_world_size()} (gloo, LOCAL_RANK='
             f'{os.environ.get("LOCAL_RANK")})',
             logger='current')
+
+
+def ensure_compile_hook(cfg: Config) -> None:
+    """Register ``TorchCompileHook`` when ``cfg.compile`` is set and the
+    config (not inheriting ``configs/_base_/default_runtime.py``) lacks it,
+    so ``compile`` compiles the backbone and head rather than mmengine's
+    whole ``train_step``.
+
+    Args:
+        cfg (Config): Updated in place (``custom_hooks``).
+    """
+    if not cfg.get('compile', None):
+        return
+    hooks = list((cfg.get('default_hooks', None) or {}).values())
+    hooks += list(cfg.get('custom_hooks', None) or [])
+    if any(isinstance(h, dict) and h.get('type') in
+           ('TorchCompileHook', 'mmseg.TorchCompileHook') for h in hooks):
+        return
+    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+        dict(type='TorchCompileHook')]

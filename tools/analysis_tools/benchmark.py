@@ -3,6 +3,8 @@
     python tools/analysis_tools/benchmark.py CONFIG [--batch-size 2]
         [--img-size H W] [--device cpu|cuda] [--precision fp32|bf16|fp16]
         [--literal-precision same|fp32|bf16|fp16] [--compile]
+        [--compile-compare] [--compile-mode MODE] [--modes train infer]
+        [--peak-tflops T]
         [--repeats N] [--warmup N] [--rounds R] [--memory-steps N]
         [--cuda-graphs] [--threads N] [--no-literal] [--no-unimodal]
         [--no-fusion-layer] [--no-flops] [--isolation fork|spawn|none]
@@ -43,7 +45,11 @@ Also: the GeminiFusion layers alone (ours vs ``LiteralGeminiFusion`` on the
 token shapes the model feeds them, forward + backward, summed over all
 layers), and FLOPs from ``torch.utils.flop_counter`` (fused / unimodal
 ratio). ``--compile`` applies ``torch.compile`` to (a) only (its backbone
-and head); ``--precision`` uses ``torch.autocast``. See docs/benchmarks.md.
+and head, as the training fast path ``cfg.compile`` does);
+``--compile-compare`` measures (a) both eager and compiled ("(a') ours,
+compiled"), side by side; ``--precision`` uses ``torch.autocast``. With
+FLOPs, the achieved TFLOP/s of each training step and inference (and the
+share of ``--peak-tflops``), and images/s. See docs/benchmarks.md.
 """
 import argparse
 import collections
@@ -84,6 +90,23 @@ def parse_args(argv=None):
                    'bf16 GPU target compares (a) in bf16 with (b) in fp32.')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile the backbone and head of (a) only')
+    p.add_argument('--compile-compare', action='store_true',
+                   help="measure (a) eager and (a') compiled (backbone and "
+                   'head) side by side')
+    p.add_argument('--compile-mode', default=None,
+                   help='torch.compile mode for --compile / '
+                   '--compile-compare, e.g. max-autotune-no-cudagraphs, '
+                   'reduce-overhead (default: torch\'s default)')
+    p.add_argument('--compile-targets', nargs='+',
+                   choices=['backbone', 'decode_head'],
+                   default=['backbone', 'decode_head'],
+                   help='what --compile / --compile-compare compile')
+    p.add_argument('--modes', nargs='+', choices=['train', 'infer'],
+                   default=['train', 'infer'],
+                   help='what to time: training step, inference, or both')
+    p.add_argument('--peak-tflops', type=float, default=None,
+                   help='the device\'s peak TFLOP/s at this precision: '
+                   'reports the share of it each model reaches')
     p.add_argument('--cuda-graphs', action='store_true',
                    help='also time our fusion layers replayed from CUDA '
                    'graphs (fusion-layer comparison only; CUDA, fp32)')
@@ -158,11 +181,16 @@ def measure_model(spec: dict) -> dict:
     kind, mode = spec['kind'], spec['mode']
     inputs, labels = _batch(spec, cfg, device)
     meter = MemoryMeter(device, note)
+    compiled = kind == 'fused_compiled' or (spec['compile']
+                                            and kind == 'fused')
+    kind = 'fused' if kind == 'fused_compiled' else kind
     model = mc.build(kind, cfg).to(device)
-    compiled = spec['compile'] and kind == 'fused'
     if compiled:
-        model.backbone.compile()
-        model.decode_head.compile()
+        kwargs = {} if spec.get('compile_mode') is None else dict(
+            mode=spec['compile_mode'])
+        for target in spec.get('compile_targets',
+                               ('backbone', 'decode_head')):
+            getattr(model, target).compile(**kwargs)
     precision = (spec['literal_precision']
                  if kind == 'literal' else spec['precision'])
     loss_fn, infer_fn = mc.step_functions(kind, model, inputs, labels)
@@ -202,7 +230,7 @@ def measure_model(spec: dict) -> dict:
             fn()
         peak = meter.peak_mib()
     return dict(
-        kind=kind,
+        kind=spec['kind'],
         mode=mode,
         precision=precision,
         compiled=compiled,
@@ -362,6 +390,14 @@ def device_description(device: str) -> str:
     return f'{model}, {os.cpu_count()} logical cores'
 
 
+ALL_KINDS = tuple(mc.KINDS) + ('fused_compiled',)
+SHORT = ('(a)', '(b)', '(c)', "(a')")
+
+
+def _flops_kind(kind: str) -> str:
+    return 'fused' if kind == 'fused_compiled' else kind
+
+
 def _fmt(v, unit=''):
     return '-' if v is None else f'{v:.1f}{unit}'
 
@@ -398,13 +434,16 @@ def report(args, results: dict) -> str:
     add('| model | params (M) | train step (ms) | inference (ms) | '
         'train peak mem (MiB) | inference peak mem (MiB) | forward GFLOPs |')
     add('|---|---|---|---|---|---|---|')
-    for kind in mc.KINDS:
+    labels = dict(mc.KIND_LABELS,
+                  fused_compiled="(a') ours, fused, torch.compile of "
+                  + ' + '.join(args.compile_targets))
+    for kind in ALL_KINDS:
         tr, inf = m.get((kind, 'train')), m.get((kind, 'infer'))
         if tr is None and inf is None:
             continue
         params = (tr or inf)['params'] / 1e6
-        fl = flop.get(kind, {}).get('forward')
-        add(f'| {mc.KIND_LABELS[kind]} | {params:.2f} | '
+        fl = flop.get(_flops_kind(kind), {}).get('forward')
+        add(f'| {labels[kind]} | {params:.2f} | '
             f'{_fmt(tr and tr["median_s"] * 1e3)} | '
             f'{_fmt(inf and inf["median_s"] * 1e3)} | '
             f'{_fmt(tr and tr["peak_mib"])} | '
@@ -412,11 +451,13 @@ def report(args, results: dict) -> str:
             f'{_fmt(fl and fl / 1e9)} |')
     add('')
     cpu = []
-    for kind, short in zip(mc.KINDS, ('(a)', '(b)', '(c)')):
-        if (kind, 'train') in m:
-            tr = m[(kind, 'train')]['cpu_median_s'] * 1e3
-            inf = m[(kind, 'infer')]['cpu_median_s'] * 1e3
-            cpu.append(f'{short} train {tr:.1f} / inference {inf:.1f}')
+    for kind, short in zip(ALL_KINDS, SHORT):
+        parts = [f'{what} {m[(kind, mode)]["cpu_median_s"] * 1e3:.1f}'
+                 for mode, what in (('train', 'train'),
+                                    ('infer', 'inference'))
+                 if (kind, mode) in m]
+        if parts:
+            cpu.append(f'{short} ' + ' / '.join(parts))
     add('process CPU time per step, ms (all threads; on a shared machine '
         'less sensitive to other load than wall time): ' + '; '.join(cpu))
     add('')
@@ -432,6 +473,44 @@ def report(args, results: dict) -> str:
         if rc is not None:
             line += f' (CPU time: {rc:.2f}x)'
         add(line)
+
+    thr = []
+    for kind, short in zip(ALL_KINDS, SHORT):
+        for mode, what, fkey in (('train', 'training', 'train'),
+                                 ('infer', 'inference', 'forward')):
+            r = m.get((kind, mode))
+            if r is None:
+                continue
+            line = (f'- {short} {what}: '
+                    f'{args.batch_size / r["median_s"]:.2f} images/s')
+            fl = flop.get(_flops_kind(kind), {}).get(fkey)
+            if fl:
+                tf = fl / r['median_s'] / 1e12
+                line += f', {tf:.2f} TFLOP/s'
+                if args.peak_tflops:
+                    line += (f' ({100 * tf / args.peak_tflops:.1f}% of '
+                             f'{args.peak_tflops:g} peak)')
+            thr.append(line)
+    if thr:
+        add('throughput (FLOPs counted as in the FLOPs section; the literal '
+            "model's FLOPs are not counted):")
+        lines.extend(thr)
+        add('')
+    if ('fused_compiled', 'train') in m or ('fused_compiled', 'infer') in m:
+        add("(a) eager vs (a') torch.compile:")
+        for mode, what in (('train', 'training step'),
+                           ('infer', 'inference')):
+            if ('fused', mode) in m and ('fused_compiled', mode) in m:
+                ratio_line(f'{what} speed-up (a/a\')',
+                           val('fused', mode, 'median_s'),
+                           val('fused_compiled', mode, 'median_s'),
+                           val('fused', mode, 'cpu_median_s'),
+                           val('fused_compiled', mode, 'cpu_median_s'))
+            if ('literal', mode) in m and ('fused_compiled', mode) in m:
+                ratio_line(f'{what} speed-up of (a\') over (b) literal',
+                           val('literal', mode, 'median_s'),
+                           val('fused_compiled', mode, 'median_s'))
+        add('')
 
     if 'literal' in {k for k, _ in m}:
         add('(a) vs (b) literal:')
@@ -459,7 +538,8 @@ def report(args, results: dict) -> str:
             ratio_line(f'{what} peak memory ratio (a/c)',
                        val('fused', mode, 'peak_mib'),
                        val('unimodal', mode, 'peak_mib'))
-        if 'fused' in flop and 'unimodal' in flop:
+        if 'fused' in flop and 'unimodal' in flop and \
+                ('unimodal', 'train') in m:
             step_ratio = _ratio(val('fused', 'train', 'median_s'),
                                 val('unimodal', 'train', 'median_s'))
             fr = flop['fused']['train'] / flop['unimodal']['train']
@@ -512,6 +592,8 @@ def main(argv=None):
         precision=args.precision,
         literal_precision=args.literal_precision,
         compile=args.compile,
+        compile_mode=args.compile_mode,
+        compile_targets=tuple(args.compile_targets),
         cuda_graphs=args.cuda_graphs,
         repeats=args.repeats,
         warmup=args.warmup,
@@ -520,6 +602,8 @@ def main(argv=None):
         threads=args.threads,
         sanity_tol=1e-4)
     kinds = ['fused']
+    if args.compile_compare:
+        kinds.append('fused_compiled')
     if not args.no_literal:
         kinds.append('literal')
     if not args.no_unimodal:
@@ -531,7 +615,7 @@ def main(argv=None):
     phases = ['time', 'memory'] if args.device == 'cpu' else ['both']
     runs = {}
     for rnd in range(args.rounds):
-        for mode in ('train', 'infer'):
+        for mode in args.modes:
             for kind in kinds:
                 for phase in phases:
                     print(f'[round {rnd + 1}/{args.rounds}] {kind} {mode} '
@@ -556,7 +640,7 @@ def main(argv=None):
     results = dict(
         date=datetime.datetime.now().isoformat(timespec='seconds'),
         device=device_description(args.device),
-        threads=models[('fused', 'train')]['threads'],
+        threads=next(iter(models.values()))['threads'],
         tf32=tf32,
         command=' '.join(['python'] + [osp.relpath(sys.argv[0])] +
                          sys.argv[1:]),
@@ -569,7 +653,9 @@ def main(argv=None):
         print('FLOPs ...', flush=True)
         results['flops'] = run_task(
             dict(base, task='flops',
-                 kinds=[k for k in kinds if k != 'literal']), args.isolation)
+                 kinds=[k for k in kinds
+                        if k not in ('literal', 'fused_compiled')]),
+            args.isolation)
     if not args.no_literal:
         print('sanity check ...', flush=True)
         results['sanity'] = run_task(dict(base, task='sanity'),

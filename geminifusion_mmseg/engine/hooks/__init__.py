@@ -1,4 +1,5 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .compile_hook import TorchCompileHook
 from .reinit_classifier_hook import ReinitClassifierHook
 from .resume_rng_state_hook import ResumeRNGStateHook
 from .rgbd_visualization_hook import RGBDVisualizationHook
@@ -8,5 +9,5 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 __all__ = [
     'AtomicCheckpointHook', 'ReinitClassifierHook', 'ResumeRNGStateHook',
     'RGBDVisualizationHook', 'StageOptimizerResetHook',
-    'WeightsOnlyCheckpointHook'
+    'TorchCompileHook', 'WeightsOnlyCheckpointHook'
 ]
