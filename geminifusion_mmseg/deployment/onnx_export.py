@@ -206,7 +206,9 @@ def export_onnx(model: nn.Module,
                 preprocess: bool = True,
                 branches: bool = False,
                 depth_dtype: Optional[str] = None,
-                spec: Optional[PreprocessSpec] = None) -> ExportInfo:
+                spec: Optional[PreprocessSpec] = None,
+                optimize: bool = True,
+                ort_fusions: bool = False) -> ExportInfo:
     """Export ``model`` (eval mode, CPU) as one ONNX graph.
 
     Args:
@@ -227,6 +229,14 @@ def export_onnx(model: nn.Module,
         depth_dtype (str, optional): 'uint16', 'uint8' or 'float32'; default
             'uint8' for the 'hha' encoding, else 'uint16'.
         spec (PreprocessSpec, optional): Default :func:`preprocess_spec`.
+        optimize (bool): Run onnxscript's graph optimiser (constant
+            folding, dead-code removal; standard ONNX ops only). Where it
+            fails (some dynamic-shape graphs) the unoptimised graph is kept
+            with a warning. Defaults to True.
+        ort_fusions (bool): Also fuse patterns into ONNX Runtime contrib
+            ops (``com.microsoft`` Gelu, MultiHeadAttention, ...): faster
+            on ONNX Runtime, but such a file runs on ONNX Runtime only.
+            Defaults to False.
 
     Returns:
         ExportInfo: Paths, shapes and settings of the written model.
@@ -281,6 +291,8 @@ def export_onnx(model: nn.Module,
         if fp16:
             model.float()
     program.save(out)
+    if optimize or ort_fusions:
+        _optimize_file(out, optimize, ort_fusions)
     seconds = time.time() - start
 
     proto = onnx.load(out)
@@ -306,6 +318,7 @@ def export_onnx(model: nn.Module,
         fp16=fp16,
         preprocess=preprocess,
         branches=branches,
+        ort_fusions=ort_fusions,
         modality_names=list(wrapper.modality_names),
         config=getattr(cfg, 'filename', None))
     props = {
@@ -342,6 +355,31 @@ def export_onnx(model: nn.Module,
         f'{seconds:.1f} s); onnx.checker passed.',
         logger='current')
     return info
+
+
+def _optimize_file(path: str, optimize: bool, ort_fusions: bool) -> None:
+    """Rewrite ``path`` with onnxscript's optimiser / ORT fusions."""
+    import onnx_ir as ir
+    import onnxscript.optimizer
+    model = ir.load(path)
+    if optimize:
+        try:
+            onnxscript.optimizer.optimize_ir(model)
+        except Exception as e:  # keep the valid unoptimised graph
+            print_log(
+                f'export_onnx: onnxscript optimiser failed ({type(e).__name__}'
+                f': {str(e)[:200]}); keeping the unoptimised graph (ONNX '
+                'Runtime optimises it when loading).',
+                logger='current',
+                level=logging.WARNING)
+            model = ir.load(path)
+    if ort_fusions:
+        from onnxscript.rewriter.ort_fusions import optimize_for_ort
+        model, stats = optimize_for_ort(model)
+        fused = {k: v for k, v in stats.items() if v}
+        print_log(f'export_onnx: ONNX Runtime fusions {fused}',
+                  logger='current')
+    ir.save(model, path)
 
 
 def _contract_inputs(spec: PreprocessSpec, preprocess: bool,

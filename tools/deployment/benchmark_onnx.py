@@ -36,6 +36,9 @@ def parse_args():
     parser.add_argument('--fp16', action='store_true',
                         help='fp16 graph (and PyTorch in fp16 on CUDA)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--ort-fusions', action='store_true',
+                        help='also time a second export with ONNX Runtime '
+                        'contrib-op fusions (Gelu, MultiHeadAttention)')
     parser.add_argument('--onnx', default=None,
                         help='reuse/keep the exported file here')
     parser.add_argument('--json', default=None, help='write results here')
@@ -67,8 +70,13 @@ def main():
     model = init_model(args.config, args.checkpoint, cfg_options=options)
     h, w = args.shape
     path = args.onnx or osp.join(tempfile.mkdtemp(), 'model.onnx')
-    if not osp.isfile(path):
-        export_onnx(model, path, shape=(h, w), fp16=args.fp16)
+    paths = {'onnxruntime': path}
+    if args.ort_fusions:
+        paths['onnxruntime_fused'] = osp.splitext(path)[0] + '_fused.onnx'
+    for name, p in paths.items():
+        if not osp.isfile(p):
+            export_onnx(model, p, shape=(h, w), fp16=args.fp16,
+                        ort_fusions=name.endswith('fused'))
     size_mib = os.path.getsize(path) / 2**20
 
     spec = preprocess_spec(model)
@@ -80,7 +88,10 @@ def main():
     opts.inter_op_num_threads = 1
     providers = (['CUDAExecutionProvider', 'CPUExecutionProvider']
                  if cuda else ['CPUExecutionProvider'])
-    sess = ort.InferenceSession(path, opts, providers=providers)
+    sessions = {
+        name: ort.InferenceSession(p, opts, providers=providers)
+        for name, p in paths.items()
+    }
     feeds = {'rgb': rgb, 'depth': depth}
     dev = torch.device(args.device)
     wrapper.to(dev)
@@ -101,23 +112,22 @@ def main():
                 torch.cuda.synchronize()
         return [o.cpu().numpy() for o in out]
 
-    def run_ort():
-        return sess.run(None, feeds)
-
+    runners = {'pytorch': run_torch}
+    for name, sess in sessions.items():
+        runners[name] = (lambda s: lambda: s.run(None, feeds))(sess)
+    outs = {}
     for _ in range(args.warmup):
-        ref, got = run_torch(), run_ort()
-    t_pt, t_ort = [], []
-    for _ in range(args.repeats):  # alternate: same load for both
-        t0 = time.perf_counter()
-        run_torch()
-        t1 = time.perf_counter()
-        run_ort()
-        t2 = time.perf_counter()
-        t_pt.append(t1 - t0)
-        t_ort.append(t2 - t1)
-    pt, ox = statistics.median(t_pt), statistics.median(t_ort)
-    rel = float(np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max())
-    agree = float((got[1] == ref[1]).mean())
+        for name, run in runners.items():
+            outs[name] = run()
+    wall = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
+    for _ in range(args.repeats):  # interleaved: the same load for all
+        for name, run in runners.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            run()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.thread_time() - c0)
+    ref = outs['pytorch']
     result = dict(
         config=args.config,
         cfg_options=args.cfg_options,
@@ -125,21 +135,34 @@ def main():
         device=args.device,
         threads=args.threads,
         fp16=args.fp16,
+        ort_fusions=args.ort_fusions,
         repeats=args.repeats,
-        pytorch_ms=1000 * pt,
-        onnxruntime_ms=1000 * ox,
-        ratio=ox / pt,
-        pytorch_ms_all=[1000 * t for t in t_pt],
-        onnxruntime_ms_all=[1000 * t for t in t_ort],
         onnx_mib=size_mib,
-        max_rel_error=rel,
-        agreement=agree,
         torch=torch.__version__,
-        onnxruntime=ort.__version__)
-    print(f'PyTorch eager  {1000 * pt:9.1f} ms (median of {args.repeats})')
-    print(f'ONNX Runtime   {1000 * ox:9.1f} ms   ratio {ox / pt:.2f}x')
-    print(f'model file     {size_mib:9.1f} MiB; max rel error {rel:.1e}, '
-          f'argmax agreement {100 * agree:.3f}%')
+        onnxruntime=ort.__version__,
+        runs={})
+    pt_wall = statistics.median(wall['pytorch'])
+    # CPU time of the calling thread (with --threads 1 both runtimes compute
+    # there): robust on a loaded machine
+    pt_cpu = statistics.median(cpu['pytorch'])
+    print(f'{args.config} {h}x{w}, batch 1, {args.threads} thread(s), '
+          f'medians of {args.repeats}; model file {size_mib:.1f} MiB')
+    for name in runners:
+        w_ms, c_ms = statistics.median(wall[name]), statistics.median(
+            cpu[name])
+        got = outs[name]
+        rel = float(np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max())
+        agree = float((got[1] == ref[1]).mean())
+        result['runs'][name] = dict(
+            wall_ms=1000 * w_ms, cpu_ms=1000 * c_ms,
+            wall_ratio=w_ms / pt_wall, cpu_ratio=c_ms / max(pt_cpu, 1e-9),
+            wall_ms_all=[1000 * t for t in wall[name]],
+            cpu_ms_all=[1000 * t for t in cpu[name]],
+            max_rel_error=rel, agreement=agree)
+        print(f'{name:18s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x)'
+              f', {1000 * c_ms:9.1f} ms thread CPU '
+              f'({c_ms / max(pt_cpu, 1e-9):.2f}x); max rel error '
+              f'{rel:.1e}, agreement {100 * agree:.3f}%')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)

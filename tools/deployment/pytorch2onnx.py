@@ -69,6 +69,17 @@ def parse_args(argv=None):
         action='store_true',
         help='also output each modality\'s logits')
     parser.add_argument(
+        '--no-optimize',
+        dest='optimize',
+        action='store_false',
+        help="skip onnxscript's graph optimiser")
+    parser.add_argument(
+        '--ort-fusions',
+        action='store_true',
+        help='fuse into ONNX Runtime contrib ops (Gelu, MultiHeadAttention'
+        '): faster on ONNX Runtime, but the file then runs on ONNX Runtime '
+        'only')
+    parser.add_argument(
         '--verify',
         action='store_true',
         help='run ONNX Runtime and PyTorch on the same inputs; fail beyond '
@@ -144,7 +155,9 @@ def main(argv=None) -> int:
         fp16=args.fp16,
         preprocess=args.preprocess,
         branches=args.branches,
-        depth_dtype=args.depth_dtype)
+        depth_dtype=args.depth_dtype,
+        optimize=args.optimize,
+        ort_fusions=args.ort_fusions)
     print(f'saved {info.path} ({info.file_size / 2**20:.1f} MiB), inputs '
           f'{info.input_names}, outputs {info.output_names}, '
           f"{'dynamic' if info.dynamic else 'static'} shape")
