@@ -7,6 +7,7 @@ MiT and Swin (window padding and shift masks at other sizes than the
 export size).
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -160,6 +161,43 @@ def test_onnx_runtime_api_matches_inference_model(mit_dynamic, tmp_path):
         inference_onnx_model(session, rgb, depth[:20])
 
 
+def test_swin_static_export_parity_with_padding(tmp_path):
+    """Swin, static graph at an odd size: patch padding, window padding at
+    every stage, padded 2x2 merges and the shift masks, as in PyTorch."""
+    torch.manual_seed(0)
+    model = init_model(_swin_config(tmp_path / 'swin_tiny.py'))
+    # 129 pads at every padding point of a window-7 Swin
+    assert dynamic_trace_size(model, 129, 129) == (129, 129)
+    path = str(tmp_path / 'swin_static.onnx')
+    export_onnx(model, path, shape=(129, 131))
+    report = verify_onnx(path, model)
+    assert [r['size'] for r in report.rows] == ['1x129x131']
+    assert report.passed, report.format()
+
+
+def test_dynamic_trace_size_pads_everywhere():
+    """The trace size of a dynamic Swin export takes every padding branch
+    (patch 4, window 7 / 12, three 2x2 merges); MiT traces as asked."""
+    from geminifusion_mmseg.deployment.onnx_export import _needs_all_padding
+    assert _needs_all_padding(129, 7, 4)
+    for s, window in ((128, 7), (224, 7), (100, 7), (132, 7), (384, 12)):
+        assert not _needs_all_padding(s, window, 4)
+    for s, window in ((100, 7), (480, 7), (640, 7), (480, 12), (640, 12)):
+        t = s
+        while not _needs_all_padding(t, window, 4):
+            t += 1
+        side = -(-t // 4)
+        sides = [side]
+        for _ in range(3):
+            sides.append(-(-sides[-1] // 2))
+        assert t % 4 and all(x % window for x in sides)
+        assert all(x % 2 for x in sides[:3])
+
+
+@pytest.mark.skipif(
+    not os.environ.get('GEMINIFUSION_SLOW_TESTS'),
+    reason='about 4-5 CPU minutes (torch.export symbolic shapes of Swin); '
+    'set GEMINIFUSION_SLOW_TESTS=1')
 def test_swin_dynamic_export_valid_at_other_sizes(tmp_path):
     """Swin: window padding, patch-merging padding and shift masks follow
     the runtime size of a dynamic graph (exported at 100x124, run at sizes
@@ -175,6 +213,26 @@ def test_swin_dynamic_export_valid_at_other_sizes(tmp_path):
         model,
         sizes=[(1, 100, 124), (2, 132, 164), (1, 97, 111), (1, 224, 224)])
     assert report.passed, report.format()
+
+
+def test_fp16_export_runs_on_onnx_runtime_cpu(tmp_path):
+    """--fp16: float16 network, float32 inputs/outputs; checked against
+    the fp32 PyTorch model with the documented looser limits."""
+    from geminifusion_mmseg.deployment import FP16_TOLERANCE
+    model = init_model(_mit_config(tmp_path))
+    path = str(tmp_path / 'half.onnx')
+    export_onnx(model, path, shape=(64, 80), fp16=True)
+    assert next(model.parameters()).dtype == torch.float32  # restored
+    proto = onnx.load(path)
+    types = {i.data_type for i in proto.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert [o.type for o in sess.get_outputs()] == ['tensor(float)',
+                                                     'tensor(int64)']
+    report = verify_onnx(path, model)
+    assert report.tolerance == FP16_TOLERANCE
+    assert report.passed, report.format()
+    assert report.max_rel_error > 0  # really float16
 
 
 def test_static_export_and_cli(tmp_path):

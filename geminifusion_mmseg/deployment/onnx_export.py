@@ -287,10 +287,11 @@ def export_onnx(model: nn.Module,
                 output_names=wrapper.output_names,
                 verbose=False,
                 **kwargs)
+        # the program reads the parameters when saving: before .float()
+        program.save(out)
     finally:
         if fp16:
             model.float()
-    program.save(out)
     if optimize or ort_fusions:
         _optimize_file(out, optimize, ort_fusions)
     seconds = time.time() - start
