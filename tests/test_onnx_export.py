@@ -31,8 +31,10 @@ from geminifusion_mmseg.deployment import (DeployableSegmentor,  # noqa: E402
                                            preprocess_spec, verify_onnx)
 from tests.helpers.tiny_configs import REPO, write_tiny_config  # noqa: E402
 
-MIT_BASE = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
-SWIN_BASE = 'configs/geminifusion/geminifusion_swin-t_3xb2-300e_nyudv2-480x640.py'
+MIT_BASE = ('configs/geminifusion/'
+            'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py')
+SWIN_BASE = ('configs/geminifusion/'
+             'geminifusion_swin-t_3xb2-300e_nyudv2-480x640.py')
 # no test-time resize: the graph sees the input size, as inference_model
 NO_RESIZE = """
 test_dataloader = dict(dataset=dict(pipeline=[
@@ -227,8 +229,8 @@ def test_fp16_export_runs_on_onnx_runtime_cpu(tmp_path):
     types = {i.data_type for i in proto.graph.initializer}
     assert onnx.TensorProto.FLOAT16 in types
     sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    assert [o.type for o in sess.get_outputs()] == ['tensor(float)',
-                                                     'tensor(int64)']
+    out_types = [o.type for o in sess.get_outputs()]
+    assert out_types == ['tensor(float)', 'tensor(int64)']
     report = verify_onnx(path, model)
     assert report.tolerance == FP16_TOLERANCE
     assert report.passed, report.format()

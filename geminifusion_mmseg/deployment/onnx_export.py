@@ -28,7 +28,8 @@ from mmengine.logging import print_log
 from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
 
 __all__ = [
-    'export_onnx', 'verify_onnx', 'default_verify_sizes', 'aligned_size', 'ParityReport', 'ExportInfo',
+    'export_onnx', 'verify_onnx', 'default_verify_sizes', 'aligned_size',
+    'ParityReport', 'ExportInfo',
     'dynamic_trace_size', 'DEPTH_DTYPES', 'FP32_TOLERANCE',
     'FP16_TOLERANCE', 'METADATA_KEYS'
 ]

@@ -18,8 +18,6 @@ import logging
 import os.path as osp
 import sys
 
-from mmengine.logging import print_log
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(

@@ -15,7 +15,6 @@ import os
 import os.path as osp
 import sys
 import tempfile
-import time
 
 MIT = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 ZOO = {
@@ -74,7 +73,8 @@ def main():
                            min_agreement=rep.min_agreement,
                            passed=rep.passed)
             except Exception as e:  # report and go on
-                row.update(passed=False, error=f'{type(e).__name__}: {e}'[:500])
+                row.update(passed=False,
+                           error=f'{type(e).__name__}: {e}'[:500])
             if osp.exists(path):
                 os.remove(path)
             rows.append(row)
