@@ -238,7 +238,8 @@ def test_fp16_export_runs_on_onnx_runtime_cpu(tmp_path):
 
 
 def test_static_export_and_cli(tmp_path):
-    """The command line: static shape at an odd size, --verify passes,
+    """The command line: static shape at an odd size, float32 depth,
+    bicubic logits upsampling (``test_cfg.resize_mode``), --verify passes,
     the graph refuses other sizes."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'static.onnx')
@@ -246,7 +247,8 @@ def test_static_export_and_cli(tmp_path):
         [
             sys.executable, osp.join(REPO, 'tools/deployment/pytorch2onnx.py'),
             cfg, '--random-weights', '--out', out, '--shape', '75', '99',
-            '--verify', '--depth-dtype', 'float32'
+            '--verify', '--depth-dtype', 'float32', '--cfg-options',
+            'model.test_cfg.resize_mode=bicubic'
         ],
         cwd=REPO,
         capture_output=True,
@@ -263,6 +265,12 @@ def test_static_export_and_cli(tmp_path):
         dict((p.key, p.value) for p in onnx.load(out).metadata_props)
         ['geminifusion.contract'])
     assert meta['shape'] == [1, 75, 99] and not meta['dynamic']
+    assert read_onnx_metadata(out)['preprocess']['resize_mode'] == 'bicubic'
+    modes = [
+        a.s for n in onnx.load(out).graph.node if n.op_type == 'Resize'
+        for a in n.attribute if a.name == 'mode'
+    ]
+    assert modes[-1] == b'cubic'  # the last upsampling: logits to 75x99
     with pytest.raises(Exception, match='dimensions'):
         sess.run(None, {
             'rgb': np.zeros((1, 76, 99, 3), np.uint8),
