@@ -359,3 +359,18 @@ def test_demo_with_onnxruntime_backend(mit_dynamic, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     img = cv2.imread(out)
     assert img is not None and img.shape[0] >= 45
+
+
+def test_spec_records_the_test_resize(tmp_path):
+    """The zoo's ResizeShortSideToMultiple is recorded (applied on the host
+    by inference_onnx_model); the depth encoding and the head's
+    align_corners are read from the config."""
+    cfg = write_tiny_config(
+        str(tmp_path / 'zoo_tiny.py'), MIT_BASE, str(tmp_path / 'data'))
+    model = init_model(cfg)
+    spec = preprocess_spec(model)
+    assert spec.resize_pipeline['type'] == 'ResizeShortSideToMultiple'
+    assert spec.resize_pipeline['short_side'] == 480
+    assert spec.depth_encoding == 'raw' and spec.resize_mode == 'bilinear'
+    assert spec.align_corners is False
+    assert spec.to_dict()['mean'][:3] == [123.675, 116.28, 103.53]

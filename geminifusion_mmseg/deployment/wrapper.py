@@ -127,8 +127,17 @@ def preprocess_spec(model: nn.Module,
             name = _type_name(t)
             if name in _FILE_LOADERS:
                 loader = t
-            elif name in ('ResizeShortSideToMultiple', 'Resize'):
+            elif name == 'ResizeShortSideToMultiple':
                 spec.resize_pipeline = copy.deepcopy(dict(t))
+            elif name in ('Resize', 'RandomResize', 'TestTimeAug'):
+                print_log(
+                    f'DeployableSegmentor: the test pipeline has {name}, '
+                    'which neither the graph nor inference_onnx_model '
+                    'applies (only ResizeShortSideToMultiple is applied, '
+                    'on the host); feed frames at the size the model should '
+                    'see.',
+                    logger='current',
+                    level=logging.WARNING)
     if loader is None:
         print_log(
             'DeployableSegmentor: no LoadRGBDImageFromFile in the test '
