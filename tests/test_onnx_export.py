@@ -373,4 +373,6 @@ def test_spec_records_the_test_resize(tmp_path):
     assert spec.resize_pipeline['short_side'] == 480
     assert spec.depth_encoding == 'raw' and spec.resize_mode == 'bilinear'
     assert spec.align_corners is False
-    assert spec.to_dict()['mean'][:3] == [123.675, 116.28, 103.53]
+    assert spec.to_dict()['mean'][:3] == pytest.approx(
+        [123.675, 116.28, 103.53])
+    assert spec.to_dict()['std'][3:] == [255.0] * 3
