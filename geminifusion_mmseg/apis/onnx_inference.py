@@ -108,8 +108,10 @@ class ONNXSegmentor:
             for name, i in inputs.items()
         }
         self.output_names = [o.name for o in self.session.get_outputs()]
-        loader_kwargs = dict(depth_encoding=self.preprocess['depth_encoding'],
-                             depth_scale=self.preprocess['depth_scale'])
+        loader_kwargs = dict(
+            depth_encoding=self.preprocess['depth_encoding'],
+            depth_scale=self.preprocess['depth_scale'],
+            imdecode_backend=self.preprocess.get('imdecode_backend', 'cv2'))
         if self.preprocess.get('depth_range') is not None:
             loader_kwargs['depth_range'] = self.preprocess['depth_range']
         # reads files exactly as the data sets do

@@ -64,6 +64,8 @@ class PreprocessSpec:
         align_corners (bool): Of that upsampling (the decode head's).
         resize_pipeline (dict | None): The test pipeline's geometric resize
             transform (applied outside the graph), or None.
+        imdecode_backend (str): RGB file decoder of the config's loader
+            (for reading files outside the graph).
     """
     depth_encoding: str = 'raw'
     depth_scale: float = 1.0
@@ -74,6 +76,7 @@ class PreprocessSpec:
     resize_mode: str = 'bilinear'
     align_corners: bool = False
     resize_pipeline: Optional[dict] = None
+    imdecode_backend: str = 'cv2'
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (for the ONNX metadata)."""
@@ -147,6 +150,7 @@ def preprocess_spec(model: nn.Module,
     else:
         spec.depth_encoding = loader.get('depth_encoding', 'raw')
         spec.depth_scale = float(loader.get('depth_scale', 1.0))
+        spec.imdecode_backend = loader.get('imdecode_backend', 'cv2')
         rng = loader.get('depth_range', None)
         spec.depth_range = None if rng is None else tuple(
             float(v) for v in rng)
