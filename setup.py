@@ -33,7 +33,10 @@ setup(
                                     'geminifusion_mmseg.*']),
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        'tests': read_requirements('tests.txt'),
+        # the export tests need the deployment packages
+        'tests': read_requirements('tests.txt') +
+        read_requirements('deploy.txt'),
+        'deploy': read_requirements('deploy.txt'),
         'mmpretrain': ['mmpretrain>=1.0.0'],
     },
     zip_safe=False,

@@ -20,6 +20,13 @@ The depth file is read unchanged (16-bit PNG etc.) and encoded as the
 config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
 the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
 modality's own prediction.
+
+With ONNX Runtime, CHECKPOINT is an exported model
+(``tools/deployment/pytorch2onnx.py``; the config is read from its
+metadata, so CONFIG may be ``-``):
+
+    python demo/image_demo.py RGB DEPTH - model.onnx --backend onnxruntime \\
+        --out-file OUT.png
 """
 import argparse
 import os
@@ -30,7 +37,8 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 from mmengine.utils import ProgressBar
 
-from geminifusion_mmseg.apis import inference_model, init_model
+from geminifusion_mmseg.apis import (inference_model, inference_onnx_model,
+                                     init_model, init_onnx_model)
 from geminifusion_mmseg.datasets.list_maker import scan_folder
 from geminifusion_mmseg.visualization import overlay_with_legend
 
@@ -47,8 +55,18 @@ def parse_args():
         'depth',
         nargs='?',
         help='depth image file, or a folder (left out with --no-depth)')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'config', help="config file ('-' with --backend onnxruntime)")
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or the .onnx file with --backend '
+        'onnxruntime')
+    parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='run the PyTorch model (default) or an exported ONNX model '
+        'with ONNX Runtime')
     parser.add_argument(
         '--out-file',
         help='output image (one pair); in folder mode: the output folder')
@@ -81,6 +99,10 @@ def parse_args():
                      'or RGB CONFIG CHECKPOINT --no-depth')
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    if args.no_depth and args.backend == 'onnxruntime':
+        parser.error('--no-depth runs the PyTorch model (--backend '
+                     'pytorch); for ONNX Runtime feed a depth map of zeros '
+                     '(the raw encoding\'s "no measurement")')
     return parser, args
 
 
@@ -114,14 +136,26 @@ def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:
     return [(n, rgbs[n], depths[n]) for n in names]
 
 
+def load_model(args):
+    """(model, inference function) of the chosen backend."""
+    if args.backend == 'onnxruntime':
+        return (init_onnx_model(args.checkpoint, device=args.device),
+                inference_onnx_model)
+    return (init_model(args.config, args.checkpoint, device=args.device),
+            inference_model)
+
+
 def render(model, rgb_path: str, depth_path: Optional[str], out_file: str,
-           opacity: float, branch: str) -> None:
+           opacity: float, branch: str, infer=inference_model) -> None:
     """Segment one pair (``depth_path`` None: depth missing) and save the
     overlay."""
-    result = inference_model(model, rgb_path, depth_path)
+    result = infer(model, rgb_path, depth_path)
     key = 'pred_sem_seg' if branch == 'ens' else f'pred_sem_seg_{branch}'
     if key not in result:
-        raise SystemExit(f'the model gives no {key}')
+        hint = ''
+        if branch != 'ens' and not hasattr(model, 'cfg'):
+            hint = ' (export the ONNX model with --branches)'
+        raise SystemExit(f'the model gives no {key}{hint}')
     label = result.get(key).data[0].cpu().numpy()
     # as the data sets read it: EXIF orientation ignored, BGR -> RGB
     image = cv2.imread(rgb_path,
@@ -142,7 +176,10 @@ def main():
     rgb_dir = osp.isdir(args.rgb)
     if not args.no_depth and rgb_dir != osp.isdir(args.depth):
         parser.error('RGB and DEPTH must both be files or both be folders')
-    for path in (args.rgb, args.depth, args.config, args.checkpoint):
+    paths = [args.rgb, args.depth, args.checkpoint]
+    if not (args.backend == 'onnxruntime' and args.config == '-'):
+        paths.append(args.config)
+    for path in paths:
         if path is not None and not osp.exists(path):
             parser.error(f'not found: {path}')
     if args.no_depth:
@@ -157,9 +194,9 @@ def main():
             out_file = osp.join(
                 out_file,
                 osp.splitext(osp.basename(args.rgb))[0] + '.png')
-        model = init_model(args.config, args.checkpoint, device=args.device)
+        model, infer = load_model(args)
         render(model, args.rgb, args.depth, out_file, args.opacity,
-               args.branch)
+               args.branch, infer)
         print(f'saved {out_file}')
         return
 
@@ -184,14 +221,14 @@ def main():
                          f'{args.rgb} and {args.depth}')
     print(f'{len(pairs)} ' + ('RGB image(s)' if args.no_depth else
                               'RGB-D pair(s)'))
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model, infer = load_model(args)
     failed = []
     progress = ProgressBar(len(pairs))
     for name, rgb_path, depth_path in pairs:
         try:
             render(model, rgb_path, depth_path,
                    osp.join(out_dir, name + '.png'), args.opacity,
-                   args.branch)
+                   args.branch, infer)
         except (ValueError, OSError) as e:
             failed.append(f'{name}: {e}')
         progress.update()

@@ -8,7 +8,21 @@ segment RGB-D pairs given as files or arrays.
     model = init_model(CONFIG, CHECKPOINT, device='cpu')
     result = inference_model(model, 'rgb.png', 'depth.png')
     result.pred_sem_seg.data  # (1, H, W) class ids at the RGB image's size
+
+ONNX Runtime (``pip install -e .[deploy]``), same inputs and outputs:
+
+.. code-block:: python
+
+    from geminifusion_mmseg.apis import inference_onnx_model, init_onnx_model
+
+    model = init_onnx_model('model.onnx')  # tools/deployment/pytorch2onnx.py
+    result = inference_onnx_model(model, 'rgb.png', 'depth.png')
 """
 from .inference import inference_model, init_model
+from .onnx_inference import (ONNXSegmentor, inference_onnx_model,
+                             init_onnx_model, read_onnx_metadata)
 
-__all__ = ['init_model', 'inference_model']
+__all__ = [
+    'init_model', 'inference_model', 'init_onnx_model',
+    'inference_onnx_model', 'ONNXSegmentor', 'read_onnx_metadata'
+]

@@ -1,0 +1,526 @@
+"""Export a segmentor to ONNX and check ONNX Runtime against PyTorch.
+
+.. code-block:: python
+
+    from geminifusion_mmseg.apis import init_model
+    from geminifusion_mmseg.deployment import export_onnx, verify_onnx
+
+    model = init_model(CONFIG, CHECKPOINT)
+    info = export_onnx(model, 'model.onnx', shape=(480, 640), dynamic=True)
+    report = verify_onnx('model.onnx', model)   # raises on a parity failure
+
+The exporter is ``torch.onnx.export(dynamo=True)`` (``torch.export`` +
+onnxscript); ONNX-level graph optimisation is left to ONNX Runtime.
+"""
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
+
+__all__ = [
+    'export_onnx', 'verify_onnx', 'default_verify_sizes', 'aligned_size',
+    'ParityReport', 'ExportInfo',
+    'dynamic_trace_size', 'DEPTH_DTYPES', 'FP32_TOLERANCE',
+    'FP16_TOLERANCE', 'METADATA_KEYS'
+]
+
+#: numpy dtype of the ``depth`` input by name.
+DEPTH_DTYPES = {
+    'uint16': np.uint16,
+    'uint8': np.uint8,
+    'float32': np.float32,
+}
+_TORCH_DTYPES = {
+    np.uint16: torch.uint16,
+    np.uint8: torch.uint8,
+    np.float32: torch.float32,
+}
+#: (max relative error, min argmax agreement) for fp32 graphs.
+FP32_TOLERANCE = (1e-4, 0.999)
+#: The same for ``--fp16`` graphs, compared with the fp32 PyTorch model.
+FP16_TOLERANCE = (2e-2, 0.99)
+#: Metadata (``metadata_props``) written into every exported model.
+METADATA_KEYS = ('geminifusion.classes', 'geminifusion.palette',
+                 'geminifusion.preprocess', 'geminifusion.contract')
+
+
+def _window_and_patch(model: nn.Module) -> Tuple[int, int]:
+    """Largest window size of any windowed-attention module (0: none) and
+    the backbone's patch size (4 if it names none)."""
+    windows = [
+        m.window_size for m in model.backbone.modules()
+        if isinstance(getattr(m, 'window_size', None), int)
+    ]
+    patch = getattr(model.backbone, 'patch_size', 4)
+    return (max(windows) if windows else 0,
+            patch if isinstance(patch, int) else 4)
+
+
+def _needs_all_padding(s: int, window: int, patch: int,
+                       stages: int = 4) -> bool:
+    """Whether a side of ``s`` pixels is padded at every padding point of a
+    windowed backbone: not a patch multiple, odd at every 2x2 merge, not a
+    window multiple at any stage."""
+    if s % patch == 0:
+        return False
+    side = math.ceil(s / patch)
+    for i in range(stages):
+        if side % window == 0:
+            return False
+        if i < stages - 1:
+            if side % 2 == 0:
+                return False
+            side = math.ceil(side / 2)
+    return True
+
+
+def dynamic_trace_size(model: nn.Module, h: int, w: int) -> Tuple[int, int]:
+    """The (h, w) to trace a dynamic-shape export at.
+
+    ``torch.export`` follows Python branches on shapes with the example
+    input's values: a Swin backbone skips its zero-padding (to the patch
+    size, to window multiples, before 2x2 merges) where the example needs
+    none, and that graph is then wrong at sizes that need it. Tracing at a
+    size that takes EVERY padding branch keeps all pads in the graph, with
+    pad amounts computed from the runtime shape (zero where none is needed),
+    so the graph is valid at every size. Backbones without windows (MiT)
+    trace at ``(h, w)``.
+
+    Returns:
+        tuple[int, int]: The smallest sizes >= (h, w) that pad everywhere.
+    """
+    window, patch = _window_and_patch(model)
+    if not window:
+        return h, w
+    out = []
+    for s in (h, w):
+        t = s
+        while not _needs_all_padding(t, window, patch):
+            t += 1
+        out.append(t)
+    return tuple(out)
+
+
+def aligned_size(model: nn.Module, h: int, w: int) -> Tuple[int, int]:
+    """A size near (h, w) where a windowed backbone pads nowhere (sides
+    multiples of ``patch * 8 * window``); (h + 32, w + 32) rounded to 32
+    for other backbones. Used to check dynamic graphs off their trace."""
+    window, patch = _window_and_patch(model)
+    unit = patch * 8 * window if window else 32
+    return (max(unit, round(h / unit) * unit), max(unit,
+                                                   round(w / unit) * unit))
+
+
+@dataclass
+class ExportInfo:
+    """What :func:`export_onnx` wrote."""
+    path: str
+    shape: Tuple[int, int]
+    trace_shape: Tuple[int, int]
+    dynamic: bool
+    batch: int
+    opset: int
+    fp16: bool
+    preprocess: bool
+    branches: bool
+    depth_dtype: str
+    input_names: List[str]
+    output_names: List[str]
+    seconds: float
+    file_size: int
+
+
+def _example_inputs(spec: PreprocessSpec, preprocess: bool, batch: int,
+                    h: int, w: int, depth_dtype: str,
+                    seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Random inputs of the graph's contract.
+
+    Returns:
+        tuple: ``rgb`` (B, H, W, 3) uint8 and ``depth`` (B, H, W) /
+        (B, H, W, 3) of ``depth_dtype``; or two normalised float32
+        (B, 3, H, W) tensors without ``preprocess``.
+    """
+    rng = np.random.RandomState(seed)
+    if not preprocess:
+        return (rng.randn(batch, 3, h, w).astype(np.float32),
+                rng.randn(batch, 3, h, w).astype(np.float32))
+    rgb = rng.randint(0, 256, (batch, h, w, 3)).astype(np.uint8)
+    dtype = DEPTH_DTYPES[depth_dtype]
+    if spec.depth_encoding == 'hha':
+        depth = rng.randint(0, 256, (batch, h, w, 3)).astype(dtype)
+    else:
+        # a smooth scene with holes: values of the stored range
+        high = {'uint8': 255, 'uint16': 10000, 'float32': 10000}[depth_dtype]
+        if spec.depth_encoding == 'clip' and spec.depth_range:
+            high = min(high, 2 * spec.depth_range[1])
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = (0.3 + 0.6 * (yy / max(h - 1, 1)) * (xx / max(w - 1, 1)))
+        depth = base[None] * high * rng.uniform(0.8, 1.0, (batch, h, w))
+        depth[rng.rand(batch, h, w) < 0.05] = 0
+        depth = depth.astype(dtype)
+    return rgb, depth
+
+
+class _Half(nn.Module):
+    """Run the network in float16, the pre/post-processing in float32."""
+
+    def __init__(self, wrapper: DeployableSegmentor):
+        super().__init__()
+        self.wrapper = wrapper
+        self.model = wrapper.model.half()
+
+    def forward(self, rgb, depth):
+        w = self.wrapper
+        x = w.encode(rgb, depth) if w.preprocess else torch.cat(
+            [rgb, depth], dim=1)
+        outs = self.model._branch_logits(x.half())
+        outs = [o.float() for o in outs]
+        return w.postprocess(outs, x.shape[2:])
+
+
+def _rename_dims(model_proto, names: Dict[str, str]) -> None:
+    """Rename symbolic dims (``s0`` -> ``batch``) everywhere."""
+    g = model_proto.graph
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param in names:
+                d.dim_param = names[d.dim_param]
+
+
+def export_onnx(model: nn.Module,
+                out: str,
+                shape: Tuple[int, int] = (480, 640),
+                dynamic: bool = False,
+                batch: int = 1,
+                opset: int = 18,
+                fp16: bool = False,
+                preprocess: bool = True,
+                branches: bool = False,
+                depth_dtype: Optional[str] = None,
+                spec: Optional[PreprocessSpec] = None,
+                optimize: bool = True,
+                ort_fusions: bool = False) -> ExportInfo:
+    """Export ``model`` (eval mode, CPU) as one ONNX graph.
+
+    Args:
+        model (nn.Module): A ``MultiModalEncoderDecoder`` from
+            :func:`geminifusion_mmseg.apis.init_model` (``cfg`` and
+            ``dataset_meta`` are read).
+        out (str): Output ``.onnx`` file.
+        shape (tuple[int, int]): (H, W) of a static graph; the example size
+            of a dynamic one.
+        dynamic (bool): Dynamic batch, height and width.
+        batch (int): Batch of a static graph.
+        opset (int): ONNX opset. Defaults to 18.
+        fp16 (bool): Network weights and activations in float16 (the
+            pre-processing and the outputs stay float32).
+        preprocess (bool): Raw-frame inputs (see
+            :class:`DeployableSegmentor`); False: normalised float inputs.
+        branches (bool): Add ``logits_<modality>`` outputs.
+        depth_dtype (str, optional): 'uint16', 'uint8' or 'float32'; default
+            'uint8' for the 'hha' encoding, else 'uint16'.
+        spec (PreprocessSpec, optional): Default :func:`preprocess_spec`.
+        optimize (bool): Run onnxscript's graph optimiser (constant
+            folding, dead-code removal; standard ONNX ops only). Where it
+            fails (some dynamic-shape graphs) the unoptimised graph is kept
+            with a warning. Defaults to True.
+        ort_fusions (bool): Also fuse patterns into ONNX Runtime contrib
+            ops (``com.microsoft`` Gelu, MultiHeadAttention, ...): faster
+            on ONNX Runtime, but such a file runs on ONNX Runtime only.
+            Defaults to False.
+
+    Returns:
+        ExportInfo: Paths, shapes and settings of the written model.
+    """
+    import onnx
+    if model.training:
+        raise ValueError('export_onnx: the model must be in eval mode')
+    spec = spec or preprocess_spec(model)
+    if depth_dtype is None:
+        depth_dtype = 'uint8' if spec.depth_encoding == 'hha' else 'uint16'
+    if depth_dtype not in DEPTH_DTYPES:
+        raise ValueError(f'export_onnx: depth_dtype={depth_dtype!r}; '
+                         f'choose one of {sorted(DEPTH_DTYPES)}')
+    h, w = (int(s) for s in shape)
+    trace = dynamic_trace_size(model, h, w) if dynamic else (h, w)
+    if trace != (h, w):
+        print_log(
+            f'export_onnx: tracing the dynamic graph at {trace[0]}x'
+            f'{trace[1]} instead of {h}x{w} so that every padding branch '
+            'of the windowed backbone is in the graph.',
+            logger='current')
+    wrapper = DeployableSegmentor(model, spec, preprocess, branches).eval()
+    module: nn.Module = _Half(wrapper) if fp16 else wrapper
+    example_batch = 2 if dynamic else batch
+    rgb, depth = _example_inputs(spec, preprocess, example_batch, *trace,
+                                 depth_dtype)
+    args = (torch.from_numpy(rgb), torch.from_numpy(depth))
+    kwargs: dict = {}
+    if dynamic:
+        from torch.export import Dim
+        axes = {0: Dim.DYNAMIC, 1: Dim.DYNAMIC, 2: Dim.DYNAMIC}
+        if not preprocess:
+            axes = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+        kwargs['dynamic_shapes'] = {'rgb': axes, 'depth': dict(axes)}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    start = time.time()
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                # onnxscript's optimiser fails on the dynamic split of the
+                # modality-stacked batch; ONNX Runtime optimises anyway.
+                optimize=False,
+                opset_version=opset,
+                input_names=['rgb', 'depth'],
+                output_names=wrapper.output_names,
+                verbose=False,
+                **kwargs)
+        # the program reads the parameters when saving: before .float()
+        program.save(out)
+    finally:
+        if fp16:
+            model.float()
+    if optimize or ort_fusions:
+        _optimize_file(out, optimize, ort_fusions)
+    seconds = time.time() - start
+
+    proto = onnx.load(out)
+    if dynamic:
+        names = {}
+        layout = (1, 2) if preprocess else (2, 3)
+        for vi in proto.graph.input:
+            dims = vi.type.tensor_type.shape.dim
+            for idx, name in zip((0, ) + layout, ('batch', 'height',
+                                                  'width')):
+                if dims[idx].dim_param:
+                    names.setdefault(dims[idx].dim_param, name)
+        _rename_dims(proto, names)
+    meta = getattr(model, 'dataset_meta', None) or {}
+    cfg = getattr(model, 'cfg', None)
+    contract = dict(
+        inputs=_contract_inputs(spec, preprocess, depth_dtype),
+        outputs=wrapper.output_names,
+        dynamic=dynamic,
+        shape=None if dynamic else [batch, h, w],
+        example_shape=[h, w],
+        trace_shape=list(trace),
+        fp16=fp16,
+        preprocess=preprocess,
+        branches=branches,
+        ort_fusions=ort_fusions,
+        modality_names=list(wrapper.modality_names),
+        config=getattr(cfg, 'filename', None))
+    props = {
+        'geminifusion.classes': json.dumps(list(meta.get('classes', []))),
+        'geminifusion.palette': json.dumps(
+            [list(map(int, p)) for p in meta.get('palette', [])]),
+        'geminifusion.preprocess': json.dumps(spec.to_dict()),
+        'geminifusion.contract': json.dumps(contract),
+    }
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = 'geminifusion_mmseg'
+    onnx.save(proto, out)
+    onnx.checker.check_model(out, full_check=True)
+    info = ExportInfo(
+        path=out,
+        shape=(h, w),
+        trace_shape=trace,
+        dynamic=dynamic,
+        batch=batch,
+        opset=opset,
+        fp16=fp16,
+        preprocess=preprocess,
+        branches=branches,
+        depth_dtype=depth_dtype,
+        input_names=['rgb', 'depth'],
+        output_names=wrapper.output_names,
+        seconds=seconds,
+        file_size=os.path.getsize(out))
+    print_log(
+        f'export_onnx: wrote {out} ({info.file_size / 2**20:.1f} MiB, '
+        f'{seconds:.1f} s); onnx.checker passed.',
+        logger='current')
+    return info
+
+
+def _optimize_file(path: str, optimize: bool, ort_fusions: bool) -> None:
+    """Rewrite ``path`` with onnxscript's optimiser / ORT fusions."""
+    import onnx_ir as ir
+    import onnxscript.optimizer
+    model = ir.load(path)
+    if optimize:
+        try:
+            onnxscript.optimizer.optimize_ir(model)
+        except Exception as e:  # keep the valid unoptimised graph
+            print_log(
+                f'export_onnx: onnxscript optimiser failed ({type(e).__name__}'
+                f': {str(e)[:200]}); keeping the unoptimised graph (ONNX '
+                'Runtime optimises it when loading).',
+                logger='current',
+                level=logging.WARNING)
+            model = ir.load(path)
+    if ort_fusions:
+        from onnxscript.rewriter.ort_fusions import optimize_for_ort
+        model, stats = optimize_for_ort(model)
+        fused = {k: v for k, v in stats.items() if v}
+        print_log(f'export_onnx: ONNX Runtime fusions {fused}',
+                  logger='current')
+    ir.save(model, path)
+
+
+def _contract_inputs(spec: PreprocessSpec, preprocess: bool,
+                     depth_dtype: str) -> Dict[str, dict]:
+    if not preprocess:
+        return dict(
+            rgb=dict(dtype='float32', layout='B,3,H,W',
+                     note='normalised (x - mean) / std, RGB order'),
+            depth=dict(dtype='float32', layout='B,3,H,W',
+                       note='encoded and normalised'))
+    depth_layout = 'B,H,W,3' if spec.depth_encoding == 'hha' else 'B,H,W'
+    return dict(
+        rgb=dict(dtype='uint8', layout='B,H,W,3', note='RGB order'),
+        depth=dict(dtype=depth_dtype, layout=depth_layout,
+                   note=f'as stored; encoding {spec.depth_encoding!r} '
+                   'applied in the graph'))
+
+
+def default_verify_sizes(model: nn.Module,
+                         contract: dict) -> List[Tuple[int, int, int]]:
+    """(B, H, W) checked by default: the static shape; for a dynamic
+    graph the trace size at batch 2, the requested example size (if it
+    differs) and a size where a windowed backbone pads nowhere."""
+    if not contract['dynamic']:
+        return [tuple(contract['shape'])]
+    th, tw = contract['trace_shape']
+    eh, ew = contract['example_shape']
+    sizes = [(2, th, tw)]
+    if (eh, ew) != (th, tw):
+        sizes.append((1, eh, ew))
+    ah, aw = aligned_size(model, eh, ew)
+    if (ah, aw) not in [(s[1], s[2]) for s in sizes]:
+        sizes.append((1, ah, aw))
+    return sizes
+
+
+@dataclass
+class ParityReport:
+    """ONNX Runtime vs PyTorch on the same inputs, per checked size."""
+    rows: List[dict] = field(default_factory=list)
+    tolerance: Tuple[float, float] = FP32_TOLERANCE
+
+    @property
+    def max_rel_error(self) -> float:
+        return max(r['max_rel_error'] for r in self.rows)
+
+    @property
+    def min_agreement(self) -> float:
+        return min(r['agreement'] for r in self.rows)
+
+    @property
+    def passed(self) -> bool:
+        return all(r['passed'] for r in self.rows)
+
+    def format(self) -> str:
+        """One line per checked size."""
+        lines = []
+        for r in self.rows:
+            lines.append(
+                f"{'PASS' if r['passed'] else 'FAIL'} {r['size']}: "
+                f"max rel error {r['max_rel_error']:.2e} "
+                f"(limit {self.tolerance[0]:.0e}), argmax agreement "
+                f"{100 * r['agreement']:.3f}% (limit "
+                f"{100 * self.tolerance[1]:.1f}%)")
+        return '\n'.join(lines)
+
+
+def verify_onnx(path: str,
+                model: nn.Module,
+                sizes: Optional[Sequence[Tuple[int, int, int]]] = None,
+                tolerance: Optional[Tuple[float, float]] = None,
+                raise_on_failure: bool = True,
+                providers: Optional[Sequence[str]] = None) -> ParityReport:
+    """Run ONNX Runtime and PyTorch on the same random inputs and compare.
+
+    The error is ``max |logits_ort - logits_pt| / max |logits_pt|`` over
+    every output logit tensor (the fused one and, if exported, the
+    branches'); the agreement is the fraction of pixels whose ``pred``
+    equals PyTorch's argmax.
+
+    Args:
+        path (str): An exported model (its metadata gives the settings).
+        model (nn.Module): The PyTorch model it was exported from.
+        sizes (list[tuple[int, int, int]], optional): (B, H, W) to check;
+            default: the static shape, or for a dynamic graph the export
+            size with batch 2 plus a size of another padding pattern.
+        tolerance (tuple[float, float], optional): (max relative error,
+            min agreement); default :data:`FP32_TOLERANCE` or, for fp16
+            graphs, :data:`FP16_TOLERANCE`.
+        raise_on_failure (bool): Raise ``RuntimeError`` on a failure.
+        providers (list[str], optional): ONNX Runtime providers; default
+            CPU.
+
+    Returns:
+        ParityReport: One row per size.
+    """
+    import onnxruntime as ort
+    from ..apis.onnx_inference import read_onnx_metadata
+    meta = read_onnx_metadata(path)
+    contract = meta['contract']
+    spec = PreprocessSpec(**{
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in meta['preprocess'].items()
+    })
+    if spec.resize_pipeline is not None:
+        spec.resize_pipeline = dict(spec.resize_pipeline)
+    tolerance = tolerance or (FP16_TOLERANCE
+                              if contract['fp16'] else FP32_TOLERANCE)
+    preprocess = contract['preprocess']
+    wrapper = DeployableSegmentor(model, spec, preprocess,
+                                  contract['branches']).eval()
+    if sizes is None:
+        sizes = default_verify_sizes(model, contract)
+    depth_dtype = contract['inputs']['depth']['dtype']
+    session = ort.InferenceSession(
+        path, providers=list(providers or ['CPUExecutionProvider']))
+    report = ParityReport(tolerance=tolerance)
+    for i, (b, h, w) in enumerate(sizes):
+        rgb, depth = _example_inputs(spec, preprocess, b, h, w, depth_dtype,
+                                     seed=1 + i)
+        with torch.no_grad():
+            ref = [
+                t.numpy() for t in wrapper(
+                    torch.from_numpy(rgb), torch.from_numpy(depth))
+            ]
+        got = session.run(None, {'rgb': rgb, 'depth': depth})
+        logit_idx = [0] + list(range(2, len(ref)))
+        rel = max(
+            float(np.abs(got[j] - ref[j]).max()) /
+            max(float(np.abs(ref[j]).max()), 1e-12) for j in logit_idx)
+        agree = float((got[1] == ref[1]).mean())
+        ok = rel <= tolerance[0] and agree >= tolerance[1]
+        report.rows.append(
+            dict(size=f'{b}x{h}x{w}', max_rel_error=rel, agreement=agree,
+                 passed=ok))
+    msg = f'verify_onnx: {path}\n{report.format()}'
+    print_log(msg, logger='current',
+              level=logging.INFO if report.passed else logging.ERROR)
+    if raise_on_failure and not report.passed:
+        raise RuntimeError(f'ONNX Runtime / PyTorch parity failed for {path}'
+                           f':\n{report.format()}')
+    return report

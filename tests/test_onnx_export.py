@@ -1,0 +1,378 @@
+"""ONNX export (``geminifusion_mmseg.deployment``,
+``tools/deployment/pytorch2onnx.py``) and ONNX Runtime inference
+(``geminifusion_mmseg.apis.inference_onnx_model``): parity with PyTorch.
+
+Tiny random-weight models, odd input sizes, static and dynamic shapes;
+MiT and Swin (window padding and shift masks at other sizes than the
+export size).
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip('onnx')
+ort = pytest.importorskip('onnxruntime')
+pytest.importorskip('onnxscript')
+
+from geminifusion_mmseg.apis import (inference_model,  # noqa: E402
+                                     inference_onnx_model, init_model,
+                                     init_onnx_model, read_onnx_metadata)
+from geminifusion_mmseg.datasets.transforms.loading import \
+    encode_depth  # noqa: E402
+from geminifusion_mmseg.deployment import (DeployableSegmentor,  # noqa: E402
+                                           dynamic_trace_size, export_onnx,
+                                           preprocess_spec, verify_onnx)
+from tests.helpers.tiny_configs import REPO, write_tiny_config  # noqa: E402
+
+MIT_BASE = ('configs/geminifusion/'
+            'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py')
+SWIN_BASE = ('configs/geminifusion/'
+             'geminifusion_swin-t_3xb2-300e_nyudv2-480x640.py')
+# no test-time resize: the graph sees the input size, as inference_model
+NO_RESIZE = """
+test_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(type='LoadRGBDAnnotations'),
+    dict(type='PackSegInputs')]))
+"""
+SWIN_TINY = """
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=32, depths=[2, 2, 2, 2],
+                  num_heads=[1, 2, 4, 8], window_size=7),
+        fusion_num_heads=1, drop_path_rate=0.0, init_cfg=None),
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=32))
+"""
+
+
+def _swin_config(path):
+    text = (f'_base_ = [{osp.join(REPO, SWIN_BASE)!r}]\n' + SWIN_TINY +
+            NO_RESIZE)
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def _mit_config(tmp_path, extra=''):
+    return write_tiny_config(
+        str(tmp_path / 'mit_tiny.py'),
+        MIT_BASE,
+        str(tmp_path / 'data'),
+        extra=NO_RESIZE + extra,
+        sr_ratios=(4, 2, 1, 1))
+
+
+@pytest.fixture(scope='module')
+def mit_dynamic(tmp_path_factory):
+    """A tiny MiT exported with dynamic shapes at an odd size (97x131)."""
+    tmp = tmp_path_factory.mktemp('mit_dyn')
+    torch.manual_seed(0)
+    model = init_model(_mit_config(tmp))
+    path = str(tmp / 'mit.onnx')
+    info = export_onnx(model, path, shape=(97, 131), dynamic=True,
+                       branches=True)
+    return model, path, info
+
+
+def test_mit_dynamic_export_parity(mit_dynamic):
+    model, path, info = mit_dynamic
+    onnx.checker.check_model(path, full_check=True)
+    proto = onnx.load(path)
+    inputs = {i.name: i for i in proto.graph.input}
+    rgb_t = inputs['rgb'].type.tensor_type
+    assert rgb_t.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_param for d in rgb_t.shape.dim[:3]] == [
+        'batch', 'height', 'width'
+    ]
+    assert rgb_t.shape.dim[3].dim_value == 3
+    assert inputs['depth'].type.tensor_type.elem_type == \
+        onnx.TensorProto.UINT16
+    assert [o.name for o in proto.graph.output] == [
+        'logits', 'pred', 'logits_rgb', 'logits_depth'
+    ]
+    # metadata: class names and palette of the model
+    meta = read_onnx_metadata(path)
+    assert tuple(meta['classes']) == tuple(model.dataset_meta['classes'])
+    assert meta['palette'] == [list(p) for p in model.dataset_meta['palette']]
+    assert meta['preprocess']['depth_encoding'] == 'raw'
+    assert meta['preprocess']['std'][3:] == [255.0] * 3
+
+    # the export size at batch 2, a smaller and a larger odd size
+    report = verify_onnx(
+        path, model, sizes=[(2, 97, 131), (1, 64, 75), (1, 131, 97)])
+    assert report.passed
+    assert report.max_rel_error < 1e-4
+    assert report.min_agreement >= 0.999
+
+
+def test_verify_detects_a_different_model(mit_dynamic):
+    """The parity check fails for a graph that is not the model."""
+    model, path, _ = mit_dynamic
+    other = init_model(model.cfg)  # same config, other random weights
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    with pytest.raises(RuntimeError, match='parity failed'):
+        verify_onnx(path, other, sizes=[(1, 64, 64)])
+
+
+def test_onnx_runtime_api_matches_inference_model(mit_dynamic, tmp_path):
+    """Same inputs (arrays, files, lists), same outputs as the PyTorch
+    API, at the RGB input's size."""
+    model, path, _ = mit_dynamic
+    session = init_onnx_model(path)
+    assert session.dataset_meta['classes'] == model.dataset_meta['classes']
+    rng = np.random.RandomState(0)
+    rgb = rng.randint(0, 256, (53, 71, 3)).astype(np.uint8)
+    depth = rng.randint(0, 9000, (53, 71)).astype(np.uint16)
+    ref = inference_model(model, rgb, depth)
+    got = inference_onnx_model(session, rgb, depth)
+    assert got.seg_logits.data.shape == ref.seg_logits.data.shape == (
+        model.decode_head.num_classes, 53, 71)
+    scale = ref.seg_logits.data.abs().max()
+    assert (got.seg_logits.data - ref.seg_logits.data).abs().max() \
+        <= 1e-4 * scale
+    assert torch.equal(got.pred_sem_seg.data, ref.pred_sem_seg.data)
+    for name in ('rgb', 'depth'):
+        key = f'pred_sem_seg_{name}'
+        agree = (got.get(key).data == ref.get(key).data).float().mean()
+        assert agree >= 0.999
+
+    # files (16-bit depth PNG) and lists of pairs of two sizes
+    rgb_file, depth_file = str(tmp_path / 'a.png'), str(tmp_path / 'a_d.png')
+    cv2.imwrite(rgb_file, rgb[..., ::-1])
+    cv2.imwrite(depth_file, depth)
+    rgb2 = rng.randint(0, 256, (40, 44, 3)).astype(np.uint8)
+    depth2 = rng.randint(0, 9000, (40, 44)).astype(np.uint16)
+    outs = inference_onnx_model(session, [rgb_file, rgb2],
+                                [depth_file, depth2])
+    assert isinstance(outs, list) and len(outs) == 2
+    assert torch.equal(outs[0].pred_sem_seg.data, ref.pred_sem_seg.data)
+    ref2 = inference_model(model, rgb2, depth2)
+    assert outs[1].pred_sem_seg.data.shape == (1, 40, 44)
+    assert torch.equal(outs[1].pred_sem_seg.data, ref2.pred_sem_seg.data)
+
+    with pytest.raises(ValueError, match='aspect'):
+        inference_onnx_model(session, rgb, depth[:20])
+
+
+def test_swin_static_export_parity_with_padding(tmp_path):
+    """Swin, static graph at an odd size: patch padding, window padding at
+    every stage, padded 2x2 merges and the shift masks, as in PyTorch."""
+    torch.manual_seed(0)
+    model = init_model(_swin_config(tmp_path / 'swin_tiny.py'))
+    # 129 pads at every padding point of a window-7 Swin
+    assert dynamic_trace_size(model, 129, 129) == (129, 129)
+    path = str(tmp_path / 'swin_static.onnx')
+    export_onnx(model, path, shape=(129, 131))
+    report = verify_onnx(path, model)
+    assert [r['size'] for r in report.rows] == ['1x129x131']
+    assert report.passed, report.format()
+
+
+def test_dynamic_trace_size_pads_everywhere():
+    """The trace size of a dynamic Swin export takes every padding branch
+    (patch 4, window 7 / 12, three 2x2 merges); MiT traces as asked."""
+    from geminifusion_mmseg.deployment.onnx_export import _needs_all_padding
+    assert _needs_all_padding(129, 7, 4)
+    for s, window in ((128, 7), (224, 7), (100, 7), (132, 7), (384, 12)):
+        assert not _needs_all_padding(s, window, 4)
+    for s, window in ((100, 7), (480, 7), (640, 7), (480, 12), (640, 12)):
+        t = s
+        while not _needs_all_padding(t, window, 4):
+            t += 1
+        side = -(-t // 4)
+        sides = [side]
+        for _ in range(3):
+            sides.append(-(-sides[-1] // 2))
+        assert t % 4 and all(x % window for x in sides)
+        assert all(x % 2 for x in sides[:3])
+
+
+@pytest.mark.skipif(
+    not os.environ.get('GEMINIFUSION_SLOW_TESTS'),
+    reason='about 4-5 CPU minutes (torch.export symbolic shapes of Swin); '
+    'set GEMINIFUSION_SLOW_TESTS=1')
+def test_swin_dynamic_export_valid_at_other_sizes(tmp_path):
+    """Swin: window padding, patch-merging padding and shift masks follow
+    the runtime size of a dynamic graph (exported at 100x124, run at sizes
+    with other padding patterns, including none)."""
+    torch.manual_seed(0)
+    model = init_model(_swin_config(tmp_path / 'swin_tiny.py'))
+    trace = dynamic_trace_size(model, 100, 124)
+    assert trace != (100, 124)  # a size that pads at every stage
+    path = str(tmp_path / 'swin.onnx')
+    export_onnx(model, path, shape=(100, 124), dynamic=True)
+    report = verify_onnx(
+        path,
+        model,
+        sizes=[(1, 100, 124), (2, 132, 164), (1, 97, 111), (1, 224, 224)])
+    assert report.passed, report.format()
+
+
+def test_fp16_export_runs_on_onnx_runtime_cpu(tmp_path):
+    """--fp16: float16 network, float32 inputs/outputs; checked against
+    the fp32 PyTorch model with the documented looser limits."""
+    from geminifusion_mmseg.deployment import FP16_TOLERANCE
+    model = init_model(_mit_config(tmp_path))
+    path = str(tmp_path / 'half.onnx')
+    export_onnx(model, path, shape=(64, 80), fp16=True)
+    assert next(model.parameters()).dtype == torch.float32  # restored
+    proto = onnx.load(path)
+    types = {i.data_type for i in proto.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    out_types = [o.type for o in sess.get_outputs()]
+    assert out_types == ['tensor(float)', 'tensor(int64)']
+    report = verify_onnx(path, model)
+    assert report.tolerance == FP16_TOLERANCE
+    assert report.passed, report.format()
+    assert report.max_rel_error > 0  # really float16
+
+
+def test_static_export_and_cli(tmp_path):
+    """The command line: static shape at an odd size, float32 depth,
+    bicubic logits upsampling (``test_cfg.resize_mode``), --verify passes,
+    the graph refuses other sizes."""
+    cfg = _mit_config(tmp_path)
+    out = str(tmp_path / 'static.onnx')
+    proc = subprocess.run(
+        [
+            sys.executable, osp.join(REPO, 'tools/deployment/pytorch2onnx.py'),
+            cfg, '--random-weights', '--out', out, '--shape', '75', '99',
+            '--verify', '--depth-dtype', 'float32', '--cfg-options',
+            'model.test_cfg.resize_mode=bicubic'
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    assert 'PASS 1x75x99' in log and 'onnx.checker passed' in log
+    sess = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    shapes = {i.name: (i.shape, i.type) for i in sess.get_inputs()}
+    assert shapes['rgb'] == ([1, 75, 99, 3], 'tensor(uint8)')
+    assert shapes['depth'] == ([1, 75, 99], 'tensor(float)')
+    meta = json.loads(
+        dict((p.key, p.value) for p in onnx.load(out).metadata_props)
+        ['geminifusion.contract'])
+    assert meta['shape'] == [1, 75, 99] and not meta['dynamic']
+    assert read_onnx_metadata(out)['preprocess']['resize_mode'] == 'bicubic'
+    modes = [
+        a.s for n in onnx.load(out).graph.node if n.op_type == 'Resize'
+        for a in n.attribute if a.name == 'mode'
+    ]
+    assert modes[-1] == b'cubic'  # the last upsampling: logits to 75x99
+    with pytest.raises(Exception, match='dimensions'):
+        sess.run(None, {
+            'rgb': np.zeros((1, 76, 99, 3), np.uint8),
+            'depth': np.zeros((1, 76, 99), np.float32)
+        })
+
+
+@pytest.mark.parametrize('encoding,kwargs', [
+    ('raw', {}),
+    ('scale', dict(depth_scale=0.0255)),
+    ('clip', dict(depth_range=[500, 4000])),
+    ('hha', {}),
+])
+def test_in_graph_preprocessing_matches_the_loader(tmp_path, encoding,
+                                                   kwargs):
+    """The graph's encoding + normalisation equals the data pipeline's
+    (``encode_depth``, then the data preprocessor's mean/std)."""
+    loader = dict(type='LoadRGBDImageFromFile', depth_encoding=encoding,
+                  **kwargs)
+    extra = f"""
+test_dataloader = dict(dataset=dict(pipeline=[
+    {loader!r},
+    dict(type='PackSegInputs')]))
+"""
+    model = init_model(_mit_config(tmp_path, extra))
+    spec = preprocess_spec(model)
+    assert spec.depth_encoding == encoding
+    wrapper = DeployableSegmentor(model, spec)
+    rng = np.random.RandomState(0)
+    rgb = rng.randint(0, 256, (2, 9, 11, 3)).astype(np.uint8)
+    if encoding == 'hha':
+        depth = rng.randint(0, 256, (2, 9, 11, 3)).astype(np.uint8)
+    else:
+        depth = rng.randint(0, 6000, (2, 9, 11)).astype(np.uint16)
+    got = wrapper.encode(torch.from_numpy(rgb), torch.from_numpy(depth))
+    pre = model.data_preprocessor
+    for b in range(2):
+        enc = encode_depth(depth[b], encoding, kwargs.get('depth_scale', 1.),
+                           kwargs.get('depth_range'))
+        img = np.concatenate([rgb[b].astype(np.float32), enc], axis=2)
+        ref = (torch.from_numpy(img).permute(2, 0, 1) - pre.mean) / pre.std
+        torch.testing.assert_close(got[b], ref, rtol=1e-6, atol=1e-6)
+
+
+def test_unsupported_modes_say_what_is_supported(tmp_path):
+    model = init_model(
+        _mit_config(
+            tmp_path, "model = dict(test_cfg=dict(mode='slide', "
+            'crop_size=(32, 32), stride=(16, 16)))'))
+    with pytest.raises(ValueError, match="only whole-image inference"):
+        DeployableSegmentor(model, preprocess_spec(model))
+    proc = subprocess.run(
+        [
+            sys.executable, osp.join(REPO, 'tools/deployment/pytorch2onnx.py'),
+            model.cfg.filename, '--random-weights', '--out',
+            str(tmp_path / 'x.onnx')
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode != 0
+    assert 'only whole-image inference' in proc.stderr
+    assert not osp.exists(tmp_path / 'x.onnx')
+
+
+def test_demo_with_onnxruntime_backend(mit_dynamic, tmp_path):
+    """demo/image_demo.py --backend onnxruntime draws the graph's
+    prediction (config from the metadata: CONFIG is '-')."""
+    _, path, _ = mit_dynamic
+    rng = np.random.RandomState(1)
+    rgb_file, depth_file = str(tmp_path / 'r.png'), str(tmp_path / 'd.png')
+    cv2.imwrite(rgb_file, rng.randint(0, 256, (45, 61, 3)).astype(np.uint8))
+    cv2.imwrite(depth_file, rng.randint(0, 9000, (45, 61)).astype(np.uint16))
+    out = str(tmp_path / 'out.png')
+    proc = subprocess.run(
+        [
+            sys.executable, osp.join(REPO, 'demo/image_demo.py'), rgb_file,
+            depth_file, '-', path, '--backend', 'onnxruntime', '--out-file',
+            out, '--branch', 'depth'
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    img = cv2.imread(out)
+    assert img is not None and img.shape[0] >= 45
+
+
+def test_spec_records_the_test_resize(tmp_path):
+    """The zoo's ResizeShortSideToMultiple is recorded (applied on the host
+    by inference_onnx_model); the depth encoding and the head's
+    align_corners are read from the config."""
+    cfg = write_tiny_config(
+        str(tmp_path / 'zoo_tiny.py'), MIT_BASE, str(tmp_path / 'data'))
+    model = init_model(cfg)
+    spec = preprocess_spec(model)
+    assert spec.resize_pipeline['type'] == 'ResizeShortSideToMultiple'
+    assert spec.resize_pipeline['short_side'] == 480
+    assert spec.depth_encoding == 'raw' and spec.resize_mode == 'bilinear'
+    assert spec.align_corners is False
+    assert spec.to_dict()['mean'][:3] == pytest.approx(
+        [123.675, 116.28, 103.53])
+    assert spec.to_dict()['std'][3:] == [255.0] * 3
