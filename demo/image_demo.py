@@ -21,6 +21,13 @@ config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
 the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
 modality's own prediction.
 
+Any number of aligned modalities (RGB + X, the DeLiVER configs): name
+each file, RGB included, after CONFIG CHECKPOINT:
+
+    python demo/image_demo.py CONFIG CHECKPOINT --out-file OUT.png \
+        --inputs rgb=a_rgb.png depth=a_depth.png event=a_event.png \
+        lidar=a_lidar.png
+
 With ONNX Runtime, CHECKPOINT is an exported model
 (``tools/deployment/pytorch2onnx.py``; the config is read from its
 metadata, so CONFIG may be ``-``):
@@ -171,7 +178,60 @@ def render(model, rgb_path: str, depth_path: Optional[str], out_file: str,
         raise OSError(f'could not write {out_file}')
 
 
+def parse_modality_args():
+    """``CONFIG CHECKPOINT --inputs NAME=PATH ...`` (K modalities)."""
+    parser = argparse.ArgumentParser(
+        description='Multi-modal segmentation demo: CONFIG CHECKPOINT '
+        '--inputs rgb=RGB NAME=PATH ...')
+    parser.add_argument(
+        '--inputs',
+        nargs='+',
+        required=True,
+        metavar='NAME=PATH',
+        help='one image file per modality of the config, rgb included')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-file', required=True, help='output image')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument(
+        '--branch',
+        default='ens',
+        help="prediction to show: 'ens' (fused, default) or a stream name "
+        "of the model (e.g. 'rgb', 'fused')")
+    args = parser.parse_args()
+    inputs = {}
+    for item in args.inputs:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            parser.error(f'--inputs takes NAME=PATH items, got {item!r}')
+        if name in inputs:
+            parser.error(f'--inputs names {name!r} twice')
+        if not osp.isfile(path):
+            parser.error(f'not found: {path} ({name})')
+        inputs[name] = path
+    if 'rgb' not in inputs:
+        parser.error('--inputs needs rgb=PATH (the image the prediction '
+                     'is drawn on)')
+    for path in (args.config, args.checkpoint):
+        if not osp.exists(path):
+            parser.error(f'not found: {path}')
+    if not 0 <= args.opacity <= 1:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    return args, inputs
+
+
+def main_modalities():
+    args, inputs = parse_modality_args()
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    render(model, inputs['rgb'], None, args.out_file, args.opacity,
+           args.branch, lambda m, rgb, _: inference_model(m, inputs))
+    print(f'saved {args.out_file}')
+
+
 def main():
+    if '--inputs' in sys.argv[1:]:
+        return main_modalities()
     parser, args = parse_args()
     rgb_dir = osp.isdir(args.rgb)
     if not args.no_depth and rgb_dir != osp.isdir(args.depth):

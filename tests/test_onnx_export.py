@@ -371,7 +371,8 @@ def test_spec_records_the_test_resize(tmp_path):
     spec = preprocess_spec(model)
     assert spec.resize_pipeline['type'] == 'ResizeShortSideToMultiple'
     assert spec.resize_pipeline['short_side'] == 480
-    assert spec.depth_encoding == 'raw' and spec.resize_mode == 'bilinear'
+    # the zoo's published protocol: bicubic logits
+    assert spec.depth_encoding == 'raw' and spec.resize_mode == 'bicubic'
     assert spec.align_corners is False
     assert spec.to_dict()['mean'][:3] == pytest.approx(
         [123.675, 116.28, 103.53])

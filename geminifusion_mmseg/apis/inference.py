@@ -35,8 +35,10 @@ from mmseg.structures import SegDataSample
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
                                            read_depth_image)
 from ..datasets.transforms.missing import depth_missing_value
+from ..datasets.transforms.multimodal import read_image_unchanged
 from ..datasets.transforms.resize import nearest_resize
-from ..checkpoints import (convert_released_state_dict, strip_prefix,
+from ..checkpoints import (convert_released_state_dict,
+                           find_released_state_dict, strip_prefix,
                            upgrade_state_dict)
 from ..utils.checkpoint import load_external_checkpoint
 
@@ -52,6 +54,9 @@ ASPECT_TOLERANCE = 0.01
 _FILE_LOADER = 'LoadRGBDImageFromFile'
 _ARRAY_LOADER = 'LoadRGBDImageFromNDArray'
 _ANNOTATION_LOADERS = ('LoadRGBDAnnotations', 'LoadAnnotations')
+_MM_FILE_LOADER = 'LoadMultiModalImageFromFile'
+_MM_ARRAY_LOADER = 'LoadMultiModalImageFromNDArray'
+_MM_ANNOTATION_LOADERS = ('LoadMultiModalAnnotations', )
 _RGB_ONLY_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray',
                      'InferencerLoader')
 _DEFAULT_PIPELINE = [
@@ -135,9 +140,10 @@ def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
         raise ValueError(f'init_model: {path} holds a '
                          f'{type(ckpt).__name__}, not a checkpoint dict')
     meta: dict = {}
-    if 'segmenter' in ckpt:
+    released = find_released_state_dict(ckpt)
+    if released is not None:  # NYUDv2/SUN .pth.tar or a DeLiVER-branch file
         state_dict, info = convert_released_state_dict(
-            ckpt['segmenter'], path, allow_custom_arch=True)
+            released, path, allow_custom_arch=True)
         print_log(
             f'init_model: {path} is a released GeminiFusion checkpoint '
             f'({info.describe()}); converted in memory. Convert it once '
@@ -281,6 +287,19 @@ def inference_model(
     back at the RGB input's size whatever the pipeline resizes to (e.g.
     ``ResizeShortSideToMultiple``).
 
+    Any number of aligned modalities (RGB + X, or the K-modality DeLiVER
+    configs, whose test pipeline loads with ``LoadMultiModalImageFromFile``):
+    pass ONE dict ``{modality: path or array}`` (or a list of them) with
+    exactly the config's modalities, e.g. ``inference_model(model,
+    {'rgb': 'a.png', 'depth': 'a_depth.png', 'event': ev, 'lidar': li})``.
+    Files are read as the data set reads them; arrays are the values as
+    stored (RGB: (H, W, 3) uint8 in RGB order; others (H, W), (H, W, 1),
+    (H, W, 3) or (H, W, 4)) and go through the config's per-modality
+    encodings. For RGB-D configs ``{'rgb': ..., 'depth': ...}`` equals
+    ``inference_model(model, rgb, depth)``. The branch predictions are
+    ``pred_sem_seg_<name>`` for the model's two stream names
+    (``model.modality_names``, e.g. 'rgb' and 'fused').
+
     Args:
         model (nn.Module): From :func:`init_model` (needs ``model.cfg``).
         rgb: A file path, or an (H, W, 3) **uint8 array in RGB order**
@@ -312,6 +331,13 @@ def inference_model(
     if not hasattr(model, 'cfg'):
         raise TypeError('inference_model: the model has no cfg; build it '
                         'with geminifusion_mmseg.apis.init_model')
+    if isinstance(rgb, dict) or (isinstance(rgb, (list, tuple)) and rgb
+                                 and all(isinstance(x, dict) for x in rgb)):
+        if depth is not None:
+            raise TypeError('inference_model: with a dict of modalities, '
+                            "give depth inside it ({'rgb': ..., 'depth': "
+                            '...}), not as a separate argument')
+        return _inference_modalities(model, rgb)
     is_batch = isinstance(rgb, (list, tuple))
     if depth is None and is_batch:
         depth = [None] * len(rgb)
@@ -357,6 +383,12 @@ def inference_model(
         data['data_samples'].set_metainfo(meta)
         items.append(data)
 
+    outputs = _predict(model, items)
+    return outputs if is_batch else outputs[0]
+
+
+def _predict(model: nn.Module, items: List[dict]) -> List[SegDataSample]:
+    """``model.test_step`` on packed samples, batching those of one size."""
     groups: Dict[Tuple[int, ...], List[int]] = {}
     for i, data in enumerate(items):
         groups.setdefault(tuple(data['inputs'].shape), []).append(i)
@@ -368,7 +400,101 @@ def inference_model(
                 data_samples=[items[i]['data_samples'] for i in indices])
             for i, result in zip(indices, model.test_step(batch)):
                 outputs[i] = result
+    return outputs
+
+
+def _inference_modalities(
+    model: nn.Module, inputs: Union[Dict[str, InputType],
+                                    Sequence[Dict[str, InputType]]]
+) -> Union[SegDataSample, List[SegDataSample]]:
+    """:func:`inference_model` for ``{modality: path or array}`` dicts."""
+    is_batch = not isinstance(inputs, dict)
+    samples = list(inputs) if is_batch else [inputs]
+    if not samples:
+        return []
+    steps = _test_pipeline_steps(model.cfg)
+    names = [_type_name(t) for t in steps]
+    if _FILE_LOADER in names:  # an RGB-D config
+        for i, sample in enumerate(samples):
+            extra = sorted(set(sample) - {'rgb', 'depth'})
+            if 'rgb' not in sample or extra:
+                raise ValueError(
+                    f'inference_model: this is an RGB-D config; input '
+                    f"{i} must have the keys 'rgb' and 'depth' (depth may "
+                    f'be None), got {sorted(sample)}')
+        rgbs = [s['rgb'] for s in samples]
+        depths = [s.get('depth') for s in samples]
+        return inference_model(model, rgbs if is_batch else rgbs[0],
+                               depths if is_batch else depths[0])
+    if _MM_FILE_LOADER not in names:
+        raise ValueError(
+            f'inference_model: the test pipeline has neither '
+            f'{_FILE_LOADER} nor {_MM_FILE_LOADER}; got {names}')
+    scope = model.cfg.get('default_scope', 'mmseg')
+    out = []
+    with DefaultScope.overwrite_default_scope(scope):
+        for t in steps:
+            name = _type_name(t)
+            if name in _ANNOTATION_LOADERS + _MM_ANNOTATION_LOADERS:
+                continue
+            if name == _MM_FILE_LOADER:
+                loader = TRANSFORMS.build(t)
+                t = dict(t, type=_MM_ARRAY_LOADER)
+            out.append(t)
+        pipeline = Compose(out)
+    modalities = loader.modalities
+    if modalities is None:
+        dataset = _test_dataset_cfg(model.cfg) or {}
+        modalities = dataset.get('modalities', None)
+    if modalities is None:
+        raise ValueError('inference_model: the config names no modalities '
+                         f'({_MM_FILE_LOADER}.modalities or the test '
+                         "dataset's modalities)")
+    modalities = tuple(modalities)
+    items = []
+    for i, sample in enumerate(samples):
+        tag = f'[{i}]' if is_batch else ''
+        if set(sample) != set(modalities):
+            raise ValueError(
+                f'inference_model: input{tag} has the modalities '
+                f'{sorted(sample)}; the model needs exactly '
+                f'{list(modalities)}')
+        results = _read_modalities(sample, modalities, loader, tag)
+        size = tuple(results['img'].shape[:2])
+        data = pipeline(results)
+        data['data_samples'].set_metainfo(dict(ori_shape=size))
+        items.append(data)
+    outputs = _predict(model, items)
     return outputs if is_batch else outputs[0]
+
+
+def _read_modalities(sample: Dict[str, InputType],
+                     modalities: Sequence[str], loader, tag: str) -> dict:
+    """The results dict of one K-modality input for the in-memory loader:
+    files decoded as the config's file loader decodes them, arrays checked
+    and taken as stored."""
+    results: dict = dict(modalities=tuple(modalities), modality_arrays={})
+    for name in modalities:
+        value = sample[name]
+        if name == 'rgb':
+            if _is_path(value):
+                results['img_path'] = os.fspath(value)
+                img = LoadRGBDImageFromFile._load_rgb(loader,
+                                                      os.fspath(value))
+            else:
+                img = _check_rgb_array(value, f'rgb{tag}')
+            results['img'] = img
+        elif _is_path(value):
+            results['modality_arrays'][name] = read_image_unchanged(
+                os.fspath(value), f'{name} image', loader.backend_args,
+                loader.imdecode_backend)
+        elif isinstance(value, np.ndarray):
+            results['modality_arrays'][name] = value
+        else:
+            raise TypeError(
+                f'inference_model: {name}{tag} must be a file path or a '
+                f'numpy array, got {type(value).__name__}')
+    return results
 
 
 def _type_name(transform: dict) -> str:
@@ -378,9 +504,9 @@ def _type_name(transform: dict) -> str:
     return getattr(t, '__name__', str(t))
 
 
-def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
-    """The test pipeline for in-memory pairs, and the config's file loader
-    (to read file inputs exactly as the data set does)."""
+def _test_pipeline_steps(cfg: Config) -> List[dict]:
+    """Copies of the config's test pipeline steps (test dataloader's, else
+    ``test_pipeline``; a default RGB-D pipeline if there is none)."""
     dataset = _test_dataset_cfg(cfg)
     steps = None
     if dataset is not None and dataset.get('pipeline', None):
@@ -394,7 +520,13 @@ def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
             logger='current',
             level=logging.WARNING)
         steps = _DEFAULT_PIPELINE
-    steps = [copy.deepcopy(dict(t)) for t in steps]
+    return [copy.deepcopy(dict(t)) for t in steps]
+
+
+def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
+    """The test pipeline for in-memory pairs, and the config's file loader
+    (to read file inputs exactly as the data set does)."""
+    steps = _test_pipeline_steps(cfg)
     loader_cfg = None
     out = []
     for t in steps:
