@@ -377,3 +377,24 @@ def test_spec_records_the_test_resize(tmp_path):
     assert spec.to_dict()['mean'][:3] == pytest.approx(
         [123.675, 116.28, 103.53])
     assert spec.to_dict()['std'][3:] == [255.0] * 3
+
+
+def test_k_modality_models_are_refused_clearly(tmp_path):
+    """The DeLiVER configs (K modalities) are not exportable yet: a clear
+    error before any tracing."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    deliver = osp.join(REPO, 'configs', 'geminifusion',
+                       'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
+    cfg = Config.fromfile(deliver.format('rgbdel'))
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg
+    with pytest.raises(ValueError, match='has 4'):
+        preprocess_spec(model)
+    cfg = Config.fromfile(deliver.format('rgbe'))
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg
+    with pytest.raises(ValueError, match='LoadMultiModalImageFromFile'):
+        preprocess_spec(model)

@@ -123,11 +123,25 @@ def preprocess_spec(model: nn.Module,
         PreprocessSpec: The settings the exported graph bakes in.
     """
     cfg = cfg if cfg is not None else getattr(model, 'cfg', None)
+    num_modalities = getattr(
+        getattr(model, 'backbone', None), 'num_modalities', 2)
+    if num_modalities != 2:
+        raise ValueError(
+            f'ONNX export takes RGB-D models (2 input modalities: rgb, '
+            f'depth); this model has {num_modalities} '
+            f'({getattr(model, "modality_names", "?")} streams). Export of '
+            'K-modality (DeLiVER) models is not implemented.')
     spec = PreprocessSpec()
     loader = None
     if cfg is not None:
         for t in _test_pipeline(cfg):
             name = _type_name(t)
+            if name == 'LoadMultiModalImageFromFile':
+                raise ValueError(
+                    'ONNX export takes RGB-D configs (LoadRGBDImageFromFile); '
+                    'this config loads other modalities with '
+                    'LoadMultiModalImageFromFile, whose export is not '
+                    'implemented.')
             if name in _FILE_LOADERS:
                 loader = t
             elif name == 'ResizeShortSideToMultiple':
