@@ -1,4 +1,5 @@
-"""The original SegFormer all-MLP decoder (SPEC 2.4)."""
+"""The original SegFormer all-MLP decoder (docs/model.md, "Decoder, ensemble
+and loss")."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch
