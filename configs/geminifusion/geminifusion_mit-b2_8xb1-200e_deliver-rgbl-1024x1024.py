@@ -7,8 +7,8 @@
 # Branch config: configs/deliver_rgbl_8cards_2e-4.yaml.
 # Released weights: geminifusion_b2_deliver_rgbl.pth (release DeLiVER_V2),
 # converted by tools/model_converters/geminifusion2mmseg.py.
-# ImageNet weights: NVlabs SegFormer mit_b2.pth (README 'Pretrained
-# backbones').
+# ImageNet weights: NVlabs SegFormer mit_b2.pth (README 'Released
+# checkpoints and pretrained weights').
 _base_ = [
     '../_base_/models/geminifusion_mit_deliver.py',
     '../_base_/datasets/deliver_rgbl.py', '../_base_/default_runtime.py',
