@@ -165,8 +165,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(
-    generate_cfg=generate_cfg, pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
+    data_root=data_root, generate_cfg=generate_cfg, pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(data_root=data_root, generate_cfg=generate_cfg))
 test_dataloader = val_dataloader
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
