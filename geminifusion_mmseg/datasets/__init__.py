@@ -4,6 +4,7 @@ from .mfnet import MFNET_CLASSES, MFNET_PALETTE, MFNetDataset
 from .modalities import (check_modalities_match, check_modality_names,
                          modality_mean_std, modality_norm_cfg)
 from .multimodal_dataset import MultiModalSegDataset
+from .multimodal_folder import MultiModalFolderDataset
 from .nyudv2 import NYUDV2_CLASSES, NYUDV2_PALETTE, NYUDv2Dataset
 from .quickstart import (QUICKSTART_CLASSES, QuickstartRGBDDataset,
                          generate_quickstart_dataset)
@@ -25,7 +26,8 @@ __all__ = [
     'generate_quickstart_dataset', 'QuickstartRGBDTDataset', 'RGBDT_CLASSES',
     'generate_quickstart_rgbdt_dataset', 'DeLiVERDataset', 'DELIVER_CLASSES',
     'DELIVER_PALETTE', 'DELIVER_CASES', 'MFNetDataset', 'MFNET_CLASSES',
-    'MFNET_PALETTE', 'MultiModalSegDataset', 'LoadMultiModalImageFromFile',
+    'MFNET_PALETTE', 'MultiModalSegDataset', 'MultiModalFolderDataset',
+    'LoadMultiModalImageFromFile',
     'LoadMultiModalAnnotations', 'check_modalities_match',
     'check_modality_names', 'modality_mean_std', 'modality_norm_cfg'
 ]

@@ -33,15 +33,14 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import cv2
-import mmengine.fileio as fileio
 import numpy as np
 from mmengine.logging import print_log
 
 from mmseg.registry import DATASETS
-from .multimodal_dataset import MultiModalSegDataset
+from .multimodal_folder import MultiModalFolderDataset
 from .quickstart import QUICKSTART_CLASSES, QUICKSTART_PALETTE, _texture
 
 RGBDT_CLASSES = QUICKSTART_CLASSES + ('warm box', 'cold box')
@@ -185,13 +184,14 @@ def generate_quickstart_rgbdt_dataset(root: str,
 
 
 @DATASETS.register_module()
-class QuickstartRGBDTDataset(MultiModalSegDataset):
+class QuickstartRGBDTDataset(MultiModalFolderDataset):
     """The synthetic RGB + depth + thermal quickstart, generated on first use.
 
     If ``data_root`` holds no complete dataset yet it is generated there
     first (:func:`generate_quickstart_rgbdt_dataset`). ``modalities`` picks
     the sensors read (RGB first, any of depth / thermal after it), so the
-    same data train an RGB-D-T, an RGB-D or an RGB-T model. Load a sample
+    same data train an RGB-D-T, an RGB-D or an RGB-T model. It is a
+    :class:`MultiModalFolderDataset` (one folder per sensor). Load a sample
     with :class:`LoadMultiModalImageFromFile` (depth: 'raw', millimetres;
     thermal: 'thermal', grey repeated to 3 channels) and
     :class:`LoadMultiModalAnnotations`.
@@ -211,7 +211,7 @@ class QuickstartRGBDTDataset(MultiModalSegDataset):
         generate_cfg (dict): Arguments of
             :func:`generate_quickstart_rgbdt_dataset` (num_train, num_val,
             size, seed).
-        **kwargs: :class:`MultiModalSegDataset` arguments.
+        **kwargs: :class:`MultiModalFolderDataset` arguments.
     """
     METAINFO = dict(classes=RGBDT_CLASSES, palette=RGBDT_PALETTE)
     SUPPORTED_MODALITIES = ('rgb', 'depth', 'thermal')
@@ -228,39 +228,5 @@ class QuickstartRGBDTDataset(MultiModalSegDataset):
             modalities=modalities,
             data_root=data_root,
             ann_file=ann_file,
-            img_suffix='.png',
-            seg_map_suffix='.png',
             reduce_zero_label=False,
             **kwargs)
-
-    def load_data_list(self) -> List[dict]:
-        """The samples named by the list file.
-
-        Returns:
-            list[dict]: One info per sample (see
-            :class:`MultiModalSegDataset`).
-        """
-        if not self._exists(self.ann_file):
-            raise FileNotFoundError(
-                f'{self._name}: list file (ann_file) {self.ann_file} does '
-                'not exist.')
-        text = fileio.get_text(self.ann_file, backend_args=self.backend_args)
-        seg_dir = self.data_prefix.get('seg_map_path') or 'masks'
-        data_list, missing = [], []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            name = line.strip()
-            if not name:
-                continue
-            paths = {
-                m: osp.join(self.data_root, m, name + self.img_suffix)
-                for m in self.modalities
-            }
-            seg = osp.join(seg_dir, name + self.seg_map_suffix)
-            missing += self._missing_files(
-                f'line {lineno} of {self.ann_file}', paths, seg)
-            data_list.append(self._make_info(paths, seg))
-        if not data_list:
-            raise ValueError(
-                f'{self._name}: no samples in the list file {self.ann_file}.')
-        self._raise_missing(missing)
-        return data_list
