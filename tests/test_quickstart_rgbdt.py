@@ -4,6 +4,7 @@ import filecmp
 import os
 import os.path as osp
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from geminifusion_mmseg.datasets.quickstart_rgbdt import (
     BOX_DEPTH_MM, COLD_BOX, FAR_BOX, NEAR_BOX, RGBDT_CLASSES, WALL, WARM_BOX,
     render_sample_rgbdt)
 from mmseg.registry import TRANSFORMS
-from tests.helpers.tiny_configs import write_tiny_config
+from tests.helpers.tiny_configs import REPO, write_tiny_config
 from tests.test_training_tools import ENV, logged, train_cmd
 
 RGBDT = ('configs/quickstart/'
@@ -191,6 +192,20 @@ default_hooks = dict(
     # 8 classes: "wall" everywhere gives about 7 mIoU
     assert val['mIoU'] > 15, val
     assert 'rgb.mIoU' in val and 'fused.mIoU' in val
+    # tools/test.py: branch mIoU, one panel tile per sensor
+    best = tmp_path / 'wd' / 'best_mIoU_iter_80.pth'
+    run = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'test.py'), cfg, str(best),
+         '--work-dir', str(tmp_path / 'test'), '--show-dir', 'panels'],
+        env=ENV, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    assert 'warm box' in out and 'fused.mIoU' in out
+    panels = sorted(os.listdir(tmp_path / 'test' / 'panels'))
+    assert len(panels) == 6
+    panel = cv2.imread(str(tmp_path / 'test' / 'panels' / panels[0]))
+    # rgb | depth | thermal | ground truth | prediction
+    assert panel.shape[1] == 5 * 64
     # the data the run generated have three sensors
     assert sorted(n for n in os.listdir(tmp_path / 'data')
                   if not n.startswith('.')) == [
