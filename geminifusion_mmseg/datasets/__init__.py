@@ -4,9 +4,12 @@ from .mfnet import MFNET_CLASSES, MFNET_PALETTE, MFNetDataset
 from .modalities import (check_modalities_match, check_modality_names,
                          modality_mean_std, modality_norm_cfg)
 from .multimodal_dataset import MultiModalSegDataset
+from .multimodal_folder import MultiModalFolderDataset
 from .nyudv2 import NYUDV2_CLASSES, NYUDV2_PALETTE, NYUDv2Dataset
 from .quickstart import (QUICKSTART_CLASSES, QuickstartRGBDDataset,
                          generate_quickstart_dataset)
+from .quickstart_rgbdt import (RGBDT_CLASSES, QuickstartRGBDTDataset,
+                               generate_quickstart_rgbdt_dataset)
 from .rgbd_dataset import RGBDDataset
 from .sunrgbd import SUNRGBDDataset
 from .transforms import (LoadMultiModalAnnotations,
@@ -20,9 +23,11 @@ __all__ = [
     'NYUDV2_PALETTE', 'LoadRGBDImageFromFile', 'LoadRGBDAnnotations',
     'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
     'RGBDPad', 'nearest_resize', 'QuickstartRGBDDataset', 'QUICKSTART_CLASSES',
-    'generate_quickstart_dataset', 'DeLiVERDataset', 'DELIVER_CLASSES',
+    'generate_quickstart_dataset', 'QuickstartRGBDTDataset', 'RGBDT_CLASSES',
+    'generate_quickstart_rgbdt_dataset', 'DeLiVERDataset', 'DELIVER_CLASSES',
     'DELIVER_PALETTE', 'DELIVER_CASES', 'MFNetDataset', 'MFNET_CLASSES',
-    'MFNET_PALETTE', 'MultiModalSegDataset', 'LoadMultiModalImageFromFile',
+    'MFNET_PALETTE', 'MultiModalSegDataset', 'MultiModalFolderDataset',
+    'LoadMultiModalImageFromFile',
     'LoadMultiModalAnnotations', 'check_modalities_match',
     'check_modality_names', 'modality_mean_std', 'modality_norm_cfg'
 ]

@@ -1,0 +1,66 @@
+# Quickstart with three sensors: GeminiFusion (small MiT) on RGB + depth +
+# thermal of the synthetic RGB-D-T dataset (generated into
+# data/quickstart_rgbdt on first use; a warm and a cold box class differ
+# only in temperature). K = 3 modalities: the backbone fuses RGB with the
+# token selection of depth and thermal (docs/model.md "K modalities").
+# Everything else (head, loss, optimiser, schedule, seed, augmentation) is
+# the RGB-D quickstart config's, so the RGB-D model on the same data
+# (geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-rgbd-only-96x128.py)
+# differs only in the sensors it reads.
+#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py
+_base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py']
+crop_size = (96, 128)
+data_root = 'data/quickstart_rgbdt'
+num_classes = 8
+# RGB first; 3 input channels per modality (depth and thermal repeated)
+modalities = ['rgb', 'depth', 'thermal']
+# RGB: ImageNet mean/std on 0..255; depth (raw millimetres) and thermal:
+# / 255 (= geminifusion_mmseg.datasets.modality_mean_std(modalities))
+norm_mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (len(modalities) - 1)
+norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
+
+model = dict(
+    data_preprocessor=dict(mean=norm_mean, std=norm_std),
+    # one name per backbone stream: RGB and the fusion of depth + thermal
+    modality_names=('rgb', 'fused'),
+    backbone=dict(in_channels=3 * len(modalities),
+                  num_modalities=len(modalities)),
+    decode_head=dict(num_classes=num_classes))
+
+load_modalities = dict(
+    type='LoadMultiModalImageFromFile',
+    encodings=dict(depth='raw'))  # as the RGB-D quickstart; thermal: grey
+train_pipeline = [
+    load_modalities,
+    dict(type='LoadMultiModalAnnotations'),
+    dict(
+        type='RandomResize',
+        scale=(4 * crop_size[1], crop_size[0]),
+        ratio_range=(0.75, 1.5),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RGBDPad',
+        size=(crop_size[1], crop_size[0]),
+        pad_val=dict(img=0, seg=255)),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    load_modalities,
+    dict(type='LoadMultiModalAnnotations'),
+    dict(type='PackSegInputs'),
+]
+dataset = dict(
+    _delete_=True,
+    type='QuickstartRGBDTDataset',
+    data_root=data_root,
+    modalities=modalities)
+train_dataloader = dict(
+    dataset=dict(dataset, ann_file='train.txt', pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(dataset, ann_file='val.txt', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# the ensemble is scored; the rgb and fused branches are logged too
+val_evaluator = dict(branches=('rgb', 'fused'))
+test_evaluator = val_evaluator
