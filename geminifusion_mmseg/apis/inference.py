@@ -49,7 +49,7 @@ InputType = Union[PathType, np.ndarray]
 
 #: Relative tolerance on the aspect ratio (W / H) when a depth map of
 #: another size is resized to its RGB image.
-ASPECT_TOLERANCE = 0.01
+RATIO_TOLERANCE = 0.01
 
 _FILE_LOADER = 'LoadRGBDImageFromFile'
 _ARRAY_LOADER = 'LoadRGBDImageFromNDArray'
@@ -605,13 +605,13 @@ def _check_depth_array(depth: Any, name: str) -> np.ndarray:
 def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],
                       depth_name: str, rgb_name: str) -> np.ndarray:
     """Resize ``depth`` to the RGB ``size`` (h, w) if the aspect ratios
-    agree within :data:`ASPECT_TOLERANCE`, else raise ValueError."""
+    agree within :data:`RATIO_TOLERANCE`, else raise ValueError."""
     dh, dw = depth.shape[:2]
     h, w = size
     if (dh, dw) == (h, w):
         return depth
     ratio = (dw / dh) / (w / h)
-    if abs(ratio - 1) > ASPECT_TOLERANCE:
+    if abs(ratio - 1) > RATIO_TOLERANCE:
         raise ValueError(
             f'inference_model: the depth map {depth_name} is {dh}x{dw} '
             f'(HxW) and the RGB image {rgb_name} is {h}x{w}: different '

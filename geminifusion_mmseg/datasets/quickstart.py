@@ -20,7 +20,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import Tuple
+from typing import Callable, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -113,12 +113,7 @@ def generate_quickstart_dataset(root: str,
     Returns:
         str: ``root``.
     """
-    if osp.exists(osp.join(root, _MARKER)):
-        return root
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.quickstart_', dir=parent)
-    try:
+    def write(tmp: str) -> None:
         for sub in ('rgb', 'depth', 'masks'):
             os.makedirs(osp.join(tmp, sub))
         rng = np.random.default_rng(seed)
@@ -130,18 +125,53 @@ def generate_quickstart_dataset(root: str,
             cv2.imwrite(osp.join(tmp, 'depth', name), depth)
             cv2.imwrite(osp.join(tmp, 'masks', name), label)
             lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
-        for split, part in (('train', lines[:num_train]),
-                            ('val', lines[num_train:])):
-            with open(osp.join(tmp, f'{split}.txt'), 'w') as f:
-                f.write('\n'.join(part) + '\n')
+        write_splits(tmp, lines, num_train)
+
+    return generate_atomically(
+        root, write, f'{num_train} + {num_val} RGB-D samples')
+
+
+def write_splits(root: str, lines: Sequence[str], num_train: int) -> None:
+    """``train.txt`` (the first ``num_train`` lines) and ``val.txt`` (the
+    rest) in ``root``."""
+    for split, part in (('train', lines[:num_train]),
+                        ('val', lines[num_train:])):
+        with open(osp.join(root, f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(part) + '\n')
+
+
+def generate_atomically(root: str, write: Callable[[str], None],
+                        what: str) -> str:
+    """Generate a dataset into ``root`` unless it is already complete.
+
+    ``write(tmp)`` fills a temporary folder next to ``root``; a marker file
+    is added and the folder is moved into place, so an interrupted or
+    concurrent generation never leaves a partial dataset (a leftover
+    without the marker is replaced; a complete dataset is kept).
+
+    Args:
+        root (str): The dataset folder.
+        write (callable): Writes the dataset into the folder it is given.
+        what (str): What was generated, for the log.
+
+    Returns:
+        str: ``root``.
+    """
+    if osp.exists(osp.join(root, _MARKER)):
+        return root
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.quickstart_', dir=parent)
+    try:
+        write(tmp)
         open(osp.join(tmp, _MARKER), 'w').close()
         if osp.exists(osp.join(root, _MARKER)):  # another process won
             return root
         if osp.isdir(root):  # a leftover without the marker
             shutil.rmtree(root)
         os.replace(tmp, root)
-        print_log(f'quickstart: generated {num_train} + {num_val} RGB-D '
-                  f'samples in {root}', logger='current')
+        print_log(f'quickstart: generated {what} in {root}',
+                  logger='current')
     finally:
         if osp.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

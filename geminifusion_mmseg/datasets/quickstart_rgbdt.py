@@ -31,17 +31,15 @@ model that reads all three sensors can get every class.
 """
 import os
 import os.path as osp
-import shutil
-import tempfile
 from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
-from mmengine.logging import print_log
 
 from mmseg.registry import DATASETS
 from .multimodal_folder import MultiModalFolderDataset
-from .quickstart import QUICKSTART_CLASSES, QUICKSTART_PALETTE, _texture
+from .quickstart import (QUICKSTART_CLASSES, QUICKSTART_PALETTE, _texture,
+                         generate_atomically, write_splits)
 
 RGBDT_CLASSES = QUICKSTART_CLASSES + ('warm box', 'cold box')
 RGBDT_PALETTE = QUICKSTART_PALETTE + [[250, 130, 20], [20, 200, 240]]
@@ -53,7 +51,6 @@ BOX_DEPTH_MM = {NEAR_BOX: 1000.0, FAR_BOX: 2500.0, WARM_BOX: 1750.0,
 #: Temperature offset range (grey levels) of each box class from the room.
 BOX_THERMAL_OFFSET = {NEAR_BOX: (-8.0, 8.0), FAR_BOX: (-8.0, 8.0),
                       WARM_BOX: (45.0, 75.0), COLD_BOX: (-75.0, -45.0)}
-_MARKER = '.quickstart_complete'
 _SUBDIRS = ('rgb', 'depth', 'thermal', 'masks')
 
 
@@ -145,15 +142,11 @@ def generate_quickstart_rgbdt_dataset(root: str,
     Returns:
         str: ``root``.
     """
-    if osp.exists(osp.join(root, _MARKER)):
-        return root
     if num_train < 1 or num_val < 1:
         raise ValueError('generate_quickstart_rgbdt_dataset: num_train and '
                          f'num_val must be >= 1, got {num_train}, {num_val}.')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.quickstart_rgbdt_', dir=parent)
-    try:
+
+    def write(tmp: str) -> None:
         for sub in _SUBDIRS:
             os.makedirs(osp.join(tmp, sub))
         rng = np.random.default_rng(seed)
@@ -165,22 +158,10 @@ def generate_quickstart_rgbdt_dataset(root: str,
                                 (rgb[..., ::-1], depth, thermal, label)):
                 cv2.imwrite(osp.join(tmp, sub, name + '.png'), arr)
             names.append(name)
-        for split, part in (('train', names[:num_train]),
-                            ('val', names[num_train:])):
-            with open(osp.join(tmp, f'{split}.txt'), 'w') as f:
-                f.write('\n'.join(part) + '\n')
-        open(osp.join(tmp, _MARKER), 'w').close()
-        if osp.exists(osp.join(root, _MARKER)):  # another process won
-            return root
-        if osp.isdir(root):  # a leftover without the marker
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-        print_log(f'quickstart: generated {num_train} + {num_val} RGB-D-T '
-                  f'samples in {root}', logger='current')
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+        write_splits(tmp, names, num_train)
+
+    return generate_atomically(
+        root, write, f'{num_train} + {num_val} RGB-D-T samples')
 
 
 @DATASETS.register_module()
