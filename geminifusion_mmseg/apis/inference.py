@@ -41,6 +41,8 @@ from ..checkpoints import (convert_released_state_dict,
                            find_released_state_dict, strip_prefix,
                            upgrade_state_dict)
 from ..utils.checkpoint import load_external_checkpoint
+from ..utils.pipeline_cfg import (find_test_dataset_cfg, find_test_pipeline,
+                                  transform_name)
 
 __all__ = ['init_model', 'inference_model']
 
@@ -188,26 +190,6 @@ def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def _test_dataset_cfg(cfg: Config) -> Optional[dict]:
-    """The dataset config of the test (else val) dataloader."""
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = cfg.get(key, None)
-        if not isinstance(loader, dict):
-            continue
-        dataset = loader.get('dataset', None)
-        # unwrap ConcatDataset / RepeatDataset-style wrappers
-        while isinstance(dataset, dict) and 'pipeline' not in dataset:
-            if isinstance(dataset.get('dataset', None), dict):
-                dataset = dataset['dataset']
-            elif dataset.get('datasets', None):
-                dataset = dataset['datasets'][0]
-            else:
-                break
-        if isinstance(dataset, dict):
-            return dataset
-    return None
-
-
 def _random_palette(n: int) -> List[List[int]]:
     """mmseg's fallback palette: random colours from seed 42."""
     rng = np.random.RandomState(42)
@@ -229,7 +211,7 @@ def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
             palette=ckpt_meta.get('PALETTE', None))
         source = 'the checkpoint'
     else:
-        dataset = _test_dataset_cfg(cfg)
+        dataset = find_test_dataset_cfg(cfg)
         if dataset is not None:
             dtype = dataset.get('type', None)
             cls = DATASETS.get(dtype) if isinstance(dtype, str) else dtype
@@ -413,7 +395,7 @@ def _inference_modalities(
     if not samples:
         return []
     steps = _test_pipeline_steps(model.cfg)
-    names = [_type_name(t) for t in steps]
+    names = [transform_name(t) for t in steps]
     if _FILE_LOADER in names:  # an RGB-D config
         for i, sample in enumerate(samples):
             extra = sorted(set(sample) - {'rgb', 'depth'})
@@ -434,7 +416,7 @@ def _inference_modalities(
     out = []
     with DefaultScope.overwrite_default_scope(scope):
         for t in steps:
-            name = _type_name(t)
+            name = transform_name(t)
             if name in _ANNOTATION_LOADERS + _MM_ANNOTATION_LOADERS:
                 continue
             if name == _MM_FILE_LOADER:
@@ -444,7 +426,7 @@ def _inference_modalities(
         pipeline = Compose(out)
     modalities = loader.modalities
     if modalities is None:
-        dataset = _test_dataset_cfg(model.cfg) or {}
+        dataset = find_test_dataset_cfg(model.cfg) or {}
         modalities = dataset.get('modalities', None)
     if modalities is None:
         raise ValueError('inference_model: the config names no modalities '
@@ -497,30 +479,18 @@ def _read_modalities(sample: Dict[str, InputType],
     return results
 
 
-def _type_name(transform: dict) -> str:
-    t = transform.get('type', '')
-    if isinstance(t, str):
-        return t.split('.')[-1]
-    return getattr(t, '__name__', str(t))
-
-
 def _test_pipeline_steps(cfg: Config) -> List[dict]:
     """Copies of the config's test pipeline steps (test dataloader's, else
     ``test_pipeline``; a default RGB-D pipeline if there is none)."""
-    dataset = _test_dataset_cfg(cfg)
-    steps = None
-    if dataset is not None and dataset.get('pipeline', None):
-        steps = dataset['pipeline']
-    elif cfg.get('test_pipeline', None):
-        steps = cfg.test_pipeline
-    if steps is None:
+    steps = find_test_pipeline(cfg)
+    if not steps:
         print_log(
             'inference_model: the config has no test pipeline; using '
             f"{_FILE_LOADER}(depth_encoding='raw') + PackSegInputs.",
             logger='current',
             level=logging.WARNING)
-        steps = _DEFAULT_PIPELINE
-    return [copy.deepcopy(dict(t)) for t in steps]
+        steps = copy.deepcopy(_DEFAULT_PIPELINE)
+    return steps
 
 
 def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
@@ -530,7 +500,7 @@ def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
     loader_cfg = None
     out = []
     for t in steps:
-        name = _type_name(t)
+        name = transform_name(t)
         if name in _ANNOTATION_LOADERS:
             continue
         if name in _RGB_ONLY_LOADERS:
@@ -544,7 +514,7 @@ def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
     if loader_cfg is None:
         raise ValueError(
             f'inference_model: the test pipeline has no {_FILE_LOADER}; '
-            f'got {[_type_name(t) for t in steps]}')
+            f'got {[transform_name(t) for t in steps]}')
     return Compose(out), TRANSFORMS.build(loader_cfg)
 
 

@@ -41,6 +41,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import Tensor
 
+from ..utils.pipeline_cfg import find_test_pipeline, transform_name
+
 __all__ = ['PreprocessSpec', 'preprocess_spec', 'DeployableSegmentor']
 
 _FILE_LOADERS = ('LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray')
@@ -93,23 +95,6 @@ class PreprocessSpec:
         return 3 if self.depth_encoding == 'hha' else 1
 
 
-def _type_name(t: dict) -> str:
-    name = t.get('type', '')
-    if isinstance(name, str):
-        return name.split('.')[-1]
-    return getattr(name, '__name__', str(name))
-
-
-def _test_pipeline(cfg: Config) -> List[dict]:
-    from ..apis.inference import _test_dataset_cfg
-    dataset = _test_dataset_cfg(cfg)
-    if dataset is not None and dataset.get('pipeline', None):
-        return list(dataset['pipeline'])
-    if cfg.get('test_pipeline', None):
-        return list(cfg.test_pipeline)
-    return []
-
-
 def preprocess_spec(model: nn.Module,
                     cfg: Optional[Config] = None) -> PreprocessSpec:
     """Collect the pre/post-processing of ``model`` (built from ``cfg``).
@@ -134,8 +119,8 @@ def preprocess_spec(model: nn.Module,
     spec = PreprocessSpec()
     loader = None
     if cfg is not None:
-        for t in _test_pipeline(cfg):
-            name = _type_name(t)
+        for t in find_test_pipeline(cfg):
+            name = transform_name(t)
             if name == 'LoadMultiModalImageFromFile':
                 raise ValueError(
                     'ONNX export takes RGB-D configs (LoadRGBDImageFromFile); '

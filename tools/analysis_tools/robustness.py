@@ -44,6 +44,7 @@ import geminifusion_mmseg  # noqa: F401  (registers modules)
 from geminifusion_mmseg.datasets.transforms.corruptions import (
     CORRUPTIONS, SEVERITIES, build_corruption)
 from geminifusion_mmseg.utils.launch import setup_launcher
+from geminifusion_mmseg.utils.pipeline_cfg import transform_name
 
 LOADER = 'LoadRGBDImageFromFile'
 #: (metric key, column name) of the predictions reported.
@@ -128,12 +129,6 @@ def conditions_of(corruptions: List[str],
     return out
 
 
-def _type_name(step: dict) -> str:
-    t = step.get('type', '')
-    return t.split('.')[-1] if isinstance(t, str) else getattr(
-        t, '__name__', str(t))
-
-
 def corrupted_pipeline(pipeline: List[dict],
                        corruption: str,
                        severity: Optional[int],
@@ -155,7 +150,7 @@ def corrupted_pipeline(pipeline: List[dict],
         list[dict]: The new pipeline.
     """
     steps = [copy.deepcopy(dict(t)) for t in pipeline]
-    names = [_type_name(t) for t in steps]
+    names = [transform_name(t) for t in steps]
     if LOADER not in names:
         raise ValueError(f'{source} has no {LOADER} (got {names}); the '
                          'robustness tool needs an RGB-D test pipeline.')
@@ -349,7 +344,8 @@ def main():
             k: round(r['metrics'][k] - clean[k], 2)
             for k, _ in PREDICTIONS if k in r['metrics'] and k in clean
         }
-    loader = pipelines[0][[_type_name(t) for t in pipelines[0]].index(LOADER)]
+    names = [transform_name(t) for t in pipelines[0]]
+    loader = pipelines[0][names.index(LOADER)]
     summary = dict(
         config=args.config,
         checkpoint=args.checkpoint,
