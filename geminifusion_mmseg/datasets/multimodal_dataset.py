@@ -1,10 +1,10 @@
 """Base class of the datasets with RGB + K-1 aligned modalities."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 
 from .modalities import check_modality_names
+from .rgbd_dataset import RGBDDataset
 
 
 class MultiModalSegDataset(BaseSegDataset):
@@ -59,18 +59,9 @@ class MultiModalSegDataset(BaseSegDataset):
     def _name(self) -> str:
         return self.__class__.__name__
 
-    @staticmethod
-    def _isdir(path: str, backend_args: Optional[dict]) -> bool:
-        try:
-            return fileio.isdir(path, backend_args=backend_args)
-        except NotImplementedError:  # e.g. http backend: cannot tell
-            return True
-
-    def _exists(self, path: str) -> bool:
-        try:
-            return fileio.exists(path, backend_args=self.backend_args)
-        except NotImplementedError:
-            return True
+    # the file checks of the RGB-D datasets (True where a backend can't tell)
+    _isdir = staticmethod(RGBDDataset._isdir)
+    _exists = RGBDDataset._exists
 
     def _num_classes(self) -> Optional[int]:
         classes = self._metainfo.get('classes', None)

@@ -1,6 +1,6 @@
 """Loading RGB + any number of aligned modalities as one 3K-channel image."""
 import io
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -327,18 +327,43 @@ class LoadMultiModalImageFromFile(BaseTransform):
                 f'{self.__class__.__name__}: the sample has no path for the '
                 f'modalities {missing} (it has {sorted(paths)}).')
         rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
+        return self._stack(
+            results, rgb, names,
+            lambda name: (self._load_one(name, paths[name], paths['rgb']),
+                          f'{name} image', f' of {paths[name]}'),
+            f" of {paths['rgb']}")
+
+    def _stack(self, results: dict, rgb: np.ndarray, names: Sequence[str],
+               load: Callable[[str], Tuple[np.ndarray, str, str]],
+               rgb_source: str) -> dict:
+        """Stack RGB (H, W, 3) and the other modalities into ``img``.
+
+        Args:
+            results (dict): Gets ``img`` (float32, (H, W, 3K)),
+                ``img_shape``, ``ori_shape`` and ``modalities``.
+            rgb (np.ndarray): (H, W, 3), 0..255.
+            names (Sequence[str]): The modalities, RGB first.
+            load (callable): ``name -> (encoded (h, w, 3), what, source)``;
+                ``what`` and ``source`` name the input in errors.
+            rgb_source (str): Names the RGB input in errors.
+
+        Returns:
+            dict: ``results``. A modality of another size is resized to
+            the RGB size (nearest) if listed in ``resize_to_rgb``, else it
+            is an error naming both sizes.
+        """
         h, w = rgb.shape[:2]
         img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
         img[..., :3] = rgb
         for i, name in enumerate(names[1:], start=1):
-            x = self._load_one(name, paths[name], paths['rgb'])
+            x, what, source = load(name)
             if x.shape[:2] != (h, w):
                 if name not in self.resize_to_rgb:
                     raise ValueError(
-                        f'{name} image size {x.shape[:2]} (H, W) of '
-                        f'{paths[name]} differs from the RGB image size '
-                        f"{(h, w)} of {paths['rgb']} (list the modality in "
-                        'resize_to_rgb to resize it, nearest).')
+                        f'{what} size {x.shape[:2]} (H, W){source} differs '
+                        f'from the RGB image size {(h, w)}{rgb_source} (list '
+                        'the modality in resize_to_rgb to resize it, '
+                        'nearest).')
                 x = nearest_resize(x, (h, w))
             img[..., 3 * i:3 * i + 3] = x
         results['img'] = img
@@ -415,27 +440,14 @@ class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
         if missing:
             raise KeyError(f'{name}: no array for the modalities {missing} '
                            f'(modality_arrays has {sorted(arrays)}).')
-        h, w = rgb.shape[:2]
-        img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
-        img[..., :3] = rgb
-        for i, m in enumerate(names[1:], start=1):
+
+        def load(m: str) -> Tuple[np.ndarray, str, str]:
             enc = self.encoding_of(m)
-            x = encode_modality(
+            return encode_modality(
                 np.asarray(arrays[m]), enc['encoding'], enc['scale'],
-                enc['range'], f'{m} array')
-            if x.shape[:2] != (h, w):
-                if m not in self.resize_to_rgb:
-                    raise ValueError(
-                        f'{m} array size {x.shape[:2]} (H, W) differs from '
-                        f'the RGB image size {(h, w)} (list the modality in '
-                        'resize_to_rgb to resize it, nearest).')
-                x = nearest_resize(x, (h, w))
-            img[..., 3 * i:3 * i + 3] = x
-        results['img'] = img
-        results['img_shape'] = (h, w)
-        results['ori_shape'] = (h, w)
-        results['modalities'] = names
-        return results
+                enc['range'], f'{m} array'), f'{m} array', ''
+
+        return self._stack(results, rgb, names, load, '')
 
 
 @TRANSFORMS.register_module()
