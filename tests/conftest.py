@@ -12,3 +12,14 @@ init_default_scope('mmseg')
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module (``pytestmark =
+    pytest.mark.usefixtures('one_thread')``): on tiny tensors it is faster,
+    and much faster on a shared, busy CPU (no spinning worker threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -39,12 +39,8 @@ CLASSES = tuple(f'c{i}' for i in range(40))
 PALETTE = [[i * 6, 255 - i * 6, (i * 37) % 256] for i in range(40)]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @contextmanager

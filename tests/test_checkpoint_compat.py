@@ -38,12 +38,8 @@ HEAD = dict(type='SegFormerMLPHead', in_channels=list(MIT_ARCH['embed_dims']),
             channels=16, num_classes=3)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def recorded_v1_keys(name):

@@ -37,12 +37,8 @@ MODEL_BASE = osp.join(ROOT, 'configs', '_base_', 'models',
 NUM_CLASSES = 6
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def literal_model(arch: str, k: int, seed: int = 0):

@@ -4,7 +4,6 @@ import glob
 import os.path as osp
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -20,12 +19,8 @@ RGBDEL = osp.join(REPO, 'configs', 'geminifusion',
 MODALITIES = ('rgb', 'depth', 'event', 'lidar')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _small_config(tmp_path) -> str:

@@ -35,14 +35,8 @@ SWIN_ARCH = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8, 8])
 H, W = 61, 83
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and much faster on a
-    shared, busy CPU (no spinning worker threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _mmseg_converter(name):

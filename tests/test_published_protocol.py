@@ -44,12 +44,8 @@ TEST_TOOL = osp.join(REPO, 'tools', 'test.py')
 SIZES = ((480, 640), (425, 560), (530, 730))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _make_nyudv2(root: str) -> list:

@@ -36,14 +36,8 @@ SCORE_KEY = 'module.encoder.score_predictor.0.score_nets.0.0.weight'
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and much faster on a
-    shared, busy CPU (no spinning worker threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny tensors: one intra-op thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def literal_mit_segmenter(num_classes=5, channels=32):
