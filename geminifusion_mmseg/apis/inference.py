@@ -55,10 +55,10 @@ RATIO_TOLERANCE = 0.01
 
 _FILE_LOADER = 'LoadRGBDImageFromFile'
 _ARRAY_LOADER = 'LoadRGBDImageFromNDArray'
-_ANNOTATION_LOADERS = ('LoadRGBDAnnotations', 'LoadAnnotations')
+_ANNOTATION_LOADERS = ('LoadRGBDAnnotations', 'LoadAnnotations',
+                       'LoadMultiModalAnnotations')
 _MM_FILE_LOADER = 'LoadMultiModalImageFromFile'
 _MM_ARRAY_LOADER = 'LoadMultiModalImageFromNDArray'
-_MM_ANNOTATION_LOADERS = ('LoadMultiModalAnnotations', )
 _RGB_ONLY_LOADERS = ('LoadImageFromFile', 'LoadImageFromNDArray',
                      'InferencerLoader')
 _DEFAULT_PIPELINE = [
@@ -394,9 +394,8 @@ def _inference_modalities(
     samples = list(inputs) if is_batch else [inputs]
     if not samples:
         return []
-    steps = _test_pipeline_steps(model.cfg)
-    names = [transform_name(t) for t in steps]
-    if _FILE_LOADER in names:  # an RGB-D config
+    names = [transform_name(t) for t in find_test_pipeline(model.cfg)]
+    if not names or _FILE_LOADER in names:  # an RGB-D config (or default)
         for i, sample in enumerate(samples):
             extra = sorted(set(sample) - {'rgb', 'depth'})
             if 'rgb' not in sample or extra:
@@ -413,17 +412,9 @@ def _inference_modalities(
             f'inference_model: the test pipeline has neither '
             f'{_FILE_LOADER} nor {_MM_FILE_LOADER}; got {names}')
     scope = model.cfg.get('default_scope', 'mmseg')
-    out = []
     with DefaultScope.overwrite_default_scope(scope):
-        for t in steps:
-            name = transform_name(t)
-            if name in _ANNOTATION_LOADERS + _MM_ANNOTATION_LOADERS:
-                continue
-            if name == _MM_FILE_LOADER:
-                loader = TRANSFORMS.build(t)
-                t = dict(t, type=_MM_ARRAY_LOADER)
-            out.append(t)
-        pipeline = Compose(out)
+        pipeline, loader = _build_pipeline(model.cfg, _MM_FILE_LOADER,
+                                           _MM_ARRAY_LOADER)
     modalities = loader.modalities
     if modalities is None:
         dataset = find_test_dataset_cfg(model.cfg) or {}
@@ -493,9 +484,13 @@ def _test_pipeline_steps(cfg: Config) -> List[dict]:
     return steps
 
 
-def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
-    """The test pipeline for in-memory pairs, and the config's file loader
-    (to read file inputs exactly as the data set does)."""
+def _build_pipeline(cfg: Config,
+                    file_loader: str = _FILE_LOADER,
+                    array_loader: str = _ARRAY_LOADER) -> Tuple[Compose, Any]:
+    """The test pipeline for in-memory inputs (``file_loader`` replaced by
+    its in-memory twin ``array_loader``, label loading dropped), and the
+    config's file loader (to read file inputs exactly as the data set
+    does)."""
     steps = _test_pipeline_steps(cfg)
     loader_cfg = None
     out = []
@@ -506,14 +501,14 @@ def _build_pipeline(cfg: Config) -> Tuple[Compose, LoadRGBDImageFromFile]:
         if name in _RGB_ONLY_LOADERS:
             raise ValueError(
                 f'inference_model: the test pipeline loads images with '
-                f'{name}, not {_FILE_LOADER}: not an RGB-D config')
-        if name == _FILE_LOADER:
+                f'{name}, not {file_loader}: not an RGB-D config')
+        if name == file_loader:
             loader_cfg = t
-            t = dict(t, type=_ARRAY_LOADER)
+            t = dict(t, type=array_loader)
         out.append(t)
     if loader_cfg is None:
         raise ValueError(
-            f'inference_model: the test pipeline has no {_FILE_LOADER}; '
+            f'inference_model: the test pipeline has no {file_loader}; '
             f'got {[transform_name(t) for t in steps]}')
     return Compose(out), TRANSFORMS.build(loader_cfg)
 
