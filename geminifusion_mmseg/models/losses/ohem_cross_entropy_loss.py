@@ -47,6 +47,9 @@ class OhemCrossEntropyLoss(nn.Module):
             raise ValueError(
                 f'min_kept_divisor must be >= 1, got {min_kept_divisor}')
         self.thresh = thresh
+        # the loss of a pixel whose true-class probability is ``thresh``
+        # (float32, as the release computes it)
+        self._loss_thresh = -torch.log(torch.tensor(thresh))
         self.min_kept_divisor = int(min_kept_divisor)
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -76,7 +79,7 @@ class OhemCrossEntropyLoss(nn.Module):
         loss = F.cross_entropy(
             cls_score, label, ignore_index=ignore_index,
             reduction='none').view(-1)
-        hard = loss[loss > -torch.log(torch.tensor(self.thresh))]
+        hard = loss[loss > self._loss_thresh]
         if hard.numel() < n_min:
             hard = loss.topk(n_min)[0]
         if hard.numel() == 0:  # nothing hard, nothing labelled: 0, not NaN
