@@ -239,8 +239,9 @@ def test_fp16_export_runs_on_onnx_runtime_cpu(tmp_path):
 
 def test_static_export_and_cli(tmp_path):
     """The command line: static shape at an odd size, float32 depth,
-    bicubic logits upsampling (``test_cfg.resize_mode``), --verify passes,
-    the graph refuses other sizes."""
+    bicubic logits upsampling (``test_cfg.resize_mode``) as matrix
+    products, --verify passes (against ``F.interpolate``), the graph
+    refuses other sizes."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'static.onnx')
     proc = subprocess.run(
@@ -266,11 +267,15 @@ def test_static_export_and_cli(tmp_path):
         ['geminifusion.contract'])
     assert meta['shape'] == [1, 75, 99] and not meta['dynamic']
     assert read_onnx_metadata(out)['preprocess']['resize_mode'] == 'bicubic'
+    graph = onnx.load(out).graph
     modes = [
-        a.s for n in onnx.load(out).graph.node if n.op_type == 'Resize'
+        a.s for n in graph.node if n.op_type == 'Resize'
         for a in n.attribute if a.name == 'mode'
     ]
-    assert modes[-1] == b'cubic'  # the last upsampling: logits to 75x99
+    # the bicubic logits upsampling runs as two MatMuls (ONNX Runtime's
+    # cubic Resize is slow); the head's bilinear upsamplings stay Resize
+    assert b'cubic' not in modes and modes.count(b'linear') == 3
+    assert graph.node[-1].op_type == 'ArgMax'
     with pytest.raises(Exception, match='dimensions'):
         sess.run(None, {
             'rgb': np.zeros((1, 76, 99, 3), np.uint8),
@@ -398,3 +403,45 @@ def test_k_modality_models_are_refused_clearly(tmp_path):
     model.cfg = cfg
     with pytest.raises(ValueError, match='LoadMultiModalImageFromFile'):
         preprocess_spec(model)
+
+
+def test_benchmark_tools_run(tmp_path):
+    """tools/deployment/benchmark_onnx.py (a bicubic config: the baseline,
+    the graph form run by PyTorch, ONNX Runtime) and benchmark_gemm.py
+    print their tables; no timing assertions."""
+    cfg = _mit_config(tmp_path)
+    out = str(tmp_path / 'bench.json')
+    proc = subprocess.run(
+        [
+            sys.executable,
+            osp.join(REPO, 'tools/deployment/benchmark_onnx.py'), cfg,
+            '--shape', '67', '91', '--repeats', '1', '--warmup', '0',
+            '--onnx', str(tmp_path / 'bench.onnx'), '--json', out
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out) as f:
+        runs = json.load(f)['runs']
+    assert set(runs) == {'pytorch', 'pytorch_graph_form', 'onnxruntime'}
+    assert runs['pytorch']['cpu_ratio'] == pytest.approx(1.0)
+    for name in ('pytorch_graph_form', 'onnxruntime'):
+        assert runs[name]['max_rel_error'] < 1e-4
+        assert runs[name]['agreement'] >= 0.999
+    proc = subprocess.run(
+        [
+            sys.executable,
+            osp.join(REPO, 'tools/deployment/benchmark_gemm.py'), '--shape',
+            '64', '64', '--repeats', '1', '--width', '8', '16', '32', '64'
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = [ln for ln in lines if ' x ' in ln and ln.split()[0].isdigit()]
+    assert len(rows) == 12  # 3 shapes per stage
+    assert 'ratio' in lines[-1]

@@ -491,8 +491,10 @@ def verify_onnx(path: str,
     tolerance = tolerance or (FP16_TOLERANCE
                               if contract['fp16'] else FP32_TOLERANCE)
     preprocess = contract['preprocess']
+    # the reference resizes with F.interpolate, as the segmentor does
     wrapper = DeployableSegmentor(model, spec, preprocess,
-                                  contract['branches']).eval()
+                                  contract['branches'],
+                                  matmul_bicubic=False).eval()
     if sizes is None:
         sizes = default_verify_sizes(model, contract)
     depth_dtype = contract['inputs']['depth']['dtype']

@@ -16,7 +16,8 @@ What the graph computes (whole-image inference at the input size)::
                        backbone + head + ensemble (B, K, H/4, W/4) x (M+1)
                                                           |
                       resize to (H, W) (test_cfg.resize_mode, default
-                      bilinear, align_corners of the head)
+                      bilinear, align_corners of the head; bicubic as
+                      two matrix products)
                                                           |
                       logits (B, K, H, W) float32, pred (B, H, W) int64
 
@@ -42,6 +43,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from ..utils.pipeline_cfg import find_test_pipeline, transform_name
+from .resize import bicubic_resize
 
 __all__ = ['PreprocessSpec', 'preprocess_spec', 'DeployableSegmentor']
 
@@ -195,6 +197,10 @@ class DeployableSegmentor(nn.Module):
             backbone sees them. Defaults to True.
         branches (bool): Also return each modality's logits. Defaults to
             False.
+        matmul_bicubic (bool): Run a 'bicubic' ``resize_mode`` as two
+            matrix products (:func:`.resize.bicubic_resize`, the graph's
+            form). False: ``F.interpolate``, as the segmentor itself does
+            (the reference of ``verify_onnx``). Defaults to True.
 
     Shape:
         - Output: ``logits`` (B, K, H, W) float32, ``pred`` (B, H, W)
@@ -206,7 +212,8 @@ class DeployableSegmentor(nn.Module):
                  model: nn.Module,
                  spec: PreprocessSpec,
                  preprocess: bool = True,
-                 branches: bool = False) -> None:
+                 branches: bool = False,
+                 matmul_bicubic: bool = True) -> None:
         super().__init__()
         mode = (model.test_cfg or {}).get('mode', 'whole')
         if mode != 'whole':
@@ -224,6 +231,7 @@ class DeployableSegmentor(nn.Module):
         self.spec = spec
         self.preprocess = preprocess
         self.branches = branches
+        self.matmul_bicubic = matmul_bicubic
         self.modality_names = tuple(getattr(model, 'modality_names',
                                             ('rgb', 'depth')))
         self.register_buffer(
@@ -288,6 +296,21 @@ class DeployableSegmentor(nn.Module):
             x = torch.cat([rgb, depth], dim=1)
         return self.postprocess(self.model._branch_logits(x), x.shape[2:])
 
+    def resize(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+        """(B, K, h, w) -> (B, K, H, W) with ``test_cfg.resize_mode``.
+
+        'bicubic' runs as two matrix products (:func:`.resize.bicubic_resize`,
+        the same values as ``F.interpolate``) unless ``matmul_bicubic`` is
+        False: ONNX Runtime's cubic ``Resize`` kernel is about 12x slower.
+        The other modes export to ``Resize``."""
+        mode = self.spec.resize_mode
+        if mode == 'bicubic' and self.matmul_bicubic:
+            return bicubic_resize(logits, size, self.spec.align_corners)
+        kwargs = dict(size=size, mode=mode)
+        if mode != 'nearest':
+            kwargs['align_corners'] = self.spec.align_corners
+        return F.interpolate(logits, **kwargs)
+
     def postprocess(self, outs: Sequence[Tensor],
                     size: Sequence[int]) -> Tuple[Tensor, ...]:
         """Branch logits (M + 1) x (B, K, h, w), ensemble last -> outputs
@@ -296,9 +319,6 @@ class DeployableSegmentor(nn.Module):
             outs = outs[-1:]
         else:
             outs = [outs[-1]] + list(outs[:-1])
-        kwargs = dict(size=size, mode=self.spec.resize_mode)
-        if self.spec.resize_mode != 'nearest':
-            kwargs['align_corners'] = self.spec.align_corners
-        resized = [F.interpolate(o, **kwargs) for o in outs]
+        resized = [self.resize(o, size) for o in outs]
         logits = resized[0]
         return (logits, logits.argmax(dim=1)) + tuple(resized[1:])

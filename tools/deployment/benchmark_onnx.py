@@ -7,8 +7,12 @@ side in one run (alternating, so both see the same machine load).
 
 Both run the whole graph of ``tools/deployment/pytorch2onnx.py`` (uint8
 RGB + raw depth in, encoding, normalisation, network, logits upsampled to
-the input size and argmax out), batch 1, static shape. Reports the median
-latency of each, their ratio (ONNX Runtime / PyTorch), the parity of the
+the input size and argmax out), batch 1, static shape. The PyTorch
+baseline uses the segmentor's own operators (``F.interpolate`` for the
+logits resize); for a bicubic ``test_cfg.resize_mode`` a second PyTorch
+row (``pytorch_graph_form``) runs the graph's form of it (two matrix
+products), to show how much of a difference is the runtime's. Reports the
+median latency of each, their ratio to the baseline, the parity of the
 outputs and the model file size. Random weights unless CKPT is given
 (latency does not depend on them).
 """
@@ -80,7 +84,11 @@ def main():
     size_mib = os.path.getsize(path) / 2**20
 
     spec = preprocess_spec(model)
-    wrapper = DeployableSegmentor(model, spec).eval()
+    # the baseline: PyTorch eager with the segmentor's own ops
+    # (F.interpolate for every resize mode)
+    wrapper = DeployableSegmentor(model, spec, matmul_bicubic=False).eval()
+    # the exported graph's form run by PyTorch (differs only for bicubic)
+    graph_wrapper = DeployableSegmentor(model, spec).eval()
     rgb, depth = _example_inputs(spec, True, 1, h, w, 'uint16')
     cuda = args.device.startswith('cuda')
     opts = ort.SessionOptions()
@@ -100,19 +108,21 @@ def main():
     t_rgb, t_depth = torch.from_numpy(rgb).to(dev), torch.from_numpy(
         depth).to(dev)
 
-    def run_torch():
+    def run_torch(module):
         with torch.inference_mode():
             if cuda and args.fp16:
-                x = wrapper.encode(t_rgb, t_depth).half()
+                x = module.encode(t_rgb, t_depth).half()
                 outs = [o.float() for o in model._branch_logits(x)]
-                out = wrapper.postprocess(outs, x.shape[2:])
+                out = module.postprocess(outs, x.shape[2:])
             else:
-                out = wrapper(t_rgb, t_depth)
+                out = module(t_rgb, t_depth)
             if cuda:
                 torch.cuda.synchronize()
         return [o.cpu().numpy() for o in out]
 
-    runners = {'pytorch': run_torch}
+    runners = {'pytorch': lambda: run_torch(wrapper)}
+    if spec.resize_mode == 'bicubic':
+        runners['pytorch_graph_form'] = lambda: run_torch(graph_wrapper)
     for name, sess in sessions.items():
         runners[name] = (lambda s: lambda: s.run(None, feeds))(sess)
     outs = {}
@@ -124,7 +134,7 @@ def main():
     for _ in range(args.repeats):  # interleaved: the same load for all
         for name, run in runners.items():
             t0, c0 = time.perf_counter(), time.thread_time()
-            run()
+            outs[name] = run()
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.thread_time() - c0)
     ref = outs['pytorch']
@@ -159,7 +169,7 @@ def main():
             wall_ms_all=[1000 * t for t in wall[name]],
             cpu_ms_all=[1000 * t for t in cpu[name]],
             max_rel_error=rel, agreement=agree)
-        print(f'{name:18s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x)'
+        print(f'{name:19s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x)'
               f', {1000 * c_ms:9.1f} ms thread CPU '
               f'({c_ms / max(pt_cpu, 1e-9):.2f}x); max rel error '
               f'{rel:.1e}, agreement {100 * agree:.3f}%')

@@ -1,12 +1,15 @@
 """Export every zoo backbone (random weights) and check ONNX Runtime parity.
 
     python tools/deployment/zoo_export_matrix.py [--shape 161 211] \\
-        [--dynamic-mit] [--only mit-b0 swin-t ...] [--json OUT]
+        [--dynamic-mit] [--dynamic-swin] [--only mit-b0 swin-t ...] \\
+        [--json OUT]
 
 One row per backbone and graph kind (static at ``--shape``; dynamic for
-the MiT backbones with ``--dynamic-mit``: traced at ``--shape`` and checked
-at two more sizes): export seconds, file size, max relative error and
-argmax agreement (``verify_onnx``). Weights are random: parity does not
+the MiT backbones with ``--dynamic-mit``, for the Swin ones with
+``--dynamic-swin`` (about 5-10 CPU minutes each): traced at ``--shape``, or
+at the next size that pads everywhere for Swin, and checked at more sizes):
+export seconds, file size, max relative error and argmax agreement
+(``verify_onnx``). Weights are random: parity does not
 depend on them, and no checkpoint download is needed.
 """
 import argparse
@@ -41,6 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--shape', type=int, nargs=2, default=[161, 211])
     parser.add_argument('--dynamic-mit', action='store_true')
+    parser.add_argument('--dynamic-swin', action='store_true')
     parser.add_argument('--only', nargs='+', default=None,
                         choices=sorted(ZOO))
     parser.add_argument('--json', default=None)
@@ -54,8 +58,9 @@ def main():
     tmp = tempfile.mkdtemp()
     for name in args.only or ZOO:
         cfg, opts = ZOO[name]
-        kinds = [False] + ([True] if args.dynamic_mit
-                           and name.startswith('mit') else [])
+        dynamic = (args.dynamic_mit and name.startswith('mit')) or (
+            args.dynamic_swin and name.startswith('swin'))
+        kinds = [False] + ([True] if dynamic else [])
         torch.manual_seed(0)
         model = init_model(cfg, None, cfg_options=opts or None)
         for dynamic in kinds:
