@@ -407,8 +407,8 @@ def test_k_modality_models_are_refused_clearly(tmp_path):
 
 def test_benchmark_tools_run(tmp_path):
     """tools/deployment/benchmark_onnx.py (a bicubic config: the baseline,
-    the graph form run by PyTorch, ONNX Runtime) and benchmark_gemm.py
-    print their tables; no timing assertions."""
+    the graph form run by PyTorch, ONNX Runtime; --profile) and
+    benchmark_gemm.py print their tables; no timing assertions."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'bench.json')
     proc = subprocess.run(
@@ -416,7 +416,8 @@ def test_benchmark_tools_run(tmp_path):
             sys.executable,
             osp.join(REPO, 'tools/deployment/benchmark_onnx.py'), cfg,
             '--shape', '67', '91', '--repeats', '1', '--warmup', '0',
-            '--onnx', str(tmp_path / 'bench.onnx'), '--json', out
+            '--onnx', str(tmp_path / 'bench.onnx'), '--json', out,
+            '--profile'
         ],
         cwd=REPO,
         capture_output=True,
@@ -424,7 +425,14 @@ def test_benchmark_tools_run(tmp_path):
         timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out) as f:
-        runs = json.load(f)['runs']
+        result = json.load(f)
+    runs = result['runs']
+    # --profile: milliseconds per operator of each runtime
+    profile = result['profile_ms']
+    assert set(profile) == {'pytorch', 'onnxruntime'}
+    assert any('addmm' in op for op in profile['pytorch'])
+    assert {'MatMul', 'ArgMax'} <= set(profile['onnxruntime'])
+    assert 'profile onnxruntime:' in proc.stdout
     assert set(runs) == {'pytorch', 'pytorch_graph_form', 'onnxruntime'}
     assert runs['pytorch']['cpu_ratio'] == pytest.approx(1.0)
     for name in ('pytorch_graph_form', 'onnxruntime'):

@@ -3,7 +3,8 @@ side in one run (alternating, so both see the same machine load).
 
     python tools/deployment/benchmark_onnx.py CONFIG [CKPT] \\
         [--shape 480 640] [--threads 1] [--repeats 10] [--warmup 2] \\
-        [--cfg-options ...] [--fp16] [--device cpu|cuda] [--json OUT]
+        [--cfg-options ...] [--fp16] [--device cpu|cuda] [--json OUT] \\
+        [--profile]
 
 Both run the whole graph of ``tools/deployment/pytorch2onnx.py`` (uint8
 RGB + raw depth in, encoding, normalisation, network, logits upsampled to
@@ -46,6 +47,10 @@ def parse_args():
     parser.add_argument('--onnx', default=None,
                         help='reuse/keep the exported file here')
     parser.add_argument('--json', default=None, help='write results here')
+    parser.add_argument('--profile', action='store_true',
+                        help='after timing, profile one run of each: '
+                        'milliseconds per operator type (torch.profiler '
+                        'self CPU time; ONNX Runtime profiler kernel time)')
     parser.add_argument('--cfg-options', nargs='+', default=None)
     return parser.parse_args()
 
@@ -173,10 +178,51 @@ def main():
               f', {1000 * c_ms:9.1f} ms thread CPU '
               f'({c_ms / max(pt_cpu, 1e-9):.2f}x); max rel error '
               f'{rel:.1e}, agreement {100 * agree:.3f}%')
+    if args.profile:
+        result['profile_ms'] = _profile(run_torch, wrapper, paths, opts,
+                                        providers, feeds)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)
     return 0
+
+
+def _profile(run_torch, wrapper, paths, opts, providers, feeds, top=15):
+    """Milliseconds per operator type of one run of PyTorch eager and of
+    each ONNX Runtime session; prints the largest ``top`` of each."""
+    import collections
+    import onnxruntime as ort
+    from torch.profiler import ProfilerActivity, profile
+    tables = {}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run_torch(wrapper)
+    tables['pytorch'] = {
+        e.key: e.self_cpu_time_total / 1000
+        for e in prof.key_averages() if e.self_cpu_time_total > 0
+    }
+    for name, path in paths.items():
+        opts.enable_profiling = True
+        opts.profile_file_prefix = osp.join(tempfile.mkdtemp(), 'ort')
+        session = ort.InferenceSession(path, opts, providers=providers)
+        session.run(None, feeds)  # first run: allocations
+        session.run(None, feeds)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+        last = {}  # node -> (operator, microseconds) of the second run
+        for e in events:
+            if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+                last[e['name']] = (e['args']['op_name'], e['dur'])
+        per_op = collections.Counter()
+        for op, us in last.values():
+            per_op[op] += us / 1000
+        tables[name] = dict(per_op)
+        opts.enable_profiling = False
+    for name, table in tables.items():
+        total = sum(table.values())
+        print(f'profile {name}: {total:.1f} ms in operators')
+        for op, ms in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f'  {op:50s} {ms:9.1f} ms {100 * ms / total:5.1f}%')
+    return tables
 
 
 if __name__ == '__main__':
