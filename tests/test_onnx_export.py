@@ -69,6 +69,17 @@ def _mit_config(tmp_path, extra=''):
         sr_ratios=(4, 2, 1, 1))
 
 
+def _run_script(script, *args, timeout=600):
+    """Run a repository script (path relative to the repository) with
+    ``args``; returns the completed process (output captured)."""
+    return subprocess.run([sys.executable,
+                           osp.join(REPO, script), *args],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+
+
 @pytest.fixture(scope='module')
 def mit_dynamic(tmp_path_factory):
     """A tiny MiT exported with dynamic shapes at an odd size (97x131)."""
@@ -244,17 +255,10 @@ def test_static_export_and_cli(tmp_path):
     refuses other sizes."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'static.onnx')
-    proc = subprocess.run(
-        [
-            sys.executable, osp.join(REPO, 'tools/deployment/pytorch2onnx.py'),
-            cfg, '--random-weights', '--out', out, '--shape', '75', '99',
-            '--verify', '--depth-dtype', 'float32', '--cfg-options',
-            'model.test_cfg.resize_mode=bicubic'
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    proc = _run_script(
+        'tools/deployment/pytorch2onnx.py', cfg, '--random-weights', '--out',
+        out, '--shape', '75', '99', '--verify', '--depth-dtype', 'float32',
+        '--cfg-options', 'model.test_cfg.resize_mode=bicubic')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = proc.stdout + proc.stderr
     assert 'PASS 1x75x99' in log and 'onnx.checker passed' in log
@@ -327,16 +331,9 @@ def test_unsupported_modes_say_what_is_supported(tmp_path):
             'crop_size=(32, 32), stride=(16, 16)))'))
     with pytest.raises(ValueError, match="only whole-image inference"):
         DeployableSegmentor(model, preprocess_spec(model))
-    proc = subprocess.run(
-        [
-            sys.executable, osp.join(REPO, 'tools/deployment/pytorch2onnx.py'),
-            model.cfg.filename, '--random-weights', '--out',
-            str(tmp_path / 'x.onnx')
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300)
+    proc = _run_script(
+        'tools/deployment/pytorch2onnx.py', model.cfg.filename,
+        '--random-weights', '--out', str(tmp_path / 'x.onnx'), timeout=300)
     assert proc.returncode != 0
     assert 'only whole-image inference' in proc.stderr
     assert not osp.exists(tmp_path / 'x.onnx')
@@ -351,16 +348,9 @@ def test_demo_with_onnxruntime_backend(mit_dynamic, tmp_path):
     cv2.imwrite(rgb_file, rng.randint(0, 256, (45, 61, 3)).astype(np.uint8))
     cv2.imwrite(depth_file, rng.randint(0, 9000, (45, 61)).astype(np.uint16))
     out = str(tmp_path / 'out.png')
-    proc = subprocess.run(
-        [
-            sys.executable, osp.join(REPO, 'demo/image_demo.py'), rgb_file,
-            depth_file, '-', path, '--backend', 'onnxruntime', '--out-file',
-            out, '--branch', 'depth'
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300)
+    proc = _run_script(
+        'demo/image_demo.py', rgb_file, depth_file, '-', path, '--backend',
+        'onnxruntime', '--out-file', out, '--branch', 'depth', timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     img = cv2.imread(out)
     assert img is not None and img.shape[0] >= 45
@@ -411,18 +401,10 @@ def test_benchmark_tools_run(tmp_path):
     benchmark_gemm.py print their tables; no timing assertions."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'bench.json')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            osp.join(REPO, 'tools/deployment/benchmark_onnx.py'), cfg,
-            '--shape', '67', '91', '--repeats', '1', '--warmup', '0',
-            '--onnx', str(tmp_path / 'bench.onnx'), '--json', out,
-            '--profile'
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    proc = _run_script(
+        'tools/deployment/benchmark_onnx.py', cfg, '--shape', '67', '91',
+        '--repeats', '1', '--warmup', '0', '--onnx',
+        str(tmp_path / 'bench.onnx'), '--json', out, '--profile')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out) as f:
         result = json.load(f)
@@ -438,16 +420,9 @@ def test_benchmark_tools_run(tmp_path):
     for name in ('pytorch_graph_form', 'onnxruntime'):
         assert runs[name]['max_rel_error'] < 1e-4
         assert runs[name]['agreement'] >= 0.999
-    proc = subprocess.run(
-        [
-            sys.executable,
-            osp.join(REPO, 'tools/deployment/benchmark_gemm.py'), '--shape',
-            '64', '64', '--repeats', '1', '--width', '8', '16', '32', '64'
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300)
+    proc = _run_script(
+        'tools/deployment/benchmark_gemm.py', '--shape', '64', '64',
+        '--repeats', '1', '--width', '8', '16', '32', '64', timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     rows = [ln for ln in lines if ' x ' in ln and ln.split()[0].isdigit()]
