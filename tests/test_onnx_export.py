@@ -123,6 +123,24 @@ def test_mit_dynamic_export_parity(mit_dynamic):
     assert report.min_agreement >= 0.999
 
 
+def test_runtime_folds_the_token_layout_into_conv_reorders(
+        mit_dynamic, tmp_path):
+    """In ONNX Runtime's optimised graph every convolution hands its output
+    to the token layout inside its NCHWc output reorder
+    (``channels_last=1``), with no Transpose pass over the map
+    (``models/utils/token_maps.map_to_tokens``)."""
+    _, path, _ = mit_dynamic
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / 'optimised.onnx')
+    ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+    nodes = onnx.load(opts.optimized_model_filepath).graph.node
+    reorders = [n for n in nodes if n.op_type == 'ReorderOutput']
+    assert len(reorders) >= 8  # the dwconvs and spatial reductions
+    for node in reorders:
+        attrs = {a.name: a.i for a in node.attribute}
+        assert attrs.get('channels_last') == 1, node.name
+
+
 def test_verify_detects_a_different_model(mit_dynamic):
     """The parity check fails for a graph that is not the model."""
     model, path, _ = mit_dynamic

@@ -36,6 +36,7 @@ from torch import Tensor
 from mmseg.registry import MODELS
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
+from ..utils.token_maps import map_to_tokens, tokens_to_map
 from .base import DEFAULT_FUSION_CFG, GeminiFusionBackbone, resolve_fusion_cfg
 from .gemini_mit_keys import MiTKeyMap
 
@@ -66,11 +67,6 @@ def init_mit_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def tokens_to_map(x: Tensor, hw: Tuple[int, int]) -> Tensor:
-    """(B, H*W, C) -> (B, C, H, W)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
-
-
 class OverlapPatchEmbed(nn.Module):
     """Strided conv (shared) + per-modality LayerNorm.
 
@@ -91,7 +87,7 @@ class OverlapPatchEmbed(nn.Module):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
-        return self.norm(x.flatten(2).transpose(1, 2)), hw
+        return self.norm(map_to_tokens(x)), hw
 
 
 class FusedEfficientAttention(nn.Module):
@@ -122,7 +118,7 @@ class FusedEfficientAttention(nn.Module):
         heads = self.num_heads
         q = self.q(x).view(MB, N, heads, C // heads).transpose(1, 2)
         if self.sr_ratio > 1:
-            kv_in = self.sr(tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+            kv_in = map_to_tokens(self.sr(tokens_to_map(x, hw)))
             kv_in = self.norm(kv_in)
         else:
             kv_in = x
@@ -141,7 +137,7 @@ class DepthwiseConv(nn.Module):
         self.dwconv = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels)
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
-        return self.dwconv(tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
+        return map_to_tokens(self.dwconv(tokens_to_map(x, hw)))
 
 
 class MixFFN(nn.Module):
@@ -242,7 +238,7 @@ class TokenSelection(nn.Module):
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         scaled = []
         for t, net in zip(x.chunk(self.num_extra), self.score_nets):
-            score = net(tokens_to_map(t, hw)).flatten(2).transpose(1, 2)
+            score = map_to_tokens(net(tokens_to_map(t, hw)))
             scaled.append(t * score + t)
         return torch.cat(scaled), functools.reduce(torch.maximum, scaled)
 

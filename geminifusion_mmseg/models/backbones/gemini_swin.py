@@ -80,6 +80,7 @@ from torch import Tensor
 from mmseg.registry import MODELS
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
+from ..utils.token_maps import map_to_tokens
 from .base import DEFAULT_FUSION_CFG, GeminiFusionBackbone, resolve_fusion_cfg
 from .gemini_swin_keys import SwinKeyMap
 
@@ -365,7 +366,7 @@ class GeminiPatchEmbed(nn.Module):
             x = F.pad(x, (0, (p - W % p) % p, 0, (p - H % p) % p))
         x = self.proj(x)
         hw_shape = (x.shape[2], x.shape[3])
-        return self.norm(x.flatten(2).transpose(1, 2)), hw_shape
+        return self.norm(map_to_tokens(x)), hw_shape
 
 
 @MODELS.register_module()

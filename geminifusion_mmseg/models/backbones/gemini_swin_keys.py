@@ -22,6 +22,7 @@ __all__ = [
     'unfold_to_concat_reduction', 'unfold_to_concat_norm'
 ]
 
+
 def unfold_to_concat_reduction(weight: Tensor) -> Tensor:
     """Patch-merging reduction weight (out, 4C) from the ``nn.Unfold``
     channel order (c * 4 + k) to the concatenation order used by Microsoft
