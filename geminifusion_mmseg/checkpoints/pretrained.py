@@ -81,7 +81,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from ..models.backbones.key_maps import (MODALITY_NORM_RE,
-                                          UNIMODAL_IGNORED_RE)
+                                         UNIMODAL_IGNORED_RE)
 from ..models.utils.pretrained_loading import register_pretrained_loader
 from .io import (CheckpointFormatError, read_checkpoint, unwrap_state_dict,
                  upgrade_state_dict)

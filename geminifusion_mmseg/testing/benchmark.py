@@ -168,7 +168,7 @@ def autocast(device: torch.device, precision: str):
 
 
 def graphed_steps(module: torch.nn.Module, x: torch.Tensor,
-                   grad: torch.Tensor) -> dict:
+                  grad: torch.Tensor) -> dict:
     """``module``'s forward+backward and forward (no_grad) on ``x``, each
     captured once in a CUDA graph and replayed (fp32, CUDA only): the
     time without per-operator launch overhead."""

@@ -3,9 +3,10 @@
 ``LiteralSegmenter(encoder, in_channels, num_classes)`` holds ``encoder``
 (any module mapping ``[x_rgb, x_depth]`` to ``[outs_rgb, outs_depth]``, each
 4 maps: :class:`~geminifusion_mmseg.testing.literal_mit.LiteralMiT` or the
-literal Swin encoder), ``decoder`` (:class:`LiteralSegFormerHead`, shared) and ``alpha``
-(ones(2)); forward returns ``[logits_rgb, logits_depth, ens]`` at 1/4 of the
-input resolution, ``ens = sum_l softmax(alpha)[l] * logits_l.detach()``.
+literal Swin encoder), ``decoder`` (:class:`LiteralSegFormerHead`,
+shared) and ``alpha`` (ones(2)); forward returns
+``[logits_rgb, logits_depth, ens]`` at 1/4 of the input resolution,
+``ens = sum_l softmax(alpha)[l] * logits_l.detach()``.
 
 :func:`released_state_dict` / :func:`save_released_checkpoint` write what a
 released ``.pth.tar`` holds (``segmenter`` with ``module.``-prefixed keys,
@@ -86,7 +87,7 @@ class LiteralSegFormerHead(nn.Module):
 
         def embed(layer, c, upsample):
             y = layer(c).permute(0, 2, 1).reshape(n, -1, c.shape[2],
-                                                   c.shape[3])
+                                                  c.shape[3])
             if upsample:
                 y = F.interpolate(
                     y, size=size, mode='bilinear', align_corners=False)
