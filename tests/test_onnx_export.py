@@ -436,6 +436,8 @@ def test_benchmark_tools_run(tmp_path):
     assert set(runs) == {'pytorch', 'pytorch_graph_form', 'onnxruntime'}
     assert runs['pytorch']['cpu_ratio'] == pytest.approx(1.0)
     for name in ('pytorch_graph_form', 'onnxruntime'):
+        lo, hi = runs[name]['paired_ratio_range']
+        assert lo <= runs[name]['paired_ratio'] <= hi
         assert runs[name]['max_rel_error'] < 1e-4
         assert runs[name]['agreement'] >= 0.999
     proc = _run_script(

@@ -13,9 +13,11 @@ baseline uses the segmentor's own operators (``F.interpolate`` for the
 logits resize); for a bicubic ``test_cfg.resize_mode`` a second PyTorch
 row (``pytorch_graph_form``) runs the graph's form of it (two matrix
 products), to show how much of a difference is the runtime's. Reports the
-median latency of each, their ratio to the baseline, the parity of the
-outputs and the model file size. Random weights unless CKPT is given
-(latency does not depend on them).
+median latency of each, their ratio to the baseline (of the medians, and
+the median and range of the per-round ratios, each run against the PyTorch
+run of the same round: the robust figure on a machine whose speed
+drifts), the parity of the outputs and the model file size. Random
+weights unless CKPT is given (latency does not depend on them).
 """
 import argparse
 import json
@@ -168,15 +170,21 @@ def main():
         got = outs[name]
         rel = float(np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max())
         agree = float((got[1] == ref[1]).mean())
+        # per round, against the PyTorch run just before it: robust to a
+        # machine whose speed drifts between rounds
+        paired = [a / b for a, b in zip(wall[name], wall['pytorch'])]
         result['runs'][name] = dict(
             wall_ms=1000 * w_ms, cpu_ms=1000 * c_ms,
             wall_ratio=w_ms / pt_wall, cpu_ratio=c_ms / max(pt_cpu, 1e-9),
+            paired_ratio=statistics.median(paired),
+            paired_ratio_range=[min(paired), max(paired)],
             wall_ms_all=[1000 * t for t in wall[name]],
             cpu_ms_all=[1000 * t for t in cpu[name]],
             max_rel_error=rel, agreement=agree)
-        print(f'{name:19s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x)'
-              f', {1000 * c_ms:9.1f} ms thread CPU '
-              f'({c_ms / max(pt_cpu, 1e-9):.2f}x); max rel error '
+        print(f'{name:19s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x'
+              f'; per round {statistics.median(paired):.2f}x, '
+              f'{min(paired):.2f}-{max(paired):.2f}), {1000 * c_ms:9.1f} ms '
+              f'thread CPU ({c_ms / max(pt_cpu, 1e-9):.2f}x); max rel error '
               f'{rel:.1e}, agreement {100 * agree:.3f}%')
     if args.profile:
         result['profile_ms'] = _profile(run_torch, wrapper, paths, opts,
