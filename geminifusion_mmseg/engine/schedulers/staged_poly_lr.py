@@ -29,12 +29,15 @@ the stage boundaries from this scheduler.
 """
 from typing import List, Sequence, Union
 
-from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
-from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
+from mmengine.optim.scheduler.param_scheduler import INF
 
 from mmseg.registry import PARAM_SCHEDULERS
+from .closed_form_lr import ClosedFormIterLR
 
 __all__ = ['StagedPolyLR', 'staged_poly_factor']
+
+#: Stage lengths of the release: 3 x 100 epochs.
+DEFAULT_STAGE_LENGTHS = (100, 100, 100)
 
 
 def _in_stage_factor(i: int, warmup_iters: int, warmup_ratio: float,
@@ -82,7 +85,7 @@ def staged_poly_factor(step: int,
 
 
 @PARAM_SCHEDULERS.register_module()
-class StagedPolyLR(LRSchedulerMixin, _ParamScheduler):
+class StagedPolyLR(ClosedFormIterLR):
     """Staged poly learning rate with linear warmup, as in the release.
 
     Every parameter group keeps its own base lr (``initial_lr``, e.g. the
@@ -116,10 +119,13 @@ class StagedPolyLR(LRSchedulerMixin, _ParamScheduler):
             True; then build it with ``convert_to_iter_based=True``.
         verbose (bool): Print each update. Defaults to False.
     """
+    length_names = ('the stage lengths (warmup_iters and poly_iters are '
+                    'always iterations)')
 
     def __init__(self,
                  optimizer,
-                 stage_lengths: Sequence[Union[int, float]] = (100, 100, 100),
+                 stage_lengths: Sequence[Union[int,
+                                               float]] = DEFAULT_STAGE_LENGTHS,
                  stage_factors: Sequence[float] = (1., 0.5, 0.25),
                  warmup_iters: int = 1500,
                  warmup_ratio: float = 1e-6,
@@ -130,12 +136,7 @@ class StagedPolyLR(LRSchedulerMixin, _ParamScheduler):
                  last_step: int = -1,
                  by_epoch: bool = True,
                  verbose: bool = False):
-        if by_epoch:
-            raise ValueError(
-                'StagedPolyLR is an iteration schedule (its warmup and poly '
-                'lengths are iterations): give the stage lengths in epochs '
-                'with by_epoch=True AND convert_to_iter_based=True, or in '
-                'iterations with by_epoch=False.')
+        self.require_iteration_based(by_epoch)
         stage_lengths = [int(length) for length in stage_lengths]
         stage_factors = [float(f) for f in stage_factors]
         if not stage_lengths:
@@ -158,40 +159,16 @@ class StagedPolyLR(LRSchedulerMixin, _ParamScheduler):
         self.warmup_ratio = float(warmup_ratio)
         self.poly_iters = int(poly_iters)
         self.power = float(power)
-        super().__init__(
-            optimizer,
-            begin=begin,
-            end=end,
-            last_step=last_step,
-            by_epoch=by_epoch,
-            verbose=verbose)
+        super().__init__(optimizer, begin, end, last_step, by_epoch, verbose)
 
     @classmethod
-    def build_iter_from_epoch(cls,
-                              *args,
-                              stage_lengths=(100, 100, 100),
-                              begin=0,
-                              end=INF,
-                              by_epoch=True,
-                              epoch_length=None,
-                              **kwargs):
-        """Build an iteration-based instance from epoch-based lengths."""
-        assert by_epoch, 'Only epoch-based kwargs whose `by_epoch=True` can ' \
-                         'be converted to iter-based.'
-        assert epoch_length is not None and epoch_length > 0, \
-            f'`epoch_length` must be a positive integer, ' \
-            f'but got {epoch_length}.'
-        stage_lengths = [int(n * epoch_length) for n in stage_lengths]
-        begin = int(begin * epoch_length)
-        if end != INF:
-            end = int(end * epoch_length)
-        return cls(
-            *args,
-            stage_lengths=stage_lengths,
-            begin=begin,
-            end=end,
-            by_epoch=False,
-            **kwargs)
+    def lengths_in_iters(cls, kwargs: dict, epoch_length: int) -> dict:
+        """``stage_lengths`` (default (100, 100, 100)) from epochs to
+        iterations."""
+        stage_lengths = kwargs.get('stage_lengths', DEFAULT_STAGE_LENGTHS)
+        return dict(
+            kwargs,
+            stage_lengths=[int(n * epoch_length) for n in stage_lengths])
 
     @property
     def stage_starts(self) -> List[int]:

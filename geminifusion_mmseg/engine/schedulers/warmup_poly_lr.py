@@ -16,10 +16,10 @@ poly part would start from the warmup's last value, ``warmup_ratio + (1 -
 warmup_ratio) * (W - 1) / W``, not from 1), hence this closed-form scheduler,
 which also resumes exactly (the factor depends on the step count only).
 """
-from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
-from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
+from mmengine.optim.scheduler.param_scheduler import INF
 
 from mmseg.registry import PARAM_SCHEDULERS
+from .closed_form_lr import ClosedFormIterLR
 
 __all__ = ['WarmupPolyLR', 'warmup_poly_factor']
 
@@ -37,7 +37,7 @@ def warmup_poly_factor(step: int, warmup_iters: int, max_iters: int,
 
 
 @PARAM_SCHEDULERS.register_module()
-class WarmupPolyLR(LRSchedulerMixin, _ParamScheduler):
+class WarmupPolyLR(ClosedFormIterLR):
     """Linear warmup from ``warmup_ratio`` then poly decay to 0 at
     ``max_iters``, in closed form (module docstring).
 
@@ -57,6 +57,7 @@ class WarmupPolyLR(LRSchedulerMixin, _ParamScheduler):
             :class:`mmengine.optim._ParamScheduler` (``by_epoch`` defaults
             to False).
     """
+    length_names = 'warmup_iters and max_iters'
 
     def __init__(self,
                  optimizer,
@@ -69,12 +70,7 @@ class WarmupPolyLR(LRSchedulerMixin, _ParamScheduler):
                  last_step: int = -1,
                  by_epoch: bool = False,
                  verbose: bool = False):
-        if by_epoch:
-            raise ValueError(
-                'WarmupPolyLR steps every iteration: give warmup_iters and '
-                'max_iters in epochs with by_epoch=True AND '
-                'convert_to_iter_based=True, or in iterations with '
-                'by_epoch=False.')
+        self.require_iteration_based(by_epoch)
         if not 0 <= warmup_iters < max_iters:
             raise ValueError('WarmupPolyLR needs 0 <= warmup_iters < '
                              f'max_iters, got warmup_iters={warmup_iters}, '
@@ -86,38 +82,16 @@ class WarmupPolyLR(LRSchedulerMixin, _ParamScheduler):
         self.max_iters = int(max_iters)
         self.warmup_ratio = float(warmup_ratio)
         self.power = float(power)
-        super().__init__(
-            optimizer,
-            begin=begin,
-            end=end,
-            last_step=last_step,
-            by_epoch=by_epoch,
-            verbose=verbose)
+        super().__init__(optimizer, begin, end, last_step, by_epoch, verbose)
 
     @classmethod
-    def build_iter_from_epoch(cls,
-                              *args,
-                              warmup_iters,
-                              max_iters,
-                              begin=0,
-                              end=INF,
-                              by_epoch=True,
-                              epoch_length=None,
-                              **kwargs):
-        """Build an iteration-based instance from lengths in epochs."""
-        assert by_epoch, 'Only epoch-based kwargs whose `by_epoch=True` can ' \
-                         'be converted to iter-based.'
-        assert epoch_length is not None and epoch_length > 0, \
-            f'`epoch_length` must be a positive integer, ' \
-            f'but got {epoch_length}.'
-        return cls(
-            *args,
-            warmup_iters=int(warmup_iters * epoch_length),
-            max_iters=int(max_iters * epoch_length),
-            begin=int(begin * epoch_length),
-            end=end if end == INF else int(end * epoch_length),
-            by_epoch=False,
-            **kwargs)
+    def lengths_in_iters(cls, kwargs: dict, epoch_length: int) -> dict:
+        """``warmup_iters`` and ``max_iters`` from epochs to iterations."""
+        return {
+            k: int(v * epoch_length) if k in ('warmup_iters',
+                                              'max_iters') else v
+            for k, v in kwargs.items()
+        }
 
     def _get_value(self):
         factor = warmup_poly_factor(self.last_step - self.begin,
