@@ -399,18 +399,14 @@ def test_k_modality_models_are_refused_clearly(tmp_path):
     from mmseg.registry import MODELS
     deliver = osp.join(REPO, 'configs', 'geminifusion',
                        'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
-    cfg = Config.fromfile(deliver.format('rgbdel'))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    model.cfg = cfg
-    with pytest.raises(ValueError, match='has 4'):
-        preprocess_spec(model)
-    cfg = Config.fromfile(deliver.format('rgbe'))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    model.cfg = cfg
-    with pytest.raises(ValueError, match='LoadMultiModalImageFromFile'):
-        preprocess_spec(model)
+    for variant, message in (('rgbdel', 'has 4'),
+                             ('rgbe', 'LoadMultiModalImageFromFile')):
+        cfg = Config.fromfile(deliver.format(variant))
+        cfg.model.backbone.init_cfg = None
+        model = MODELS.build(cfg.model)
+        model.cfg = cfg
+        with pytest.raises(ValueError, match=message):
+            preprocess_spec(model)
 
 
 def test_benchmark_tools_run(tmp_path):
