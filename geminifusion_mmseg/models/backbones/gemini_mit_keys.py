@@ -87,24 +87,15 @@ def mmseg_mit_to_nvlabs(sd: Dict[str, Tensor]
     return out, unknown
 
 
-def _is_nvlabs(keys) -> bool:
-    return 'patch_embed1.proj.weight' in keys and any(
-        k.startswith('block1.0.') for k in keys)
-
-
-def _is_mmseg_mit(keys) -> bool:
-    return 'layers.0.0.projection.weight' in keys and any(
-        k.startswith('layers.0.1.0.') for k in keys)
-
-
 class MiTKeyMap(BackboneKeyMap):
     """Key maps of :class:`GeminiFusionMiT` (module docstring)."""
     family = 'mit'
     released_prefix = 'encoder.'
     fusion_parent = r'layers\.\d+\.blocks\.\d+\.attn'
     imagenet_formats = {
-        'nvlabs-mit': (_is_nvlabs, None),
-        'mmseg-mit': (_is_mmseg_mit, mmseg_mit_to_nvlabs),
+        'nvlabs-mit': (('patch_embed1.proj.weight', 'block1.0.'), None),
+        'mmseg-mit': (('layers.0.0.projection.weight', 'layers.0.1.0.'),
+                      mmseg_mit_to_nvlabs),
     }
     version = 2
 

@@ -106,24 +106,16 @@ def _mmpretrain_to_canonical(sd):
     return _classifier_norm_to_norm3(out), unknown
 
 
-def _is_microsoft(keys) -> bool:
-    return 'patch_embed.proj.weight' in keys and any(
-        k.startswith('layers.0.blocks.0.') for k in keys)
-
-
-def _is_mmpretrain(keys) -> bool:
-    return 'patch_embed.projection.weight' in keys and any(
-        k.startswith('stages.0.blocks.0.') for k in keys)
-
-
 class SwinKeyMap(BackboneKeyMap):
     """Key maps of :class:`GeminiFusionSwin` (module docstring)."""
     family = 'swin'
     released_prefix = 'encoder.body.'
     fusion_parent = r'layers\.\d+\.blocks\.\d+'
     imagenet_formats = {
-        'microsoft-swin': (_is_microsoft, _microsoft_to_canonical),
-        'mmpretrain-swin': (_is_mmpretrain, _mmpretrain_to_canonical),
+        'microsoft-swin': (('patch_embed.proj.weight', 'layers.0.blocks.0.'),
+                           _microsoft_to_canonical),
+        'mmpretrain-swin': (('patch_embed.projection.weight',
+                             'stages.0.blocks.0.'), _mmpretrain_to_canonical),
     }
     version = 1
 

@@ -56,15 +56,18 @@ class BackboneKeyMap:
             state dict (after ``module.``).
         fusion_parent (str): Regex (one group) of the module that holds the
             fusion parameters, in OUR layout.
-        imagenet_formats (dict): format name -> ``(detect(keys) -> bool,
-            to_canonical(sd) -> (sd, unknown keys) or None for identity)``.
+        imagenet_formats (dict): format name -> ``((marker key, block
+            prefix), to_canonical(sd) -> (sd, unknown keys) or None for
+            identity)``; a state dict is of that format when it has the
+            marker key and a key starting with the block prefix.
         version (int): Layout version of our keys (the backbone's
             ``_version``).
     """
     family: str = ''
     released_prefix: str = ''
     fusion_parent: str = ''
-    imagenet_formats: Dict[str, Tuple[Callable, Optional[Callable]]] = {}
+    imagenet_formats: Dict[str, Tuple[Tuple[str, str],
+                                      Optional[Callable]]] = {}
     version: int = 1
 
     # --------------------------------------------------------- layouts
@@ -122,8 +125,8 @@ class BackboneKeyMap:
     def detect_imagenet_format(cls, keys) -> Optional[str]:
         """The ImageNet format of a state dict with these keys, or None."""
         keys = set(keys)
-        for name, (detect, _) in cls.imagenet_formats.items():
-            if detect(keys):
+        for name, ((marker, prefix), _) in cls.imagenet_formats.items():
+            if marker in keys and any(k.startswith(prefix) for k in keys):
                 return name
         return None
 
