@@ -255,6 +255,23 @@ def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
 
 
 # ---------------------------------------------------------- inference_model
+def _pair_inputs(rgb, depth, caller: str) -> Tuple[list, list, bool]:
+    """RGB and depth inputs given both singly or both as lists -> (RGB
+    list, depth list, whether they were lists); ``caller`` names the API
+    in the errors."""
+    is_batch = isinstance(rgb, (list, tuple))
+    if is_batch != isinstance(depth, (list, tuple)):
+        raise TypeError(
+            f'{caller}: pass rgb and depth both as single inputs or both as '
+            f'lists; got {type(rgb).__name__} and {type(depth).__name__}')
+    rgbs = list(rgb) if is_batch else [rgb]
+    depths = list(depth) if is_batch else [depth]
+    if len(rgbs) != len(depths):
+        raise ValueError(f'{caller}: {len(rgbs)} RGB inputs but '
+                         f'{len(depths)} depth inputs')
+    return rgbs, depths, is_batch
+
+
 def inference_model(
     model: nn.Module,
     rgb: Union[InputType, Sequence[InputType]],
@@ -320,19 +337,9 @@ def inference_model(
                             "give depth inside it ({'rgb': ..., 'depth': "
                             '...}), not as a separate argument')
         return _inference_modalities(model, rgb)
-    is_batch = isinstance(rgb, (list, tuple))
-    if depth is None and is_batch:
+    if depth is None and isinstance(rgb, (list, tuple)):
         depth = [None] * len(rgb)
-    if is_batch != isinstance(depth, (list, tuple)):
-        raise TypeError(
-            'inference_model: pass rgb and depth both as single inputs or '
-            f'both as lists; got {type(rgb).__name__} and '
-            f'{type(depth).__name__}')
-    rgbs = list(rgb) if is_batch else [rgb]
-    depths = list(depth) if is_batch else [depth]
-    if len(rgbs) != len(depths):
-        raise ValueError(f'inference_model: {len(rgbs)} RGB inputs but '
-                         f'{len(depths)} depth inputs')
+    rgbs, depths, is_batch = _pair_inputs(rgb, depth, 'inference_model')
     if not rgbs:
         return []
 

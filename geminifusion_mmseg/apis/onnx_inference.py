@@ -31,7 +31,7 @@ from mmseg.structures import SegDataSample
 
 from ..datasets.transforms.loading import LoadRGBDImageFromFile
 from .inference import (InputType, _check_depth_array, _check_rgb_array,
-                        _prepare_pair)
+                        _prepare_pair, _pair_inputs)
 
 __all__ = ['read_onnx_metadata', 'ONNXSegmentor', 'init_onnx_model',
            'inference_onnx_model']
@@ -271,17 +271,7 @@ def inference_onnx_model(
             f'inference_onnx_model: {model.path} was exported with '
             '--no-preprocess (normalised float inputs); export it without '
             'that flag to run it on frames')
-    is_batch = isinstance(rgb, (list, tuple))
-    if is_batch != isinstance(depth, (list, tuple)):
-        raise TypeError(
-            'inference_onnx_model: pass rgb and depth both as single inputs '
-            f'or both as lists; got {type(rgb).__name__} and '
-            f'{type(depth).__name__}')
-    rgbs = list(rgb) if is_batch else [rgb]
-    depths = list(depth) if is_batch else [depth]
-    if len(rgbs) != len(depths):
-        raise ValueError(f'inference_onnx_model: {len(rgbs)} RGB inputs but '
-                         f'{len(depths)} depth inputs')
+    rgbs, depths, is_batch = _pair_inputs(rgb, depth, 'inference_onnx_model')
     if not rgbs:
         return []
     hha = model.preprocess['depth_encoding'] == 'hha'
