@@ -1,6 +1,5 @@
 """Install geminifusion_mmseg (pure Python: no compiled extensions)."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
@@ -29,13 +28,13 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.8',
-    packages=find_packages(include=['geminifusion_mmseg',
-                                    'geminifusion_mmseg.*']),
+    packages=find_packages(
+        include=['geminifusion_mmseg', 'geminifusion_mmseg.*']),
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         # the export tests need the deployment packages
-        'tests': read_requirements('tests.txt') +
-        read_requirements('deploy.txt'),
+        'tests':
+        read_requirements('tests.txt') + read_requirements('deploy.txt'),
         'deploy': read_requirements('deploy.txt'),
         'mmpretrain': ['mmpretrain>=1.0.0'],
     },

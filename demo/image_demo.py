@@ -49,8 +49,8 @@ from geminifusion_mmseg.apis import (inference_model, inference_onnx_model,
 from geminifusion_mmseg.datasets.list_maker import scan_folder
 from geminifusion_mmseg.visualization import overlay_with_legend
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff',
-                    '.webp', '.ppm', '.pgm')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp',
+                    '.ppm', '.pgm')
 
 
 def parse_args():
@@ -146,14 +146,19 @@ def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:
 def load_model(args):
     """(model, inference function) of the chosen backend."""
     if args.backend == 'onnxruntime':
-        return (init_onnx_model(args.checkpoint, device=args.device),
-                inference_onnx_model)
-    return (init_model(args.config, args.checkpoint, device=args.device),
-            inference_model)
+        return (init_onnx_model(args.checkpoint,
+                                device=args.device), inference_onnx_model)
+    return (init_model(args.config, args.checkpoint,
+                       device=args.device), inference_model)
 
 
-def render(model, rgb_path: str, depth_path: Optional[str], out_file: str,
-           opacity: float, branch: str, infer=inference_model) -> None:
+def render(model,
+           rgb_path: str,
+           depth_path: Optional[str],
+           out_file: str,
+           opacity: float,
+           branch: str,
+           infer=inference_model) -> None:
     """Segment one pair (``depth_path`` None: depth missing) and save the
     overlay."""
     result = infer(model, rgb_path, depth_path)
@@ -279,16 +284,16 @@ def main():
     if not pairs:
         raise SystemExit(f'no RGB-D pairs: no file name occurs in both '
                          f'{args.rgb} and {args.depth}')
-    print(f'{len(pairs)} ' + ('RGB image(s)' if args.no_depth else
-                              'RGB-D pair(s)'))
+    print(f'{len(pairs)} ' +
+          ('RGB image(s)' if args.no_depth else 'RGB-D pair(s)'))
     model, infer = load_model(args)
     failed = []
     progress = ProgressBar(len(pairs))
     for name, rgb_path, depth_path in pairs:
         try:
             render(model, rgb_path, depth_path,
-                   osp.join(out_dir, name + '.png'), args.opacity,
-                   args.branch, infer)
+                   osp.join(out_dir,
+                            name + '.png'), args.opacity, args.branch, infer)
         except (ValueError, OSError) as e:
             failed.append(f'{name}: {e}')
         progress.update()

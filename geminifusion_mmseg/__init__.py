@@ -23,7 +23,9 @@ from .version import __version__
 install_mmcv_ops_fallback()
 register_safe_globals()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401,I001
-from . import checkpoints  # noqa: E402,F401,I001  (registers the loader)
+# isort: off
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from . import checkpoints  # noqa: E402,F401  (registers the loader)
+# isort: on
 
 __all__ = ['__version__']

@@ -1,9 +1,9 @@
 """Shared test set-up: register the plugin and use mmseg's default scope."""
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
 import geminifusion_mmseg  # noqa: F401  (registers modules, compat set-up)
-from mmengine.registry import init_default_scope
 
 init_default_scope('mmseg')
 

@@ -38,7 +38,6 @@ SIZE = (37, 51)  # odd, not a multiple of anything
 CLASSES = tuple(f'c{i}' for i in range(40))
 PALETTE = [[i * 6, 255 - i * 6, (i * 37) % 256] for i in range(40)]
 
-
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -70,10 +69,10 @@ def setup(tmp_path_factory):
     """A tiny config (zoo NYUDv2 config with a small resize), a checkpoint
     with class names in its meta, one without, and synthetic pairs."""
     tmp = tmp_path_factory.mktemp('apis')
-    data = make_nyudv2_tokenfusion(tmp / 'data', num_train=1, num_test=2,
-                                   size=SIZE)
-    config = write_tiny_config(str(tmp / 'tiny.py'), BASE, data,
-                               extra=RESIZE_PIPELINE)
+    data = make_nyudv2_tokenfusion(
+        tmp / 'data', num_train=1, num_test=2, size=SIZE)
+    config = write_tiny_config(
+        str(tmp / 'tiny.py'), BASE, data, extra=RESIZE_PIPELINE)
     torch.manual_seed(1)
     model = init_model(config)
     with torch.no_grad():  # BN statistics that are not the identity
@@ -93,8 +92,16 @@ def setup(tmp_path_factory):
     names = sorted(os.listdir(osp.join(data, 'rgb')))
     rgbs = [osp.join(data, 'rgb', n) for n in names]
     depths = [osp.join(data, 'depth', n) for n in names]
-    return dict(tmp=tmp, data=data, config=config, ckpt=ckpt, bare=bare,
-                state=state, model=api_model, rgbs=rgbs, depths=depths)
+    return dict(
+        tmp=tmp,
+        data=data,
+        config=config,
+        ckpt=ckpt,
+        bare=bare,
+        state=state,
+        model=api_model,
+        rgbs=rgbs,
+        depths=depths)
 
 
 def read_rgb(path):
@@ -123,8 +130,9 @@ def test_init_model_loads_weights_and_names_classes(setup):
     custom = init_model(
         setup['config'],
         setup['bare'],
-        cfg_options=dict(test_dataloader=dict(dataset=dict(
-            metainfo=dict(classes=CLASSES)))))
+        cfg_options=dict(
+            test_dataloader=dict(dataset=dict(metainfo=dict(
+                classes=CLASSES)))))
     assert custom.dataset_meta['classes'] == CLASSES
     assert len(custom.dataset_meta['palette']) == 40
 
@@ -171,8 +179,7 @@ def test_paths_and_rgb_order_arrays_agree(setup):
     rgb, depth = read_rgb(rgb_path), read_depth(depth_path)
     assert depth.dtype == np.uint16
     from_arrays = inference_model(model, rgb, depth)
-    assert torch.equal(from_files.seg_logits.data,
-                       from_arrays.seg_logits.data)
+    assert torch.equal(from_files.seg_logits.data, from_arrays.seg_logits.data)
     assert torch.equal(from_files.pred_sem_seg.data,
                        from_arrays.pred_sem_seg.data)
     assert from_files.img_path == rgb_path
@@ -212,22 +219,22 @@ def test_batch_of_pairs_equals_single_calls(setup, monkeypatch):
     singles = [inference_model(model, r, d) for r, d in zip(rgbs, depths)]
     calls = []
     test_step = model.test_step
-    monkeypatch.setattr(model, 'test_step',
-                        lambda data: calls.append(len(data['inputs'])) or
-                        test_step(data))
+    monkeypatch.setattr(
+        model, 'test_step',
+        lambda data: calls.append(len(data['inputs'])) or test_step(data))
     batch = inference_model(model, rgbs, depths)
     assert isinstance(batch, list) and len(batch) == len(rgbs)
     assert sorted(calls) == [1, 4]
     for one, many, rgb in zip(singles, batch, rgbs):
         assert many.pred_sem_seg.shape == rgb.shape[:2]
         torch.testing.assert_close(
-            many.seg_logits.data, one.seg_logits.data, rtol=1e-4,
-            atol=1e-5)
+            many.seg_logits.data, one.seg_logits.data, rtol=1e-4, atol=1e-5)
         agree = (many.pred_sem_seg.data == one.pred_sem_seg.data).float()
         assert agree.mean() > 0.999
     # a tuple of paths works too
-    assert len(inference_model(model, tuple(setup['rgbs'][:2]),
-                               tuple(setup['depths'][:2]))) == 2
+    assert len(
+        inference_model(model, tuple(setup['rgbs'][:2]),
+                        tuple(setup['depths'][:2]))) == 2
     assert inference_model(model, [], []) == []
 
 
@@ -327,16 +334,22 @@ def test_overlay_with_legend_lists_only_present_classes():
     assert (255, 0, 0) not in colours and (0, 0, 255) not in colours
     np.testing.assert_array_equal(out[5, 20], [255, 0, 255])  # opacity 1
     # many classes on a small image: the image is padded below
-    tall = overlay_with_legend(rgb[:10], np.arange(300).reshape(10, 30) % 4,
-                               classes, palette)
+    tall = overlay_with_legend(rgb[:10],
+                               np.arange(300).reshape(10, 30) % 4, classes,
+                               palette)
     assert tall.shape[0] > 10
 
 
 def run_demo(*args):
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     return subprocess.run(
-        [sys.executable, osp.join(REPO, 'demo', 'image_demo.py'), *args],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        [sys.executable,
+         osp.join(REPO, 'demo', 'image_demo.py'), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120)
 
 
 def test_demo_single_pair(setup):
@@ -350,8 +363,7 @@ def test_demo_single_pair(setup):
     prediction = inference_model(setup['model'], setup['rgbs'][0],
                                  setup['depths'][0]).pred_sem_seg.data[0]
     expected = overlay_with_legend(
-        read_rgb(setup['rgbs'][0]), prediction.numpy(), CLASSES, PALETTE,
-        0.6)
+        read_rgb(setup['rgbs'][0]), prediction.numpy(), CLASSES, PALETTE, 0.6)
     np.testing.assert_array_equal(image[..., ::-1], expected)
 
 

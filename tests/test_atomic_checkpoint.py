@@ -12,13 +12,13 @@ from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from mmseg.registry import DATASETS, MODELS
 from torch.utils.data import Dataset
 
 from geminifusion_mmseg.engine.hooks import AtomicCheckpointHook
 from geminifusion_mmseg.engine.hooks.atomic_checkpoint_hook import (
     ATOMIC_BACKEND, MMENGINE_VERSIONS, AtomicLocalBackend,
     check_mmengine_version)
-from mmseg.registry import DATASETS, MODELS
 
 
 @MODELS.register_module(name='AtomicTestModel', force=True)

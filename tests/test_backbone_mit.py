@@ -1,9 +1,9 @@
 """GeminiFusionMiT: variants, shapes, shared vs per-modality parameters."""
 import pytest
 import torch
+from mmseg.registry import MODELS
 
 from geminifusion_mmseg.models.backbones.gemini_mit import MIT_ARCHS
-from mmseg.registry import MODELS
 
 TINY = dict(embed_dims=(16, 32, 40, 64), depths=(1, 2, 1, 1))
 
@@ -17,17 +17,16 @@ def test_every_arch_builds(arch):
     model = build(arch=arch)
     expected = MIT_ARCHS[arch]
     assert model.embed_dims == expected['embed_dims']
-    assert [len(stage.blocks) for stage in model.layers] == list(
-        expected['depths'])
+    assert [len(stage.blocks)
+            for stage in model.layers] == list(expected['depths'])
 
 
 def test_b0_shapes_and_strides_at_odd_size():
     model = build(arch='b0').eval()
     with torch.no_grad():
         outs = model(torch.randn(2, 6, 100, 130))
-    assert [tuple(o.shape) for o in outs] == [(4, 32, 25, 33),
-                                               (4, 64, 13, 17),
-                                               (4, 160, 7, 9), (4, 256, 4, 5)]
+    assert [tuple(o.shape) for o in outs] == [(4, 32, 25, 33), (4, 64, 13, 17),
+                                              (4, 160, 7, 9), (4, 256, 4, 5)]
 
 
 def test_out_indices():
@@ -45,20 +44,23 @@ def test_per_modality_norms_distinct_and_shared_layers_single():
         'layers.3.norm'
     ]
     for prefix in per_modality:
-        w0, w1 = params[f'{prefix}.ln_0.weight'], params[f'{prefix}.ln_1.weight']
+        w0, w1 = params[f'{prefix}.ln_0.weight'], params[
+            f'{prefix}.ln_1.weight']
         assert w0 is not w1 and w0.data_ptr() != w1.data_ptr()
     # shared layers exist once, with no per-modality copy
-    for name in ['layers.0.patch_embed.proj.weight',
-                 'layers.0.blocks.0.attn.q.weight',
-                 'layers.0.blocks.0.attn.kv.weight',
-                 'layers.0.blocks.0.attn.sr.weight',
-                 'layers.1.blocks.1.mlp.dwconv.dwconv.weight',
-                 'layers.3.blocks.0.mlp.fc2.weight']:
+    for name in [
+            'layers.0.patch_embed.proj.weight',
+            'layers.0.blocks.0.attn.q.weight',
+            'layers.0.blocks.0.attn.kv.weight',
+            'layers.0.blocks.0.attn.sr.weight',
+            'layers.1.blocks.1.mlp.dwconv.dwconv.weight',
+            'layers.3.blocks.0.mlp.fc2.weight'
+    ]:
         assert name in params
         stem = name.rsplit('.', 1)[0]
-        assert not any(k.startswith(stem + '.ln_') or k.startswith(stem +
-                                                                   '.0.')
-                       for k in params), name
+        assert not any(
+            k.startswith(stem + '.ln_') or k.startswith(stem + '.0.')
+            for k in params), name
     # the stage-4 attention has no spatial reduction (sr ratio 1)
     assert 'layers.3.blocks.0.attn.sr.weight' not in params
 
@@ -87,15 +89,19 @@ def test_every_parameter_gets_a_gradient():
     model = build(arch=TINY, drop_path_rate=0.2).train()
     outs = model(torch.randn(2, 6, 37, 45))
     sum(o.square().mean() for o in outs).backward()
-    missing = [n for n, p in model.named_parameters()
-               if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n for n, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert missing == []
 
 
 def test_drop_path_grows_linearly():
     model = build(arch='b0', drop_path_rate=0.3)
-    rates = [b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob')
-             else 0.0 for stage in model.layers for b in stage.blocks]
+    rates = [
+        b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob') else 0.0
+        for stage in model.layers for b in stage.blocks
+    ]
     torch.testing.assert_close(
         torch.tensor(rates), torch.linspace(0, 0.3, 8), rtol=0, atol=1e-6)
 
@@ -103,10 +109,10 @@ def test_drop_path_grows_linearly():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(arch='b9'), "unknown arch 'b9'"),
     (dict(arch='b0', in_channels=4), 'in_channels=4'),
-    (dict(arch='b0', num_modalities=1, in_channels=3),
-     'num_modalities must be >= 2'),
-    (dict(arch='b0', num_modalities=3, in_channels=6),
-     r'in_channels=6, but num_modalities=3 need 9'),
+    (dict(arch='b0', num_modalities=1,
+          in_channels=3), 'num_modalities must be >= 2'),
+    (dict(arch='b0', num_modalities=3,
+          in_channels=6), r'in_channels=6, but num_modalities=3 need 9'),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

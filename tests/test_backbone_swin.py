@@ -4,12 +4,14 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 
 import geminifusion_mmseg  # noqa: F401  (registers the modules)
-from geminifusion_mmseg.models.backbones.gemini_swin import (
-    GeminiFusionSwin, WindowMSA, shift_window_mask, window_partition)
+from geminifusion_mmseg.models.backbones.gemini_swin import (GeminiFusionSwin,
+                                                             WindowMSA,
+                                                             shift_window_mask,
+                                                             window_partition)
 from geminifusion_mmseg.testing.literal_swin import LiteralGeminiFusionSwin
-from mmseg.registry import MODELS
 
 # Small config: dims 32, 64, 128, 256 (all divisible by the 8 fusion heads),
 # two blocks per stage, so every stage has a shifted block.
@@ -67,9 +69,10 @@ def test_every_arch_builds(arch, dims, depths, heads, window):
         model.eval()
         with torch.no_grad():
             outs = model(torch.randn(1, 6, 64, 96))
-        assert [tuple(o.shape) for o in outs] == [
-            (2, 96, 16, 24), (2, 192, 8, 12), (2, 384, 4, 6), (2, 768, 2, 3)
-        ]
+        assert [tuple(o.shape) for o in outs] == [(2, 96, 16, 24),
+                                                  (2, 192, 8, 12),
+                                                  (2, 384, 4, 6),
+                                                  (2, 768, 2, 3)]
         assert all(torch.isfinite(o).all() for o in outs)
 
 
@@ -206,8 +209,9 @@ def test_shift_window_mask_matches_release_slices(Hp, Wp, ws):
 def literal_to_ours(key):
     """Map a released (``encoder.body.``-stripped) key to ours."""
     key = key.replace('.module.', '.')
-    return re.sub(r'^(layers\.\d+\.blocks\.\d+\.)(' + '|'.join(FUSION_NAMES) +
-                  r')\.', r'\1fusion.\2.', key)
+    return re.sub(
+        r'^(layers\.\d+\.blocks\.\d+\.)(' + '|'.join(FUSION_NAMES) + r')\.',
+        r'\1fusion.\2.', key)
 
 
 def test_state_dict_keys_mirror_release():

@@ -32,14 +32,13 @@ TINY_MIT = (
     "128), depths=(1, 1, 1, 1)), drop_path_rate=0.1), " +
     HEAD.format(dims=[16, 32, 80, 128]) +
     ", train_cfg=dict(), test_cfg=dict(mode='whole'))\n")
-TINY_SWIN = (
-    "custom_imports = dict(imports=['geminifusion_mmseg'], "
-    "allow_failed_imports=False)\n"
-    "model = dict(type='MultiModalEncoderDecoder', "
-    "backbone=dict(type='GeminiFusionSwin', arch=dict(embed_dims=32, "
-    "depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 8], window_size=4), "
-    "drop_path_rate=0.1), " + HEAD.format(dims=[32, 64, 128, 256]) +
-    ", train_cfg=dict(), test_cfg=dict(mode='whole'))\n")
+TINY_SWIN = ("custom_imports = dict(imports=['geminifusion_mmseg'], "
+             "allow_failed_imports=False)\n"
+             "model = dict(type='MultiModalEncoderDecoder', "
+             "backbone=dict(type='GeminiFusionSwin', arch=dict(embed_dims=32, "
+             "depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 8], window_size=4), "
+             "drop_path_rate=0.1), " + HEAD.format(dims=[32, 64, 128, 256]) +
+             ", train_cfg=dict(), test_cfg=dict(mode='whole'))\n")
 
 
 @pytest.fixture
@@ -85,7 +84,8 @@ def test_benchmark_end_to_end(tiny_mit, tmp_path):
     assert results['sanity']['max_rel_diff'] < 1e-4
     assert set(results['models']) == {
         f'{k}/{m}'
-        for k in mc.KINDS for m in ('train', 'infer')
+        for k in mc.KINDS
+        for m in ('train', 'infer')
     }
     for r in results['models'].values():
         assert r['median_s'] > 0 and r['peak_mib'] > 0
@@ -95,8 +95,7 @@ def test_benchmark_end_to_end(tiny_mit, tmp_path):
 
 @pytest.mark.parametrize('channels,tokens,batch,heads', [(32, 7, 2, 8),
                                                          (64, 5, 1, 4)])
-def test_fusion_layer_flops_match_hand_formula(channels, tokens, batch,
-                                               heads):
+def test_fusion_layer_flops_match_hand_formula(channels, tokens, batch, heads):
     check = get_flops.check_fusion_layer(channels, tokens, batch, heads)
     assert check['ok'], check
     # ours: 8 C^2 multiply-adds per token and modality (+ 2 C^2 for the
@@ -144,8 +143,7 @@ def test_literal_counterpart_computes_the_same_function(config, request):
     assert type(unimodal.backbone).__name__ in ('MixVisionTransformer',
                                                 'SwinTransformer')
     assert unimodal.decode_head.in_channels == fused.decode_head.in_channels
-    loss_fn, _ = mc.step_functions('literal', mc.set_train(literal), x,
-                                   labels)
+    loss_fn, _ = mc.step_functions('literal', mc.set_train(literal), x, labels)
     assert torch.isfinite(loss_fn())
 
 
@@ -157,21 +155,25 @@ def test_oracle_found_before_another_tests_package(tmp_path):
     decoy = tmp_path / 'site' / 'tests'
     decoy.mkdir(parents=True)
     (decoy / '__init__.py').write_text('')
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join([str(tmp_path / 'site'), REPO]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / 'site'), REPO]))
     code = ('import model_counterparts, '
             'geminifusion_mmseg.testing.literal_fusion as m; '
             'print(m.__file__)')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=TOOLS, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=TOOLS,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith(
         osp.join(REPO, 'geminifusion_mmseg', 'testing'))
 
 
-@pytest.mark.parametrize('extra', [['--device', 'cpu'],
-                                   ['--device', 'cuda', '--precision',
-                                    'bf16']])
+@pytest.mark.parametrize(
+    'extra',
+    [['--device', 'cpu'], ['--device', 'cuda', '--precision', 'bf16']])
 def test_cuda_graphs_option_needs_cuda_fp32(tiny_mit, extra, capsys):
     import benchmark
     with pytest.raises(SystemExit):

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
 
 from geminifusion_mmseg.checkpoints import (CheckpointFormatError,
                                             load_pretrained_backbone,
@@ -25,18 +26,17 @@ from geminifusion_mmseg.checkpoints import (CheckpointFormatError,
 from geminifusion_mmseg.models.backbones import (GeminiFusionMiT,
                                                  GeminiFusionSwin)
 from geminifusion_mmseg.models.layers import GeminiFusion
-from geminifusion_mmseg.models.utils import load_pretrained
-from geminifusion_mmseg.models.utils import pretrained_loading
-from mmseg.registry import MODELS
+from geminifusion_mmseg.models.utils import load_pretrained, pretrained_loading
 
-V1_KEYS = osp.join(osp.dirname(__file__), 'fixtures',
-                   'backbone_keys_v1.json')
+V1_KEYS = osp.join(osp.dirname(__file__), 'fixtures', 'backbone_keys_v1.json')
 MIT_ARCH = dict(embed_dims=(16, 32, 80, 128), depths=(2, 1, 1, 1))
-SWIN_ARCH = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8, 8],
-                 window_size=4)
-HEAD = dict(type='SegFormerMLPHead', in_channels=list(MIT_ARCH['embed_dims']),
-            channels=16, num_classes=3)
-
+SWIN_ARCH = dict(
+    embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8, 8], window_size=4)
+HEAD = dict(
+    type='SegFormerMLPHead',
+    in_channels=list(MIT_ARCH['embed_dims']),
+    channels=16,
+    num_classes=3)
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -90,8 +90,8 @@ def test_mit_keys_changed_and_swin_keys_did_not():
     assert 'block1.1.attn.fusion.k_noise.weight' in old
     assert 'layers.0.blocks.1.attn.fusion.k_noise.weight' in mit.state_dict()
     swin = build('GeminiFusionSwin', 0)
-    assert [k for k, _ in recorded_v1_keys('GeminiFusionSwin')] == list(
-        swin.state_dict())
+    assert [k for k, _ in recorded_v1_keys('GeminiFusionSwin')
+            ] == list(swin.state_dict())
 
 
 @pytest.mark.parametrize('metadata', ['version 1', 'none'])
@@ -119,14 +119,14 @@ def old_segmentor_checkpoint(tmp_path):
     """A whole segmentor checkpoint with an old-layout backbone."""
     torch.manual_seed(0)
     seg = MODELS.build(
-        dict(type='MultiModalEncoderDecoder',
-             backbone=dict(type='GeminiFusionMiT', arch=MIT_ARCH),
-             decode_head=HEAD))
+        dict(
+            type='MultiModalEncoderDecoder',
+            backbone=dict(type='GeminiFusionMiT', arch=MIT_ARCH),
+            decode_head=HEAD))
     seg.init_weights()
     seg.eval()
-    sd = OrderedDict(
-        (k, v) for k, v in seg.state_dict().items()
-        if not k.startswith('backbone.'))
+    sd = OrderedDict((k, v) for k, v in seg.state_dict().items()
+                     if not k.startswith('backbone.'))
     sd.update(v1_state_dict(seg.backbone, prefix='backbone.'))
     metadata = OrderedDict(seg.state_dict()._metadata)
     metadata['backbone'] = dict(version=1)
@@ -140,9 +140,10 @@ def test_old_segmentor_checkpoint_loads_with_mmengine(tmp_path):
     ref, path = old_segmentor_checkpoint(tmp_path)
     torch.manual_seed(7)
     model = MODELS.build(
-        dict(type='MultiModalEncoderDecoder',
-             backbone=dict(type='GeminiFusionMiT', arch=MIT_ARCH),
-             decode_head=HEAD)).eval()
+        dict(
+            type='MultiModalEncoderDecoder',
+            backbone=dict(type='GeminiFusionMiT', arch=MIT_ARCH),
+            decode_head=HEAD)).eval()
     load_checkpoint(model, path, map_location='cpu', strict=True)
     x = torch.randn(1, 6, 32, 48)
     with torch.no_grad():
@@ -164,8 +165,8 @@ def test_upgrade_state_dict_renames_only_old_backbone_keys(tmp_path):
     sd = torch.load(path, weights_only=True)['state_dict']
     new = upgrade_state_dict(ref, sd)
     assert set(new) == set(ref.state_dict())
-    assert [k for k in new if not k.startswith('backbone.')] == [
-        k for k in sd if not k.startswith('backbone.')]
+    assert [k for k in new if not k.startswith('backbone.')
+            ] == [k for k in sd if not k.startswith('backbone.')]
     # idempotent on current keys, whatever the metadata says
     assert list(upgrade_state_dict(ref, OrderedDict(new))) == list(new)
 
@@ -196,13 +197,14 @@ def test_fusion_is_a_config_choice(name):
     assert not any('.fusion.' in k for k in none.state_dict())
     assert all(o.isfinite().all() for o in outputs(none))
     other = build(name, 0, fusion_cfg=dict(type='_TestAverageFusion'))
-    fusions = [m for m in other.modules()
-               if isinstance(m, _TestAverageFusion)]
+    fusions = [m for m in other.modules() if isinstance(m, _TestAverageFusion)]
     assert len(fusions) == sum(other.depths)
     assert all(o.isfinite().all() for o in outputs(other))
     heads = build(name, 0, fusion_cfg=dict(type='GeminiFusion', num_heads=4))
-    assert {m.num_heads for m in heads.modules()
-            if isinstance(m, GeminiFusion)} == {4}
+    assert {
+        m.num_heads
+        for m in heads.modules() if isinstance(m, GeminiFusion)
+    } == {4}
 
 
 def test_fusion_num_heads_still_accepted():
@@ -213,8 +215,8 @@ def test_fusion_num_heads_still_accepted():
     with pytest.raises(ValueError, match='fusion_cfg'):
         GeminiFusionMiT(arch=MIT_ARCH, fusion_cfg='GeminiFusion')
     with pytest.raises(ValueError, match='embed_dims=7'):
-        GeminiFusionMiT(arch=MIT_ARCH,
-                        fusion_cfg=dict(type='GeminiFusion', embed_dims=7))
+        GeminiFusionMiT(
+            arch=MIT_ARCH, fusion_cfg=dict(type='GeminiFusion', embed_dims=7))
 
 
 # ------------------------------------------------------------ helpers
@@ -227,18 +229,27 @@ def test_strip_prefix_modes():
     assert list(strip_prefix(mixed, on_mixed='select')) == ['a', 'b.c']
     with pytest.raises(CheckpointFormatError, match=r"f\.pth.*'x'"):
         strip_prefix(mixed, on_mixed='raise', source='f.pth')
-    sd._metadata = OrderedDict([('', {'version': 1}),
-                                ('module', {'version': 1}),
-                                ('module.b', {'version': 3})])
-    assert strip_prefix(sd)._metadata == OrderedDict([('', {'version': 1}),
-                                                      ('b', {'version': 3})])
+    sd._metadata = OrderedDict([('', {
+        'version': 1
+    }), ('module', {
+        'version': 1
+    }), ('module.b', {
+        'version': 3
+    })])
+    assert strip_prefix(sd)._metadata == OrderedDict([('', {
+        'version': 1
+    }), ('b', {
+        'version': 3
+    })])
 
 
 def test_unwrap_state_dict():
-    ckpt = dict(state_dict=OrderedDict([
-        ('module.backbone.x', torch.zeros(1)),
-        ('module.decode_head.y', torch.zeros(1)),
-    ]), meta=dict())
+    ckpt = dict(
+        state_dict=OrderedDict([
+            ('module.backbone.x', torch.zeros(1)),
+            ('module.decode_head.y', torch.zeros(1)),
+        ]),
+        meta=dict())
     sd, left_out = unwrap_state_dict(ckpt)
     assert list(sd) == ['x'] and left_out == ['decode_head.y']
 
@@ -248,13 +259,14 @@ def test_pretrained_loader_comes_from_the_registry(monkeypatch):
     calls = []
     monkeypatch.setitem(pretrained_loading.PRETRAINED_LOADERS, 'default',
                         lambda backbone, **kw: calls.append(kw) or {})
-    load_pretrained(model, dict(type='Pretrained', checkpoint='x.pth',
-                                prefix='backbone.'))
+    load_pretrained(
+        model, dict(type='Pretrained', checkpoint='x.pth', prefix='backbone.'))
     assert calls == [dict(checkpoint_path='x.pth', prefix='backbone.')]
-    with pytest.raises(RuntimeError, match="no pretrained-weight loader "
-                       "named 'other'"):
-        load_pretrained(model, dict(type='Pretrained', checkpoint='x'),
-                        loader='other')
+    with pytest.raises(
+            RuntimeError, match="no pretrained-weight loader "
+            "named 'other'"):
+        load_pretrained(
+            model, dict(type='Pretrained', checkpoint='x'), loader='other')
 
 
 def test_old_segmentor_checkpoint_loads_with_init_model(tmp_path):

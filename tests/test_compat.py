@@ -3,6 +3,7 @@ import importlib.util
 import os
 import os.path as osp
 
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,6 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import mmcv
 from geminifusion_mmseg.utils import (CheckpointLoadError,
                                       has_compiled_mmcv_ops,
                                       load_external_checkpoint)
@@ -52,13 +52,16 @@ def test_mmseg_models_import_and_point_sample_is_exact():
 def test_stand_in_provides_exactly_the_listed_names():
     import mmcv.ops
     public = {n for n in dir(mmcv.ops) if not n.startswith('_')}
-    assert public == set(PROVIDED_OPS) == {'point_sample',
-                                           'sigmoid_focal_loss'}
+    assert public == set(PROVIDED_OPS) == {
+        'point_sample', 'sigmoid_focal_loss'
+    }
     assert set(EXACT_OPS) | set(UNAVAILABLE_OPS) == set(PROVIDED_OPS)
     for name in UNAVAILABLE_OPS:
         op = getattr(mmcv.ops, name)
-        with pytest.raises(RuntimeError, match=f'mmcv.ops.{name}: it needs '
-                           'the compiled mmcv ops.*mim install'):
+        with pytest.raises(
+                RuntimeError,
+                match=f'mmcv.ops.{name}: it needs '
+                'the compiled mmcv ops.*mim install'):
             op(torch.zeros(1), torch.zeros(1))
 
 
@@ -69,8 +72,9 @@ def test_unknown_names_fail_at_import():
         from mmcv.ops import NoSuchOp  # noqa: F401
     assert not hasattr(mmcv.ops, 'NoSuchOp')
     # a real mmcv op that needs mmcv._ext: the error stock mmcv-lite gives
-    with pytest.raises(ModuleNotFoundError,
-                       match='CrissCrossAttention needs the compiled') as e:
+    with pytest.raises(
+            ModuleNotFoundError,
+            match='CrissCrossAttention needs the compiled') as e:
         from mmcv.ops import CrissCrossAttention  # noqa: F401
     assert e.value.name == 'mmcv._ext'
     with pytest.raises(ModuleNotFoundError):
@@ -82,8 +86,9 @@ def test_mmseg_guards_fire_as_with_stock_mmcv_lite():
     from mmseg.models.decode_heads import CCHead, PSAHead, cc_head, psa_head
     assert cc_head.CrissCrossAttention is None
     assert psa_head.PSAMask is None
-    with pytest.raises(RuntimeError, match='install mmcv-full for '
-                       'CrissCrossAttention'):
+    with pytest.raises(
+            RuntimeError, match='install mmcv-full for '
+            'CrissCrossAttention'):
         CCHead(in_channels=4, channels=4, num_classes=2)
     with pytest.raises(RuntimeError, match='install mmcv-full for PSAMask'):
         PSAHead(in_channels=4, channels=4, num_classes=2, mask_size=(4, 4))
@@ -112,16 +117,22 @@ def test_missing_op_errors_match_stock_mmcv_lite(tmp_path):
     import sys
     env = dict(os.environ, OMP_NUM_THREADS='1')
     stock = json.loads(
-        subprocess.run([sys.executable, '-c', _STOCK_PROBE], env=env,
-                       cwd=tmp_path, capture_output=True, text=True,
+        subprocess.run([sys.executable, '-c', _STOCK_PROBE],
+                       env=env,
+                       cwd=tmp_path,
+                       capture_output=True,
+                       text=True,
                        check=True).stdout)
     with_plugin = json.loads(
-        subprocess.run(
-            [sys.executable, '-c', 'import geminifusion_mmseg\n' +
-             _STOCK_PROBE], env=env, cwd=tmp_path, capture_output=True,
-            text=True, check=True).stdout.splitlines()[-1])
-    assert stock['CrissCrossAttention'] == ['ModuleNotFoundError',
-                                            'mmcv._ext']
+        subprocess.run([
+            sys.executable, '-c', 'import geminifusion_mmseg\n' + _STOCK_PROBE
+        ],
+                       env=env,
+                       cwd=tmp_path,
+                       capture_output=True,
+                       text=True,
+                       check=True).stdout.splitlines()[-1])
+    assert stock['CrissCrossAttention'] == ['ModuleNotFoundError', 'mmcv._ext']
     assert with_plugin['CrissCrossAttention'] == stock['CrissCrossAttention']
     assert stock['NoSuchOp'] is not None
     assert with_plugin['NoSuchOp'][0] == 'ImportError'
@@ -153,8 +164,10 @@ def test_with_compiled_ops_nothing_is_replaced(tmp_path):
     run = subprocess.run(
         [sys.executable, '-c', _FULL_MMCV_PROBE,
          str(tmp_path), fallback],
-        env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=tmp_path,
-        capture_output=True, text=True)
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == 'untouched'
 
@@ -162,7 +175,7 @@ def test_with_compiled_ops_nothing_is_replaced(tmp_path):
 class _Evil:
 
     def __reduce__(self):
-        return (os.system, ('touch geminifusion_pwned',))
+        return (os.system, ('touch geminifusion_pwned', ))
 
 
 def test_external_loader_refuses_code_and_runs_nothing(tmp_path):
@@ -171,8 +184,9 @@ def test_external_loader_refuses_code_and_runs_nothing(tmp_path):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with pytest.raises(CheckpointLoadError, match='refused to load .*'
-                           'evil.pth.*system'):
+        with pytest.raises(
+                CheckpointLoadError, match='refused to load .*'
+                'evil.pth.*system'):
             load_external_checkpoint(path)
     finally:
         os.chdir(cwd)

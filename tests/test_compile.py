@@ -31,8 +31,8 @@ COMPILE_CFG = ('compile = dict(options=dict(fallback_random=True))\n'
 
 def _tiny_model(backbone='mit'):
     from mmengine.config import Config
-
     from mmseg.registry import MODELS
+
     from tests.helpers.tiny_configs import REPO
     base = 'geminifusion_mit.py' if backbone == 'mit' else \
         'geminifusion_swin.py'
@@ -45,7 +45,9 @@ def _tiny_model(backbone='mit'):
     else:
         # two blocks per stage: every stage has a shifted-window block
         cfg.model.backbone.arch = dict(
-            embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4),
+            embed_dims=16,
+            depths=(2, 2, 2, 2),
+            num_heads=(1, 2, 2, 4),
             window_size=4)
         cfg.model.decode_head.in_channels = [16, 32, 64, 128]
     cfg.model.backbone.init_cfg = None
@@ -134,9 +136,12 @@ def test_ensure_compile_hook():
 
 
 def _train(cfg, work_dir, *args, env=ENV):
-    run = subprocess.run(train_cmd(cfg, work_dir, *args), env=env,
-                         cwd=osp.dirname(cfg), capture_output=True,
-                         text=True)
+    run = subprocess.run(
+        train_cmd(cfg, work_dir, *args),
+        env=env,
+        cwd=osp.dirname(cfg),
+        capture_output=True,
+        text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout + run.stderr
 
@@ -153,8 +158,8 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     the eager model's; without a usable compiler the run says why and
     trains eagerly."""
     cfg = tiny_quickstart(tmp_path, 'eager', max_iters=6, interval=3)
-    ccfg = tiny_quickstart(tmp_path, 'compiled', max_iters=6, interval=3,
-                           extra=COMPILE_CFG)
+    ccfg = tiny_quickstart(
+        tmp_path, 'compiled', max_iters=6, interval=3, extra=COMPILE_CFG)
     iters = range(1, 7)
 
     _train(cfg, tmp_path / 'eager')
@@ -167,11 +172,15 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     compiled = _losses(tmp_path / 'compiled', iters)
     assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
 
-    ckpt = torch.load(tmp_path / 'compiled' / 'iter_6.pth',
-                      map_location='cpu', weights_only=False)
+    ckpt = torch.load(
+        tmp_path / 'compiled' / 'iter_6.pth',
+        map_location='cpu',
+        weights_only=False)
     assert not any('_orig_mod' in k for k in ckpt['state_dict'])
-    ref = torch.load(tmp_path / 'eager' / 'iter_6.pth', map_location='cpu',
-                     weights_only=False)
+    ref = torch.load(
+        tmp_path / 'eager' / 'iter_6.pth',
+        map_location='cpu',
+        weights_only=False)
     assert list(ckpt['state_dict']) == list(ref['state_dict'])
 
     resumed = tmp_path / 'resumed'
@@ -197,17 +206,24 @@ def test_compiled_two_process_gloo_training(tmp_path):
     """
     from tests.helpers.tiny_configs import REPO
     cfg = tiny_quickstart(
-        tmp_path, 'dist', max_iters=6, interval=6,
+        tmp_path,
+        'dist',
+        max_iters=6,
+        interval=6,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='ParamChecksumHook')]\n"
-        + COMPILE_CFG)
+        "custom_hooks = [dict(type='ParamChecksumHook')]\n" + COMPILE_CFG)
     wd = tmp_path / 'wd'
     env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
-    run = subprocess.run(
-        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
-         '--work-dir', str(wd)],
-        env=env, cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run([
+        'bash',
+        osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
+        str(wd)
+    ],
+                         env=env,
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
     assert '[compile] torch.compile(' in out
@@ -221,14 +237,20 @@ def test_compiled_two_process_gloo_training(tmp_path):
 def test_gpu_fast_path_check_dry_run():
     """The GPU measurement script builds valid benchmark.py commands."""
     from tests.helpers.tiny_configs import REPO
-    run = subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', 'analysis_tools', 'gpu_fast_path_check.py'),
-         '--dry-run', '--peak-fp32', '67', '--peak-bf16', '989'],
-        env=ENV, capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'analysis_tools', 'gpu_fast_path_check.py'),
+        '--dry-run', '--peak-fp32', '67', '--peak-bf16', '989'
+    ],
+                         env=ENV,
+                         capture_output=True,
+                         text=True,
+                         cwd=REPO)
     assert run.returncode == 0, run.stderr[-2000:]
-    lines = [ln for ln in run.stdout.splitlines() if ln.startswith(
-        ('train-', 'infer-'))]
+    lines = [
+        ln for ln in run.stdout.splitlines()
+        if ln.startswith(('train-', 'infer-'))
+    ]
     assert len(lines) == 2 + 4 * 2
     fp32 = lines[0]
     assert '--compile-compare' in fp32 and '--peak-tflops 67' in fp32

@@ -5,13 +5,13 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 # forward a small input through these (the large ones are only built)
 FORWARD = ('mit-b3_3xb2', 'swin-t_3xb2', 'quickstart', 'custom-480x640.py',
            '200e_deliver-', 'mfnet-rgbt')
@@ -52,8 +52,7 @@ def test_config_builds(path):
 
 
 @pytest.mark.parametrize(
-    'path', [p for p in CONFIGS if 'deliver' in p or 'mfnet' in p],
-    ids=_name)
+    'path', [p for p in CONFIGS if 'deliver' in p or 'mfnet' in p], ids=_name)
 def test_k_modality_configs_agree_on_the_modalities(path):
     """in_channels, num_modalities, the preprocessor's mean/std and the
     datasets follow the dataset config's `modalities`; one branch name per

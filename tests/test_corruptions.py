@@ -7,11 +7,19 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from geminifusion_mmseg.datasets.transforms import (
-    CORRUPTIONS, DepthHoles, DepthMisregistration, DepthMissing, DepthNoise,
-    DepthQuantisation, RandomDepthDegradation, RandomModalityDrop,
-    RGBLowLight, RGBMissing, RGBMotionBlur, build_corruption,
-    depth_missing_value, encode_depth)
+# yapf: disable
+from geminifusion_mmseg.datasets.transforms import (CORRUPTIONS, DepthHoles,
+                                                    DepthMisregistration,
+                                                    DepthMissing, DepthNoise,
+                                                    DepthQuantisation,
+                                                    RandomDepthDegradation,
+                                                    RandomModalityDrop,
+                                                    RGBLowLight, RGBMissing,
+                                                    RGBMotionBlur,
+                                                    build_corruption,
+                                                    depth_missing_value,
+                                                    encode_depth)
+# yapf: enable
 from tests.helpers.tiny_configs import REPO
 
 H, W = 96, 128
@@ -24,8 +32,8 @@ def sample(depth_mm=2000.0, rgb=None, seed=0, path='rgb/000001.png'):
     img[..., :3] = rng.uniform(40, 220, (H, W, 3)) if rgb is None else rgb
     img[..., 3:] = np.float32(depth_mm)
     label = rng.integers(0, 6, (H, W)).astype(np.uint8)
-    return dict(img=img, img_path=path, gt_seg_map=label,
-                seg_fields=['gt_seg_map'])
+    return dict(
+        img=img, img_path=path, gt_seg_map=label, seg_fields=['gt_seg_map'])
 
 
 def run(cfg, results):
@@ -36,10 +44,13 @@ def run(cfg, results):
 @pytest.mark.parametrize('name', list(CORRUPTIONS))
 @pytest.mark.parametrize('severity', [1, 5])
 def test_one_modality_changes_and_the_label_never(name, severity):
-    before = sample(depth_mm=np.random.default_rng(1).uniform(
-        800, 4500, (H, W, 1)).repeat(3, 2))
-    clean = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-             for k, v in before.items()}
+    before = sample(
+        depth_mm=np.random.default_rng(1).uniform(800, 4500, (H, W,
+                                                              1)).repeat(3, 2))
+    clean = {
+        k: (v.copy() if isinstance(v, np.ndarray) else v)
+        for k, v in before.items()
+    }
     out = run(build_corruption(name, severity), before)
     img = out['img']
     assert img.shape == (H, W, 6) and img.dtype == np.float32
@@ -99,9 +110,9 @@ def test_depth_missing_value_is_what_a_stored_zero_encodes_to(
     value = depth_missing_value(encoding, **kwargs)
     assert value == pytest.approx(expected)
     if encoding != 'hha':  # the loader's encoding of "no measurement" (0)
-        zero = encode_depth(np.zeros((2, 2), np.uint16), encoding,
-                            kwargs.get('depth_scale', 1.0),
-                            kwargs.get('depth_range'))
+        zero = encode_depth(
+            np.zeros((2, 2), np.uint16), encoding,
+            kwargs.get('depth_scale', 1.0), kwargs.get('depth_range'))
         assert zero[0, 0, 0] == pytest.approx(value)
     out = DepthMissing(depth_encoding=encoding, **kwargs)(sample())
     assert (out['img'][..., 3:] == np.float32(value)).all()
@@ -113,9 +124,8 @@ def test_rgb_missing_is_black():
 
 
 # ------------------------------------------------------------ holes
-@pytest.mark.parametrize('severity,fraction',
-                         [(1, 0.05), (2, 0.10), (3, 0.20), (4, 0.35),
-                          (5, 0.50)])
+@pytest.mark.parametrize('severity,fraction', [(1, 0.05), (2, 0.10), (3, 0.20),
+                                               (4, 0.35), (5, 0.50)])
 def test_hole_fraction_per_severity(severity, fraction):
     out = DepthHoles(severity=severity)(sample())
     holes = out['img'][..., 3] == 0
@@ -153,8 +163,8 @@ def test_far_pixels_are_hole_prone():
 def test_noise_sigma_grows_as_z_squared(severity, z):
     t = DepthNoise(severity=severity)
     a = DepthNoise.LEVELS[severity - 1]['a']
-    big = dict(img=np.full((256, 256, 6), z * 1000, np.float32),
-               img_path='x.png')
+    big = dict(
+        img=np.full((256, 256, 6), z * 1000, np.float32), img_path='x.png')
     noisy = t(big)['img'][..., 3] * 1e-3 - z  # metres
     assert noisy.std() == pytest.approx(a * z**2, rel=0.03)
     assert abs(noisy.mean()) < 4 * a * z**2 / 256
@@ -166,14 +176,16 @@ def test_noise_in_other_encodings_and_missing_stays_missing():
     # 'scale' to metres: the noise is the same in metres
     img = np.full((256, 256, 6), z, np.float32)
     img[:8, :, 3:] = 0  # missing
-    out = DepthNoise(depth_encoding='scale', depth_scale=1e-3)(
-        dict(img=img, img_path='x.png'))['img'][..., 3]
+    out = DepthNoise(
+        depth_encoding='scale',
+        depth_scale=1e-3)(dict(img=img, img_path='x.png'))['img'][..., 3]
     assert (out[:8] == 0).all() and (out[8:] > 0).all()
     assert (out[8:] - z).std() == pytest.approx(a * z**2, rel=0.03)
     # 'clip' to (0, 10000) mm as 0..255
     img = np.full((256, 256, 6), z * 1000 * 255 / 10000, np.float32)
-    out = DepthNoise(depth_encoding='clip', depth_range=(0, 10000))(
-        dict(img=img, img_path='x.png'))['img'][..., 3]
+    out = DepthNoise(
+        depth_encoding='clip',
+        depth_range=(0, 10000))(dict(img=img, img_path='x.png'))['img'][..., 3]
     assert (out * 10000 / 255 / 1000 - z).std() == pytest.approx(
         a * z**2, rel=0.03)
 
@@ -181,10 +193,10 @@ def test_noise_in_other_encodings_and_missing_stays_missing():
 def test_depth_unit_gives_metres():
     # depth stored in centimetres: 300 cm = 3 m
     img = np.full((256, 256, 6), 300, np.float32)
-    out = DepthNoise(severity=3, depth_unit=0.01)(
-        dict(img=img, img_path='x.png'))['img'][..., 3]
-    assert ((out - 300) * 0.01).std() == pytest.approx(
-        0.01 * 9, rel=0.03)
+    out = DepthNoise(
+        severity=3, depth_unit=0.01)(dict(img=img,
+                                          img_path='x.png'))['img'][..., 3]
+    assert ((out - 300) * 0.01).std() == pytest.approx(0.01 * 9, rel=0.03)
 
 
 # ------------------------------------------------------------ quantisation
@@ -245,12 +257,13 @@ def test_misregistration_rotation_and_fixed_direction():
     depth = rng.uniform(500, 5000, (H + 1, W + 1)).astype(np.float32)
     img = np.empty((H + 1, W + 1, 6), np.float32)
     img[..., :3], img[..., 3:] = 100, depth[..., None]
-    out = DepthMisregistration(shift=3, rotation=0, direction=90)(
-        dict(img=img.copy(), img_path='x'))['img'][..., 3]
+    out = DepthMisregistration(
+        shift=3, rotation=0, direction=90)(dict(img=img.copy(),
+                                                img_path='x'))['img'][..., 3]
     np.testing.assert_array_equal(out[3:], depth[:-3])  # 3 px down
     assert (out[:3] == 0).all()
-    out = DepthMisregistration(shift=0, rotation=5)(
-        dict(img=img.copy(), img_path='x'))['img'][..., 3]
+    out = DepthMisregistration(
+        shift=0, rotation=5)(dict(img=img.copy(), img_path='x'))['img'][..., 3]
     cy, cx = H // 2, W // 2  # the centre stays, the corners move
     assert out[cy, cx] == depth[cy, cx]
     assert (out[0, 0] == 0) or (out[0, 0] != depth[0, 0])
@@ -262,8 +275,8 @@ def test_misregistration_rotation_and_fixed_direction():
 @pytest.mark.parametrize('severity', [1, 3, 5])
 def test_low_light_brightness_and_noise(severity):
     p = RGBLowLight.LEVELS[severity - 1]
-    results = dict(img=np.full((256, 256, 6), 200, np.float32),
-                   img_path='x.png')
+    results = dict(
+        img=np.full((256, 256, 6), 200, np.float32), img_path='x.png')
     out = RGBLowLight(severity=severity)(results)['img']
     y = 255 * (200 / 255)**p['gamma']
     sigma = math.sqrt(p['read_noise']**2 + p['shot_noise'] * y + 1 / 12)
@@ -278,8 +291,8 @@ def test_low_light_brightness_and_noise(severity):
 def test_motion_blur_spreads_a_point_along_a_line(severity, length, angle):
     rgb = np.zeros((H, W, 3), np.float32)
     rgb[H // 2, W // 2] = 255
-    out = RGBMotionBlur(severity=severity, angle=angle)(
-        sample(rgb=rgb))['img'][..., 0]
+    out = RGBMotionBlur(
+        severity=severity, angle=angle)(sample(rgb=rgb))['img'][..., 0]
     ys, xs = np.nonzero(out > 1e-3)
     assert out.sum() == pytest.approx(255, rel=1e-4)
     extent = (xs.max() - xs.min() + 1) if angle == 0 else (ys.max() -
@@ -292,9 +305,12 @@ def test_motion_blur_spreads_a_point_along_a_line(severity, length, angle):
 
 # ------------------------------------------------------------ training
 def test_modality_drop_rates_and_values():
-    t = RandomModalityDrop(rgb_prob=0.2, depth_prob=0.3, seed=0,
-                           depth_encoding='clip',
-                           depth_range=(-1000, 9000))
+    t = RandomModalityDrop(
+        rgb_prob=0.2,
+        depth_prob=0.3,
+        seed=0,
+        depth_encoding='clip',
+        depth_range=(-1000, 9000))
     counts = dict(rgb=0, depth=0, none=0)
     n = 3000
     for i in range(n):

@@ -15,13 +15,12 @@ import torch
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from mmseg.registry import DATASETS, MODELS
 from torch.utils.data import Dataset
 
 from geminifusion_mmseg.datasets.list_maker import make_lists
-from mmseg.registry import DATASETS, MODELS
 from tests.helpers.custom_rgbd import make_captures
-from tests.helpers.tiny_configs import REPO, save_checkpoint, \
-    write_tiny_config
+from tests.helpers.tiny_configs import REPO, save_checkpoint, write_tiny_config
 
 CUSTOM = 'configs/custom/geminifusion_mit-b3_1xb2-300e_custom-480x640.py'
 FINETUNE = ('configs/custom/'
@@ -65,8 +64,7 @@ def nyu_checkpoint(tmp_path_factory, own_data):
     tmp = tmp_path_factory.mktemp('ckpt')
     cfg = Config.fromfile(
         write_tiny_config(
-            str(tmp / 'nyu_tiny.py'),
-            'configs/geminifusion/'
+            str(tmp / 'nyu_tiny.py'), 'configs/geminifusion/'
             'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py', own_data))
     model = MODELS.build(cfg.model)
     with torch.no_grad():
@@ -96,8 +94,7 @@ def _same(a, b, atol=1e-6):
 
 @pytest.mark.parametrize('forty', [False, True], ids=['6cls', '40cls'])
 def test_finetune_config_replaces_the_classifier(tmp_path, own_data,
-                                                 nyu_checkpoint, capfd,
-                                                 forty):
+                                                 nyu_checkpoint, capfd, forty):
     ckpt, source = nyu_checkpoint
     extra = f'load_from = {ckpt!r}\n' + (_forty_classes() if forty else '')
     state, log = _train(tmp_path, FINETUNE, own_data, extra, 'ft')
@@ -152,8 +149,7 @@ class _TinyData(Dataset):
         return dict(x=torch.ones(4, 2, 2))
 
 
-def _runner_cfg(work_dir, max_iters, load_from=None, resume=False,
-                hooks=()):
+def _runner_cfg(work_dir, max_iters, load_from=None, resume=False, hooks=()):
     return Config(
         dict(
             model=dict(type='ReinitTestSegmentor'),
@@ -166,10 +162,9 @@ def _runner_cfg(work_dir, max_iters, load_from=None, resume=False,
             optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.)),
             train_cfg=dict(by_epoch=False, max_iters=max_iters),
             default_hooks=dict(
-                checkpoint=dict(type='CheckpointHook', interval=2,
-                                by_epoch=False)),
-            custom_hooks=[dict(type='WeightsOnlyCheckpointHook'),
-                          *hooks],
+                checkpoint=dict(
+                    type='CheckpointHook', interval=2, by_epoch=False)),
+            custom_hooks=[dict(type='WeightsOnlyCheckpointHook'), *hooks],
             load_from=load_from,
             resume=resume,
             default_scope='mmseg'))
@@ -187,12 +182,16 @@ def tiny_checkpoint(tmp_path_factory):
     'start,resume,acts', [('load_from', False, True), (None, False, False),
                           ('load_from', True, False)],
     ids=['load_from', 'scratch', 'resume'])
-def test_hook_acts_only_on_a_fresh_load_from(tmp_path, tiny_checkpoint,
-                                             start, resume, acts):
+def test_hook_acts_only_on_a_fresh_load_from(tmp_path, tiny_checkpoint, start,
+                                             resume, acts):
     load_from = tiny_checkpoint if start else None
     runner = Runner.from_cfg(
-        _runner_cfg(tmp_path, 4, load_from, resume,
-                    hooks=[dict(type='ReinitClassifierHook')]))
+        _runner_cfg(
+            tmp_path,
+            4,
+            load_from,
+            resume,
+            hooks=[dict(type='ReinitClassifierHook')]))
     runner.train()
     assert runner.iter == 4
     weight = runner.model.decode_head.conv_seg.weight  # lr 0: as loaded
@@ -207,9 +206,12 @@ def test_hook_acts_only_on_a_fresh_load_from(tmp_path, tiny_checkpoint,
 def test_hook_names_a_missing_module(tmp_path, tiny_checkpoint):
     runner = Runner.from_cfg(
         _runner_cfg(
-            tmp_path, 4, tiny_checkpoint,
-            hooks=[dict(type='ReinitClassifierHook',
-                        modules='decode_head.cls')]))
+            tmp_path,
+            4,
+            tiny_checkpoint,
+            hooks=[
+                dict(type='ReinitClassifierHook', modules='decode_head.cls')
+            ]))
     with pytest.raises(ValueError, match="no module 'decode_head.cls'"):
         runner.train()
 

@@ -150,7 +150,8 @@ def test_generic_rgbd_dataset_from_config(tmp_path, list_columns):
     stored = cv2.imread(info['seg_map_path'], cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(
         results['gt_seg_map'],
-        np.where(stored == 0, IGNORE, stored.astype(int) - 1))
+        np.where(stored == 0, IGNORE,
+                 stored.astype(int) - 1))
     # without a palette mmseg makes one up, one colour per class
     ds = RGBDDataset(
         data_root=root,
@@ -184,8 +185,10 @@ def test_nyudv2_dformer_hha(tmp_path):
     # HHA with the raw encoding: 3 different channels -> clear error
     raw = TRANSFORMS.build(dict(type='LoadRGBDImageFromFile'))
     with pytest.raises(ValueError, match='3 different channels.*hha'):
-        raw(dict(img_path=results['img_path'],
-                 depth_path=results['depth_path']))
+        raw(
+            dict(
+                img_path=results['img_path'],
+                depth_path=results['depth_path']))
 
 
 def test_list_file_whitespace_and_blank_lines(nyu_root, tmp_path):
@@ -267,9 +270,10 @@ def test_missing_listed_file(nyu_copy, cls):
 @both_classes
 def test_malformed_list_line(nyu_copy, cls):
     lst = write_list(
-        osp.join(nyu_copy, 'bad.txt'),
-        ['rgb/000000.png\tmasks/000000.png\tdepth/000000.png', '',
-         'rgb/000001.png\tmasks/000001.png'])
+        osp.join(nyu_copy, 'bad.txt'), [
+            'rgb/000000.png\tmasks/000000.png\tdepth/000000.png', '',
+            'rgb/000001.png\tmasks/000001.png'
+        ])
     with pytest.raises(ValueError) as e:
         _build(cls, data_root=nyu_copy, ann_file='bad.txt')
     msg = str(e.value)
@@ -280,8 +284,8 @@ def test_malformed_list_line(nyu_copy, cls):
 @both_classes
 def test_empty_dataset(nyu_copy, cls):
     write_list(osp.join(nyu_copy, 'empty.txt'), ['', '  '])
-    with pytest.raises(ValueError,
-                       match=f'{cls.__name__}: no samples found.*empty.txt'):
+    with pytest.raises(
+            ValueError, match=f'{cls.__name__}: no samples found.*empty.txt'):
         _build(cls, data_root=nyu_copy, ann_file='empty.txt')
 
 
@@ -392,8 +396,8 @@ def test_out_of_range_label_warns_once_and_ignores(nyu_copy):
 
 
 def test_sunrgbd_without_reduce_zero_label_warns(tmp_path):
-    root = make_sunrgbd_dformer(tmp_path / 'sun', num_train=1, num_test=0,
-                                seed=3)
+    root = make_sunrgbd_dformer(
+        tmp_path / 'sun', num_train=1, num_test=0, seed=3)
     ds = SUNRGBDDataset(
         data_root=root,
         ann_file='train.txt',
@@ -478,17 +482,16 @@ def test_pillow_rgb_backend_matches_cv2_on_png(nyu_root):
 # ----------------------------------------------------------------------
 def test_browse_dataset_tool(nyu_root, tmp_path, monkeypatch):
     cfg = tmp_path / 'browse_cfg.py'
-    cfg.write_text(
-        "custom_imports = dict(imports=['geminifusion_mmseg'], "
-        'allow_failed_imports=False)\n'
-        "default_scope = 'mmseg'\n"
-        'train_dataloader = dict(batch_size=1, dataset=dict(\n'
-        f"    type='NYUDv2Dataset', data_root={nyu_root!r},\n"
-        "    ann_file='train.txt', pipeline=[\n"
-        "        dict(type='LoadRGBDImageFromFile'),\n"
-        "        dict(type='LoadRGBDAnnotations'),\n"
-        "        dict(type='RandomFlip', prob=0.5),\n"
-        "        dict(type='PackSegInputs')]))\n")
+    cfg.write_text("custom_imports = dict(imports=['geminifusion_mmseg'], "
+                   'allow_failed_imports=False)\n'
+                   "default_scope = 'mmseg'\n"
+                   'train_dataloader = dict(batch_size=1, dataset=dict(\n'
+                   f"    type='NYUDv2Dataset', data_root={nyu_root!r},\n"
+                   "    ann_file='train.txt', pipeline=[\n"
+                   "        dict(type='LoadRGBDImageFromFile'),\n"
+                   "        dict(type='LoadRGBDAnnotations'),\n"
+                   "        dict(type='RandomFlip', prob=0.5),\n"
+                   "        dict(type='PackSegInputs')]))\n")
     out = tmp_path / 'out'
     monkeypatch.setattr(sys, 'argv', [
         'browse_dataset.py',

@@ -1,11 +1,11 @@
 """SegFormerMLPHead: the folded computation equals the release's."""
 import pytest
 import torch
+from mmseg.models.losses import accuracy
+from mmseg.registry import MODELS
 
 from geminifusion_mmseg.models.decode_heads.segformer_mlp_head import \
     top1_accuracy
-from mmseg.models.losses import accuracy
-from mmseg.registry import MODELS
 
 IN_CHANNELS = [8, 16, 24, 32]
 
@@ -36,8 +36,8 @@ def build(**kwargs):
 def feats(batch=2, h=13, w=17, channels_last=False):
     out = []
     for i, c in enumerate(IN_CHANNELS):
-        x = torch.randn(batch, c, -(-h // 2**i), -(-w // 2**i),
-                        dtype=torch.float64)
+        x = torch.randn(
+            batch, c, -(-h // 2**i), -(-w // 2**i), dtype=torch.float64)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out.append(x.requires_grad_())
@@ -64,12 +64,13 @@ def test_folded_head_matches_release_with_gradients(bn_mode, channels_last):
         inputs = [x.detach().clone().requires_grad_() for x in base]
         head.zero_grad()
         out = fn(inputs)
-        upstream = torch.linspace(-1, 1, out.numel(),
-                                  dtype=out.dtype).view(out.shape)
+        upstream = torch.linspace(
+            -1, 1, out.numel(), dtype=out.dtype).view(out.shape)
         (out * upstream).sum().backward()
-        results.append((out.detach(), [x.grad for x in inputs],
-                        {n: p.grad.clone()
-                         for n, p in head.named_parameters()}))
+        results.append((out.detach(), [x.grad for x in inputs], {
+            n: p.grad.clone()
+            for n, p in head.named_parameters()
+        }))
     (out_a, gin_a, gp_a), (out_b, gin_b, gp_b) = results
     assert out_a.shape == out_b.shape == (2, 5, 13, 17)
     assert _rel(out_a, out_b) < 1e-12
@@ -81,15 +82,13 @@ def test_folded_head_matches_release_with_gradients(bn_mode, channels_last):
         # BatchNorm is zero up to rounding: compare on the common scale
         scale = max(g.abs().max().item() for g in gp_b.values())
         torch.testing.assert_close(
-            gp_a[name], gp_b[name], rtol=1e-10, atol=1e-12 * scale,
-            msg=name)
+            gp_a[name], gp_b[name], rtol=1e-10, atol=1e-12 * scale, msg=name)
 
 
 def test_folded_dropout_is_dropout2d_on_the_classifier_input():
     head = build().train()
     x = torch.randn(3, 16, 6, 7, dtype=torch.float64)
-    keep = torch.bernoulli(torch.full((3, 16), 0.9,
-                                      dtype=torch.float64)) / 0.9
+    keep = torch.bernoulli(torch.full((3, 16), 0.9, dtype=torch.float64)) / 0.9
     ref = head.conv_seg(x * keep[:, :, None, None])
     torch.testing.assert_close(head.classify(x, keep), ref)
     torch.testing.assert_close(
@@ -125,8 +124,10 @@ def test_top1_accuracy_matches_mmseg():
     dict(type='CrossEntropyLoss', avg_non_ignore=True),
     dict(type='CrossEntropyLoss', avg_non_ignore=False, loss_weight=0.4),
     dict(type='CrossEntropyLoss', class_weight=[1., 2., .5, 1., 3.]),
-    [dict(type='CrossEntropyLoss', avg_non_ignore=True),
-     dict(type='DiceLoss', loss_weight=0.5)],
+    [
+        dict(type='CrossEntropyLoss', avg_non_ignore=True),
+        dict(type='DiceLoss', loss_weight=0.5)
+    ],
 ])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_loss_by_feat_matches_mmseg(loss_decode, channels_last):
@@ -150,8 +151,11 @@ def test_loss_by_feat_matches_mmseg(loss_decode, channels_last):
     assert ours.keys() == ref.keys()
     for k in ours:
         torch.testing.assert_close(ours[k], ref[k])
-    grads = [torch.autograd.grad(sum(v for k, v in d.items() if 'loss' in k),
-                                 logits)[0] for d in (ours, ref)]
+    grads = [
+        torch.autograd.grad(
+            sum(v for k, v in d.items() if 'loss' in k), logits)[0]
+        for d in (ours, ref)
+    ]
     torch.testing.assert_close(grads[0], grads[1])
 
 

@@ -17,25 +17,22 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
-from geminifusion_mmseg.checkpoints.pretrained import \
-    load_pretrained_backbone
+from geminifusion_mmseg.checkpoints.pretrained import load_pretrained_backbone
 from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
-    convert_released_checkpoint,
-    convert_released_state_dict, find_matching_configs,
-    model_config_fragment)
+    convert_released_checkpoint, convert_released_state_dict,
+    find_matching_configs, model_config_fragment)
 from geminifusion_mmseg.models.backbones import GeminiFusionMiT, MiTKeyMap
 from geminifusion_mmseg.testing.literal_deliver import (
     LiteralDeLiVERGeminiFusion, deliver_training_loss)
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_BASE = osp.join(ROOT, 'configs', '_base_', 'models',
                       'geminifusion_mit_deliver.py')
 NUM_CLASSES = 6
-
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -151,8 +148,8 @@ def test_training_loss_and_gradients_match_the_branch(k):
             assert p.grad is None, key
             continue
         assert p.grad is not None, key
-        torch.testing.assert_close(p.grad, theirs.grad, rtol=1e-6,
-                                   atol=1e-9, msg=key)
+        torch.testing.assert_close(
+            p.grad, theirs.grad, rtol=1e-6, atol=1e-9, msg=key)
         checked += 1
     assert ours.alpha.grad is not None and ours.alpha.grad.abs().sum() > 0
     if k > 2:
@@ -167,9 +164,8 @@ def test_training_loss_and_gradients_match_the_branch(k):
                               f'score_nets.{k - 1}.0.weight'].grad is None
     assert checked > 100
     # BatchNorm statistics updated alike (per stream)
-    torch.testing.assert_close(
-        ours.decode_head.linear_fuse.bn.running_mean,
-        ref.decode_head.linear_fuse.bn.running_mean)
+    torch.testing.assert_close(ours.decode_head.linear_fuse.bn.running_mean,
+                               ref.decode_head.linear_fuse.bn.running_mean)
 
 
 def test_alpha_is_trained_only_by_the_ensemble_loss():
@@ -181,7 +177,9 @@ def test_alpha_is_trained_only_by_the_ensemble_loss():
     assert ours.alpha.requires_grad
     for branch in ('rgb', 'fused'):
         grad, = torch.autograd.grad(
-            losses[f'{branch}.loss_ohem'], ours.alpha, retain_graph=True,
+            losses[f'{branch}.loss_ohem'],
+            ours.alpha,
+            retain_graph=True,
             allow_unused=True)
         assert grad is None
     grad, = torch.autograd.grad(losses['ens.loss_ohem'], ours.alpha)
@@ -232,8 +230,7 @@ def test_k2_keys_are_unchanged_and_k_gt_2_adds_token_selection():
     assert set(k2) <= set(k4)
     assert 'layers.0.token_select.score_nets.3.1.bias' in new
     assert 'layers.3.patch_embed.norm.ln_3.weight' in new
-    assert all('token_select' in k or 'patch_embed.norm.ln_' in k
-               for k in new)
+    assert all('token_select' in k or 'patch_embed.norm.ln_' in k for k in new)
     # blocks and stage norms keep two streams
     assert 'layers.0.norm.ln_2.weight' not in k4
     assert 'layers.1.blocks.0.norm1.ln_2.weight' not in k4
@@ -285,24 +282,29 @@ def test_pretrained_mit_fills_only_ln_0_and_ln_1(tmp_path):
 
 
 def test_configuration_errors_are_clear():
-    with pytest.raises(ValueError,
-                       match=r'in_channels=6, but num_modalities=3 need 9'):
+    with pytest.raises(
+            ValueError, match=r'in_channels=6, but num_modalities=3 need 9'):
         GeminiFusionMiT('b0', in_channels=6, num_modalities=3)
     with pytest.raises(ValueError, match='num_modalities must be >= 2'):
         GeminiFusionMiT('b0', in_channels=3, num_modalities=1)
     with pytest.raises(ValueError, match="DeLiVER.*GeminiFusionMiT"):
         MODELS.build(
-            dict(type='GeminiFusionSwin', arch='tiny', in_channels=9,
-                 num_modalities=3))
+            dict(
+                type='GeminiFusionSwin',
+                arch='tiny',
+                in_channels=9,
+                num_modalities=3))
     with pytest.raises(ValueError, match=r"\('rgb', 'fused'\)"):
         MODELS.build(
-            dict(type='MultiModalEncoderDecoder',
-                 modality_names=('rgb', 'depth', 'event'),
-                 backbone=dict(type='GeminiFusionMiT', in_channels=9,
-                               num_modalities=3),
-                 decode_head=dict(type='SegFormerMLPHead',
-                                  in_channels=[32, 64, 160, 256],
-                                  num_classes=3)))
+            dict(
+                type='MultiModalEncoderDecoder',
+                modality_names=('rgb', 'depth', 'event'),
+                backbone=dict(
+                    type='GeminiFusionMiT', in_channels=9, num_modalities=3),
+                decode_head=dict(
+                    type='SegFormerMLPHead',
+                    in_channels=[32, 64, 160, 256],
+                    num_classes=3)))
 
 
 # --- the branch's released checkpoints ----------------------------------
@@ -342,16 +344,18 @@ def test_branch_checkpoint_file_converts_exactly(k, classes, tmp_path):
         expected = ref(x)
         got = ours._branch_logits(torch.cat(x, 1))
     for e, g in zip(expected, got):
-        g = F.interpolate(g, size=e.shape[2:], mode='bilinear',
-                          align_corners=False)
+        g = F.interpolate(
+            g, size=e.shape[2:], mode='bilinear', align_corners=False)
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
         assert torch.equal(g.argmax(1), e.argmax(1))
 
 
 def test_matching_configs_follow_dataset_and_modalities():
     ref = LiteralDeLiVERGeminiFusion('mit_b2', 25, 4)
-    _, info = convert_released_state_dict(
-        {k: v.to('meta') for k, v in ref.state_dict().items()})
+    _, info = convert_released_state_dict({
+        k: v.to('meta')
+        for k, v in ref.state_dict().items()
+    })
     config_dir = osp.join(ROOT, 'configs', 'geminifusion')
     found = [osp.basename(p) for p in find_matching_configs(info, config_dir)]
     assert found == [
@@ -369,12 +373,14 @@ def test_branch_state_dict_refusals():
     sd = ref.state_dict()
     bad = dict(sd)
     bad.pop('backbone.extra_score_predictor.2.score_nets.2.0.weight')
-    with pytest.raises(ReleasedCheckpointError,
-                       match=r'extra_score_predictor\.2\.score_nets\.2'):
+    with pytest.raises(
+            ReleasedCheckpointError,
+            match=r'extra_score_predictor\.2\.score_nets\.2'):
         convert_released_state_dict(bad, 'f.pth')
     bad = dict(sd, **{'foo.weight': torch.zeros(1)})
-    with pytest.raises(ReleasedCheckpointError,
-                       match=r'"foo\.weight".*backbone, decode_head'):
+    with pytest.raises(
+            ReleasedCheckpointError,
+            match=r'"foo\.weight".*backbone, decode_head'):
         convert_released_state_dict(bad, 'f.pth')
     bad = dict(sd, **{'backbone.foo.weight': torch.zeros(1)})
     converted, info = convert_released_state_dict(bad, 'f.pth')
@@ -391,8 +397,7 @@ class _BranchWarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     """CMNeXt's ``WarmupPolyLR(optimizer, power, max_iter, warmup_iter,
     warmup_ratio, warmup='linear')`` (semseg/schedulers.py), literally."""
 
-    def __init__(self, optimizer, power, max_iter, warmup_iter,
-                 warmup_ratio):
+    def __init__(self, optimizer, power, max_iter, warmup_iter, warmup_ratio):
         self.power, self.max_iter = power, max_iter
         self.warmup_iter, self.warmup_ratio = warmup_iter, warmup_ratio
         super().__init__(optimizer, -1)
@@ -411,8 +416,12 @@ class _BranchWarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
 def _two_group_optimizer(lr):
     """AdamW with a group at ``lr`` and one at ``10 * lr`` (the head's)."""
     a, b = (torch.nn.Parameter(torch.zeros(1)) for _ in range(2))
-    return torch.optim.AdamW([{'params': [a]}, {'params': [b],
-                                                'lr': 10 * lr}], lr)
+    return torch.optim.AdamW([{
+        'params': [a]
+    }, {
+        'params': [b],
+        'lr': 10 * lr
+    }], lr)
 
 
 def test_warmup_poly_lr_follows_the_branch_every_iteration():
@@ -429,8 +438,11 @@ def test_warmup_poly_lr_follows_the_branch_every_iteration():
     warmup, total = 6, 25
     ours_opt, ref_opt = _two_group_optimizer(lr), _two_group_optimizer(lr)
     ours = PARAM_SCHEDULERS.build(
-        dict(sched_cfg, warmup_iters=warmup, max_iters=total,
-             optimizer=OptimWrapper(ours_opt)))
+        dict(
+            sched_cfg,
+            warmup_iters=warmup,
+            max_iters=total,
+            optimizer=OptimWrapper(ours_opt)))
     ref = _BranchWarmupPolyLR(ref_opt, 0.9, total, warmup, 0.1)
     for step in range(total - 1):
         got = [g['lr'] for g in ours_opt.param_groups]
@@ -444,14 +456,13 @@ def test_warmup_poly_lr_follows_the_branch_every_iteration():
     warmup, total = sched_cfg['warmup_iters'], sched_cfg['max_iters']
     ours = PARAM_SCHEDULERS.build(
         dict(sched_cfg, optimizer=OptimWrapper(_two_group_optimizer(lr))))
-    ref = _BranchWarmupPolyLR(_two_group_optimizer(lr), 0.9, total, warmup,
-                              0.1)
+    ref = _BranchWarmupPolyLR(
+        _two_group_optimizer(lr), 0.9, total, warmup, 0.1)
     last = 200 * 498 - 1  # the last step of training
     for step in (0, 1, warmup - 1, warmup, warmup + 1, 50000, last):
         ours.last_step = ref.last_epoch = step
         # mmengine's wrapper lists a third, "base" group last
-        assert ours._get_value()[:2] == pytest.approx(
-            ref.get_lr(), rel=1e-12)
+        assert ours._get_value()[:2] == pytest.approx(ref.get_lr(), rel=1e-12)
 
 
 def test_cli_converts_a_branch_file(tmp_path):
@@ -462,7 +473,9 @@ def test_cli_converts_a_branch_file(tmp_path):
     torch.save(ref.state_dict(), src)
     cli = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
     out = subprocess.run([sys.executable, cli, src, dst],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
     assert '3 modalities (DeLiVER code line)' in out
     assert 'num_modalities=3' in out and 'num_classes: 25 (deliver)' in out
     assert '"num_modalities": 3' in out and '"in_channels": 9' in out

@@ -4,20 +4,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geminifusion_mmseg.deployment.resize import (bicubic_matrix,
-                                                  bicubic_resize)
+from geminifusion_mmseg.deployment.resize import bicubic_matrix, bicubic_resize
 
 
 @pytest.mark.parametrize('align_corners', [False, True])
-@pytest.mark.parametrize('size,out', [
-    ((120, 160), (480, 640)),  # NYUDv2 logits -> input
-    ((107, 140), (425, 560)),  # an odd input size
-    ((3, 5), (13, 17)),  # every output near a border
-    ((9, 7), (4, 3)),  # downscaling
-    ((30, 40), (30, 41)),  # nearly the identity
-    ((1, 1), (5, 7)),  # a single pixel
-    ((6, 5), (1, 1)),  # a single output
-])
+@pytest.mark.parametrize(
+    'size,out',
+    [
+        ((120, 160), (480, 640)),  # NYUDv2 logits -> input
+        ((107, 140), (425, 560)),  # an odd input size
+        ((3, 5), (13, 17)),  # every output near a border
+        ((9, 7), (4, 3)),  # downscaling
+        ((30, 40), (30, 41)),  # nearly the identity
+        ((1, 1), (5, 7)),  # a single pixel
+        ((6, 5), (1, 1)),  # a single output
+    ])
 def test_bicubic_resize_is_f_interpolate(size, out, align_corners):
     torch.manual_seed(0)
     x = torch.randn(2, 3, *size, dtype=torch.float64)

@@ -37,12 +37,11 @@ import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmseg.registry import MODELS
 
 from geminifusion_mmseg.engine.model_wrappers import RGBDSegTTAModel
-from mmseg.registry import MODELS
 from tests.helpers import make_nyudv2_tokenfusion
-from tests.helpers.tiny_configs import REPO, save_checkpoint, \
-    write_tiny_config
+from tests.helpers.tiny_configs import REPO, save_checkpoint, write_tiny_config
 from tests.test_segmentor import CFG as TINY_MODEL
 
 NYU_B3 = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
@@ -78,9 +77,9 @@ def _run_test_tool(monkeypatch, tiny_run, name, *args, extra=''):
         test_ann_file='test.txt',
         extra=extra)
     work_dir = str(tmp / f'wd_{name}')
-    monkeypatch.setattr(sys, 'argv', [
-        'test.py', cfg, tiny_run['ckpt'], '--work-dir', work_dir, *args
-    ])
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['test.py', cfg, tiny_run['ckpt'], '--work-dir', work_dir, *args])
     runpy.run_path(TEST_TOOL, run_name='__main__')
     logs = glob.glob(osp.join(work_dir, '*', '*.log'))
     assert len(logs) == 1
@@ -89,9 +88,7 @@ def _run_test_tool(monkeypatch, tiny_run, name, *args, extra=''):
 
 
 def _metrics(log):
-    line = [
-        line for line in log.splitlines() if 'Epoch(test)' in line
-    ][-1]
+    line = [line for line in log.splitlines() if 'Epoch(test)' in line][-1]
     return dict(re.findall(r'(\S+): ([0-9.]+)', line.split(']', 1)[1]))
 
 
@@ -179,9 +176,10 @@ def _random_pair(folder, size, symmetric, seed=0):
     depth = rng.integers(0, 20000, (h, w), dtype=np.uint16)
     label = rng.integers(0, 5, (h, w), dtype=np.uint8)
     if symmetric:
-        rgb, depth, label = (np.ascontiguousarray(
-            np.concatenate([a[:, :(w + 1) // 2], a[:, :w // 2][:, ::-1]],
-                           axis=1)) for a in (rgb, depth, label))
+        rgb, depth, label = (
+            np.ascontiguousarray(
+                np.concatenate([a[:, :(w + 1) // 2], a[:, :w // 2][:, ::-1]],
+                               axis=1)) for a in (rgb, depth, label))
         assert (rgb == rgb[:, ::-1]).all() and (depth == depth[:, ::-1]).all()
     return _write_pair(folder, rgb, depth, label)
 
@@ -191,18 +189,14 @@ FLIP_ONLY_TTA = Compose([
     dict(type='LoadRGBDImageFromFile'),
     dict(
         type='TestTimeAug',
-        transforms=[[dict(type='Resize', scale_factor=1.0, keep_ratio=True)],
-                    [
-                        dict(
-                            type='RandomFlip',
-                            prob=0.,
-                            direction='horizontal'),
-                        dict(
-                            type='RandomFlip',
-                            prob=1.,
-                            direction='horizontal')
-                    ], [dict(type='LoadRGBDAnnotations')],
-                    [dict(type='PackSegInputs')]])
+        transforms=[
+            [dict(type='Resize', scale_factor=1.0, keep_ratio=True)],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ], [dict(type='LoadRGBDAnnotations')],
+            [dict(type='PackSegInputs')]
+        ])
 ])
 
 
@@ -253,9 +247,10 @@ def test_flip_tta_averages_the_flipped_back_views(tmp_path):
     info = _random_pair(tmp_path, (48, 64), symmetric=False)
     flipped_dir = tmp_path / 'flipped'
     flipped_dir.mkdir()
-    rgb, depth, label = (np.ascontiguousarray(
-        cv2.imread(info[k], cv2.IMREAD_UNCHANGED)[:, ::-1])
-                         for k in ('img_path', 'depth_path', 'seg_map_path'))
+    rgb, depth, label = (
+        np.ascontiguousarray(
+            cv2.imread(info[k], cv2.IMREAD_UNCHANGED)[:, ::-1])
+        for k in ('img_path', 'depth_path', 'seg_map_path'))
     flipped = _write_pair(flipped_dir, cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB),
                           depth, label)
     expected = (_plain_logits(model, info) +
@@ -272,8 +267,9 @@ def test_tta_model_rejects_unknown_merge():
 def test_shipped_tta_views_are_scales_of_the_test_size(tmp_path):
     """SUN RGB-D-like 427x561: test size 480x640; labels stay 427x561."""
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs/geminifusion/'
-                 'geminifusion_mit-b3_4xb2-300e_sunrgbd-480x480.py'))
+        osp.join(
+            REPO, 'configs/geminifusion/'
+            'geminifusion_mit-b3_4xb2-300e_sunrgbd-480x480.py'))
     info = _random_pair(tmp_path, (427, 561), symmetric=False)
     views = Compose(cfg.tta_pipeline)(dict(info))
     shapes = [s.metainfo['img_shape'] for s in views['data_samples']]

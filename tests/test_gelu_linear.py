@@ -52,9 +52,8 @@ def test_input_only_and_frozen_weights():
 def test_gradcheck():
     linear = nn.Linear(5, 3).double()
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda x, w, b: gelu_linear(x, _Lin(w, b)), (x, linear.weight,
-                                                     linear.bias))
+    assert torch.autograd.gradcheck(lambda x, w, b: gelu_linear(x, _Lin(w, b)),
+                                    (x, linear.weight, linear.bias))
 
 
 class _Lin:
@@ -97,5 +96,4 @@ def test_no_grad_path():
     linear = nn.Linear(8, 4)
     x = torch.randn(3, 8)
     with torch.no_grad():
-        torch.testing.assert_close(gelu_linear(x, linear),
-                                   linear(F.gelu(x)))
+        torch.testing.assert_close(gelu_linear(x, linear), linear(F.gelu(x)))

@@ -126,8 +126,7 @@ def test_function_level_imports_are_edges():
                 for alias in node.names:
                     sub = f'{base}.{alias.name}'
                     edges[m].add(sub if sub in modules else base)
-    assert find_cycle(edges) in (['p.a', 'p.b', 'p.a'],
-                                 ['p.b', 'p.a', 'p.b'])
+    assert find_cycle(edges) in (['p.a', 'p.b', 'p.a'], ['p.b', 'p.a', 'p.b'])
 
 
 def test_no_import_cycle():
@@ -141,8 +140,7 @@ def test_layers():
     """The weights layer sits above the models, and the test helpers are
     imported by nothing in the package."""
     edges = import_edges(package_modules())
-    above = (f'{PACKAGE}.checkpoints', f'{PACKAGE}.testing',
-             f'{PACKAGE}.apis')
+    above = (f'{PACKAGE}.checkpoints', f'{PACKAGE}.testing', f'{PACKAGE}.apis')
     for module, targets in edges.items():
         if module.startswith(f'{PACKAGE}.models'):
             bad = [t for t in targets if t.startswith(above)]

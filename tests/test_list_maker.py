@@ -104,8 +104,10 @@ def test_val_list(tmp_path, tool_main, capsys):
     val_list.write_text('0001\n\n0003.jpg\n# comment\nrgb/0004.jpg\n'
                         'rgb/0005.jpg\tlabel/0005.png\tdepth/0005.png\n')
     out_dir = tmp_path / 'lists'
-    assert tool_main([root, '--val-list', str(val_list), '--out-dir',
-                      str(out_dir)]) == 0
+    assert tool_main(
+        [root, '--val-list',
+         str(val_list), '--out-dir',
+         str(out_dir)]) == 0
     val = _read(out_dir / 'val.txt')
     assert [line.split('\t')[0] for line in val] == [
         'rgb/0001.jpg', 'rgb/0003.jpg', 'rgb/0004.jpg', 'rgb/0005.jpg'
@@ -138,8 +140,8 @@ def test_split_is_reproducible_with_a_seed(tmp_path, tool_main):
     assert split(0) == split(0)
     assert split(0) != split(1)
     train, val = split(0)
-    assert len(val) == 5 and sorted(train + val) == sorted(
-        s.stem for s in samples)
+    assert len(val) == 5 and sorted(train + val) == sorted(s.stem
+                                                           for s in samples)
     # the input order does not matter
     assert [[s.stem for s in p]
             for p in split_by_ratio(samples[::-1], 0.25, 0)] == split(0)

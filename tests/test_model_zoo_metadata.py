@@ -52,8 +52,7 @@ def _models():
 
 def _zoo_configs():
     return sorted(
-        osp.relpath(p, REPO)
-        for p in glob.glob(osp.join(ZOO_DIR, '*.py')))
+        osp.relpath(p, REPO) for p in glob.glob(osp.join(ZOO_DIR, '*.py')))
 
 
 def _markdown_tables(path):

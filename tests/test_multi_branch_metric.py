@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import MMLogger
+from mmseg.evaluation.metrics import IoUMetric
 from PIL import Image
 
 from geminifusion_mmseg.evaluation.metrics import MultiBranchIoUMetric
-from mmseg.evaluation.metrics import IoUMetric
 
 CLASSES = ('a', 'b', 'c', 'd')
 
@@ -23,8 +23,8 @@ def _samples(seed, n=3, with_branches=True):
         sample = dict(
             img_path=f'/data/rgb/img_{seed}_{i}.jpg',
             gt_sem_seg=dict(data=gt),
-            pred_sem_seg=dict(data=torch.randint(0, 4, (1, 6, 7),
-                                                 generator=g)))
+            pred_sem_seg=dict(
+                data=torch.randint(0, 4, (1, 6, 7), generator=g)))
         if with_branches:
             for branch in ('rgb', 'depth'):
                 sample[f'pred_sem_seg_{branch}'] = dict(
@@ -52,19 +52,22 @@ def test_scores_equal_iou_metric_per_prediction(tmp_path):
         iou_metrics=['mIoU'], output_dir=str(out_multi))
     got = _evaluate(multi, batches)
     assert multi.format_only is False
-    ref = _evaluate(IoUMetric(iou_metrics=['mIoU'], output_dir=str(out_ref)),
-                    batches)
+    ref = _evaluate(
+        IoUMetric(iou_metrics=['mIoU'], output_dir=str(out_ref)), batches)
     for key, value in ref.items():  # aAcc, mIoU, mAcc
         assert got[key] == value, key
     for branch in ('rgb', 'depth'):
-        ref_branch = _evaluate(IoUMetric(iou_metrics=['mIoU']),
-                               [_as_ensemble(b, branch) for b in batches])
+        ref_branch = _evaluate(
+            IoUMetric(iou_metrics=['mIoU']),
+            [_as_ensemble(b, branch) for b in batches])
         for key in ('aAcc', 'mIoU', 'mAcc'):
             assert got[f'{branch}.{key}'] == pytest.approx(
                 float(ref_branch[key]), abs=1e-9), (branch, key)
     assert sorted(got) == sorted(
-        list(ref) + [f'{b}.{k}' for b in ('rgb', 'depth')
-                     for k in ('mIoU', 'mAcc', 'aAcc')])
+        list(ref) + [
+            f'{b}.{k}' for b in ('rgb', 'depth')
+            for k in ('mIoU', 'mAcc', 'aAcc')
+        ])
     # the label files are those IoUMetric writes
     names = sorted(os.listdir(out_ref))
     assert names == sorted(os.listdir(out_multi)) and len(names) == 5

@@ -1,6 +1,7 @@
 """DeLiVER / MFNet data: the K-modality loader and the datasets against a
 literal reimplementation of the reference readers and validation transform
-(geminifusion_mmseg/testing/literal_deliver_data.py), on synthetic data in the real layouts.
+(geminifusion_mmseg/testing/literal_deliver_data.py), on synthetic data in the
+real layouts.
 """
 import os
 import os.path as osp
@@ -20,14 +21,14 @@ from geminifusion_mmseg.datasets import (DELIVER_CASES, DELIVER_CLASSES,
 from geminifusion_mmseg.datasets.transforms import (
     LoadMultiModalAnnotations, LoadMultiModalImageFromFile,
     LoadRGBDImageFromFile, ResizeShortSideToMultiple)
+from geminifusion_mmseg.testing import literal_deliver_data as ref
 from tests.helpers.synthetic_multimodal import make_deliver, make_mfnet
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
-from geminifusion_mmseg.testing import literal_deliver_data as ref
 
 ALL4 = ('rgb', 'depth', 'event', 'lidar')
 # our modality names -> the reference's sample keys
-REF_KEY = dict(rgb='img', depth='depth', event='event', lidar='lidar',
-               thermal='thermal')
+REF_KEY = dict(
+    rgb='img', depth='depth', event='event', lidar='lidar', thermal='thermal')
 DELIVER_ENCODINGS = dict(depth='image', event='image', lidar='image')
 
 
@@ -41,13 +42,17 @@ def mfnet_root(tmp_path_factory):
     return make_mfnet(str(tmp_path_factory.mktemp('data') / 'MFNet'))
 
 
-def _val_pipeline(short_side, modalities, encodings=DELIVER_ENCODINGS,
+def _val_pipeline(short_side,
+                  modalities,
+                  encodings=DELIVER_ENCODINGS,
                   resize_to_rgb=('event', )):
     return Compose([
         dict(
             type='LoadMultiModalImageFromFile',
-            encodings={k: v
-                       for k, v in encodings.items() if k in modalities},
+            encodings={
+                k: v
+                for k, v in encodings.items() if k in modalities
+            },
             resize_to_rgb=resize_to_rgb),
         dict(type='LoadMultiModalAnnotations'),
         dict(
@@ -67,8 +72,8 @@ def _compare(out, raw, inputs, label, modalities):
     img = out['img']
     for i, m in enumerate(modalities):
         expected = raw[REF_KEY[m]].permute(1, 2, 0).numpy()
-        np.testing.assert_array_equal(img[..., 3 * i:3 * i + 3], expected,
-                                      err_msg=m)
+        np.testing.assert_array_equal(
+            img[..., 3 * i:3 * i + 3], expected, err_msg=m)
         np.testing.assert_allclose(
             _normalise(img, modalities)[..., 3 * i:3 * i + 3],
             inputs[i].permute(1, 2, 0).numpy(),
@@ -83,8 +88,8 @@ def _compare(out, raw, inputs, label, modalities):
                                         ('val', 'eventlowres'),
                                         ('test', 'overexposure'),
                                         ('val', 'lidarjitter')])
-@pytest.mark.parametrize('modalities', [ALL4, ('rgb', 'lidar', 'depth'),
-                                        ('rgb', 'event')])
+@pytest.mark.parametrize('modalities',
+                         [ALL4, ('rgb', 'lidar', 'depth'), ('rgb', 'event')])
 @pytest.mark.parametrize('short_side', [48, 32])
 def test_deliver_matches_reference(deliver_root, split, case, modalities,
                                    short_side):
@@ -95,8 +100,8 @@ def test_deliver_matches_reference(deliver_root, split, case, modalities,
         case=case,
         pipeline=_val_pipeline(short_side, modalities))
     files = ref.deliver_files(deliver_root, split, case)
-    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))
-            ] == [osp.normpath(f) for f in files]
+    assert [ds.get_data_info(i)['img_path']
+            for i in range(len(ds))] == [osp.normpath(f) for f in files]
     ref_modals = [REF_KEY[m] for m in modalities]
     for i, f in enumerate(files):
         out = ds[i]
@@ -138,24 +143,25 @@ def test_deliver_case_rain_on_train(deliver_root):
     assert len(ds) == 1
     assert f'{os.sep}rain{os.sep}' in ds.get_data_info(0)['img_path']
     # on val/test the two agree
-    assert len(DeLiVERDataset(
-        data_root=deliver_root, split='val', case='rain')) == len(
-            ref.deliver_files(deliver_root, 'val', 'rain'))
+    assert len(
+        DeLiVERDataset(data_root=deliver_root, split='val',
+                       case='rain')) == len(
+                           ref.deliver_files(deliver_root, 'val', 'rain'))
 
 
 def test_deliver_errors(deliver_root, tmp_path):
-    with pytest.raises(ValueError, match=r"unknown case 'snow'.*'cloud'.*"
-                       r"'eventlowres'"):
+    with pytest.raises(
+            ValueError, match=r"unknown case 'snow'.*'cloud'.*"
+            r"'eventlowres'"):
         DeLiVERDataset(data_root=deliver_root, split='val', case='snow')
     with pytest.raises(ValueError, match=r"unknown case 'Night'"):
-        DeLiVERDataset(data_root=deliver_root, split='val',
-                       case=['fog', 'Night'])
+        DeLiVERDataset(
+            data_root=deliver_root, split='val', case=['fog', 'Night'])
     with pytest.raises(ValueError, match='split must be one of'):
         DeLiVERDataset(data_root=deliver_root, split='training')
     with pytest.raises(ValueError, match="unknown modality 'thermal'"):
         DeLiVERDataset(
-            data_root=deliver_root, split='val', modalities=('rgb',
-                                                             'thermal'))
+            data_root=deliver_root, split='val', modalities=('rgb', 'thermal'))
     with pytest.raises(ValueError, match="first modality must be 'rgb'"):
         DeLiVERDataset(
             data_root=deliver_root, split='val', modalities=('depth', 'rgb'))
@@ -182,33 +188,37 @@ def test_deliver_errors(deliver_root, tmp_path):
         split='val',
         check_files=False,
         pipeline=[
-            dict(type='LoadMultiModalImageFromFile', encodings=dict(
-                depth='image'), resize_to_rgb=('event', ))
+            dict(
+                type='LoadMultiModalImageFromFile',
+                encodings=dict(depth='image'),
+                resize_to_rgb=('event', ))
         ])
-    with pytest.raises(FileNotFoundError,
-                       match=r"Modality 'event'.*does not exist") as e:
+    with pytest.raises(
+            FileNotFoundError, match=r"Modality 'event'.*does not exist") as e:
         ds[1]
     assert victim['event'] in str(e.value)
     assert f"sample {victim['rgb']}" in str(e.value)
 
 
 def test_loader_size_and_modality_errors(deliver_root):
-    ds = DeLiVERDataset(data_root=deliver_root, split='val',
-                        case='eventlowres')
+    ds = DeLiVERDataset(
+        data_root=deliver_root, split='val', case='eventlowres')
     info = ds.get_data_info(0)
     # an event map of another size without resize_to_rgb
     with pytest.raises(ValueError, match=r'event image size .* differs'):
         LoadMultiModalImageFromFile(encodings=DELIVER_ENCODINGS)(dict(info))
     # loader modalities that disagree with the dataset's
-    with pytest.raises(ValueError, match=r"modalities=\['rgb', 'depth'\] "
-                       r'but the dataset gives'):
+    with pytest.raises(
+            ValueError,
+            match=r"modalities=\['rgb', 'depth'\] "
+            r'but the dataset gives'):
         LoadMultiModalImageFromFile(modalities=('rgb', 'depth'))(dict(info))
     # 'raw' refuses a 3-channel encoding with different channels
     ds = DeLiVERDataset(data_root=deliver_root, split='val', case='night')
     with pytest.raises(ValueError, match="use depth_encoding='hha'"):
         LoadMultiModalImageFromFile(
-            encodings=dict(depth='raw'),
-            resize_to_rgb=('event', ))(dict(ds.get_data_info(0)))
+            encodings=dict(depth='raw'), resize_to_rgb=('event', ))(
+                dict(ds.get_data_info(0)))
     with pytest.raises(ValueError, match='unknown encoding'):
         LoadMultiModalImageFromFile(encodings=dict(depth='png'))
     with pytest.raises(ValueError, match="needs range"):
@@ -251,8 +261,8 @@ def test_mfnet_errors(tmp_path):
     msg = str(e.value)
     assert 'line 2 of' in msg and 'test.txt' in msg
     assert 'thermal file' in msg and osp.join('ther', name + '.png') in msg
-    assert len(MFNetDataset(data_root=root, split='val',
-                            modalities=('rgb', ))) == 3
+    assert len(
+        MFNetDataset(data_root=root, split='val', modalities=('rgb', ))) == 3
     with pytest.raises(ValueError, match='split must be one of'):
         MFNetDataset(data_root=root, split='test')
     with pytest.raises(FileNotFoundError, match='list file'):
@@ -305,10 +315,9 @@ def test_resize_round_result_matches_torch_uint8():
     out = t(dict(img=img.copy(), seg_fields=[]))['img']
     x = torch.from_numpy(img.astype(np.uint8)).permute(2, 0, 1)
     sample = ref.val_resize(dict(img=x), (48, 48))
-    np.testing.assert_array_equal(out,
-                                  sample['img'].permute(1, 2, 0).numpy())
-    plain = ResizeShortSideToMultiple(short_side=48)(
-        dict(img=img.copy(), seg_fields=[]))['img']
+    np.testing.assert_array_equal(out, sample['img'].permute(1, 2, 0).numpy())
+    plain = ResizeShortSideToMultiple(short_side=48)(dict(
+        img=img.copy(), seg_fields=[]))['img']
     assert not np.array_equal(plain, out)
     assert 'round_result=True' in repr(t)
 
@@ -316,8 +325,9 @@ def test_resize_round_result_matches_torch_uint8():
 # ----------------------------------------------------------------------
 # base dataset configs
 # ----------------------------------------------------------------------
-CFG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-                   '_base_', 'datasets')
+CFG_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_',
+    'datasets')
 
 
 @pytest.mark.parametrize('name,modalities', [
@@ -368,10 +378,8 @@ def test_multimodal_panel_equals_rgbd_panel_for_rgbd():
     img[..., 3:] = rng.integers(0, 5000, (20, 30, 1))
     seg = rng.integers(0, 3, (20, 30)).astype(np.uint8)
     palette = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
-    a = make_rgbd_panel(img[..., :3], img[..., 3:], [('label', seg)],
-                        palette)
-    b = make_multimodal_panel(img, ('rgb', 'depth'), [('label', seg)],
-                              palette)
+    a = make_rgbd_panel(img[..., :3], img[..., 3:], [('label', seg)], palette)
+    b = make_multimodal_panel(img, ('rgb', 'depth'), [('label', seg)], palette)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match='need 12 channels'):
         make_multimodal_panel(img, ALL4)
@@ -419,7 +427,8 @@ def test_ndarray_loader_and_pillow_backend(deliver_root):
         info = ds.get_data_info(i)
         ref_out = LoadMultiModalImageFromFile(**kwargs)(dict(info))
         pil = LoadMultiModalImageFromFile(
-            imdecode_backend='pillow', **kwargs)(dict(info))
+            imdecode_backend='pillow', **kwargs)(
+                dict(info))
         np.testing.assert_array_equal(pil['img'], ref_out['img'])
         paths = info['modality_paths']
         arrays = {
@@ -427,8 +436,9 @@ def test_ndarray_loader_and_pillow_backend(deliver_root):
             for m, p in paths.items() if m != 'rgb'
         }
         out = LoadMultiModalImageFromNDArray(**kwargs)(
-            dict(img=read_image_unchanged(paths['rgb']),
-                 modality_arrays=arrays))
+            dict(
+                img=read_image_unchanged(paths['rgb']),
+                modality_arrays=arrays))
         assert out['modalities'] == ALL4
         np.testing.assert_array_equal(out['img'], ref_out['img'])
 
@@ -445,12 +455,12 @@ def _tv_uint8_jitter(rgb, b, c, s):
         return (r * x + (1.0 - r) * y).clamp(0, 255).to(torch.uint8)
 
     def gray(x):
-        return (0.2989 * x[0] + 0.587 * x[1] +
-                0.114 * x[2]).to(torch.uint8)[None]
+        return (0.2989 * x[0] + 0.587 * x[1] + 0.114 * x[2]).to(
+            torch.uint8)[None]
 
     x = blend(rgb, torch.zeros_like(rgb), b)
-    mean = torch.mean(gray(x).to(torch.float32), dim=(-3, -2, -1),
-                      keepdim=True)
+    mean = torch.mean(
+        gray(x).to(torch.float32), dim=(-3, -2, -1), keepdim=True)
     x = blend(x, mean, c)
     return blend(x, gray(x), s)
 
@@ -465,8 +475,7 @@ def test_uint8_color_jitter_and_blur_match_torchvision_on_uint8():
         t = RGBColorJitter(prob=1., uint8=True)
         t._random_factors = lambda f=factors: f
         out = t(dict(img=img.copy()))['img']
-        expected = _tv_uint8_jitter(rgb_u8, *factors).permute(1, 2,
-                                                              0).numpy()
+        expected = _tv_uint8_jitter(rgb_u8, *factors).permute(1, 2, 0).numpy()
         diff = np.abs(out[..., :3] - expected)
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
         np.testing.assert_array_equal(out[..., 3:], img[..., 3:])
@@ -484,7 +493,8 @@ def test_uint8_color_jitter_and_blur_match_torchvision_on_uint8():
     k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 3, 3)
     ref = F.conv2d(
         F.pad(rgb_u8[None].float(), (1, 1, 1, 1), mode='reflect'),
-        k2, groups=3)[0].round().permute(1, 2, 0).numpy()
+        k2,
+        groups=3)[0].round().permute(1, 2, 0).numpy()
     diff = np.abs(out[..., :3] - ref)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     assert np.array_equal(out[..., :3], np.round(out[..., :3]))

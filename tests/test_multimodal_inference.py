@@ -18,7 +18,6 @@ RGBDEL = osp.join(REPO, 'configs', 'geminifusion',
                   'geminifusion_mit-b2_8xb1-200e_deliver-rgbdel-1024x1024.py')
 MODALITIES = ('rgb', 'depth', 'event', 'lidar')
 
-
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -40,14 +39,14 @@ def sample(tmp_path_factory):
     """One DeLiVER sample's files (event at another resolution)."""
     root = make_deliver(
         str(tmp_path_factory.mktemp('deliver')), splits=('val', ))
-    rgb = sorted(glob.glob(osp.join(root, 'img', '*', 'val', '*',
-                                    '*_rgb*.png')))[0]
+    rgb = sorted(
+        glob.glob(osp.join(root, 'img', '*', 'val', '*', '*_rgb*.png')))[0]
     paths = {'rgb': rgb}
     for m, folder, tag in (('depth', 'hha', 'depth'),
-                           ('event', 'event', 'event'),
-                           ('lidar', 'lidar', 'lidar')):
-        paths[m] = rgb.replace('/img/', f'/{folder}/').replace(
-            '_rgb', f'_{tag}')
+                           ('event', 'event', 'event'), ('lidar', 'lidar',
+                                                         'lidar')):
+        paths[m] = rgb.replace('/img/',
+                               f'/{folder}/').replace('_rgb', f'_{tag}')
         assert osp.isfile(paths[m]), paths[m]
     return paths
 
@@ -67,8 +66,8 @@ def test_paths_and_arrays_give_the_same_prediction(tmp_path, sample):
     for m, a in arrays.items():  # OpenCV gives BGR(A): as stored is RGB(A)
         if a.ndim == 3:
             arrays[m] = cv2.cvtColor(
-                a, cv2.COLOR_BGRA2RGBA if a.shape[2] == 4 else
-                cv2.COLOR_BGR2RGB)
+                a,
+                cv2.COLOR_BGRA2RGBA if a.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     by_array = inference_model(model, arrays)
     torch.testing.assert_close(by_array.seg_logits.data,
                                by_path.seg_logits.data)
@@ -83,8 +82,10 @@ def test_wrong_modalities_are_named(tmp_path, sample):
     model = init_model(_small_config(tmp_path), device='cpu')
     inputs = dict(sample)
     del inputs['lidar']
-    with pytest.raises(ValueError, match=r"needs exactly \['rgb', 'depth', "
-                       r"'event', 'lidar'\]"):
+    with pytest.raises(
+            ValueError,
+            match=r"needs exactly \['rgb', 'depth', "
+            r"'event', 'lidar'\]"):
         inference_model(model, inputs)
     with pytest.raises(TypeError, match='give depth inside it'):
         inference_model(model, dict(sample), sample['depth'])
@@ -105,7 +106,10 @@ def test_rgbd_config_takes_a_dict_too(tmp_path):
     rgb = osp.join(root, 'rgb', '000001.png')
     depth = osp.join(root, 'depth', '000001.png')
     torch.testing.assert_close(
-        inference_model(model, {'rgb': rgb, 'depth': depth}).seg_logits.data,
+        inference_model(model, {
+            'rgb': rgb,
+            'depth': depth
+        }).seg_logits.data,
         inference_model(model, rgb, depth).seg_logits.data)
     with pytest.raises(ValueError, match="keys 'rgb' and 'depth'"):
         inference_model(model, {'rgb': rgb, 'event': depth})
@@ -142,16 +146,18 @@ def test_demo_draws_a_k_modality_prediction(tmp_path, sample, monkeypatch):
     ckpt = str(tmp_path / 'model.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     out = str(tmp_path / 'out.png')
-    args = ['image_demo.py', cfg, ckpt, '--out-file', out, '--branch',
-            'fused', '--inputs'] + [f'{m}={p}' for m, p in sample.items()]
+    args = [
+        'image_demo.py', cfg, ckpt, '--out-file', out, '--branch', 'fused',
+        '--inputs'
+    ] + [f'{m}={p}' for m, p in sample.items()]
     monkeypatch.setattr(sys, 'argv', args)
-    runpy.run_path(osp.join(REPO, 'demo', 'image_demo.py'),
-                   run_name='__main__')
+    runpy.run_path(
+        osp.join(REPO, 'demo', 'image_demo.py'), run_name='__main__')
     shown = cv2.imread(out)
     h, w = cv2.imread(sample['rgb']).shape[:2]
     assert shown is not None and shown.shape[0] >= h and shown.shape[1] >= w
     # a missing modality is named
     monkeypatch.setattr(sys, 'argv', args[:-1])  # no lidar
     with pytest.raises(ValueError, match="needs exactly.*'lidar'"):
-        runpy.run_path(osp.join(REPO, 'demo', 'image_demo.py'),
-                       run_name='__main__')
+        runpy.run_path(
+            osp.join(REPO, 'demo', 'image_demo.py'), run_name='__main__')

@@ -32,32 +32,35 @@ test_dataloader = dict(dataset=dict(pipeline=[
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('no_depth')
-    data = make_nyudv2_tokenfusion(tmp / 'data', num_train=1, num_test=2,
-                                   size=SIZE)
+    data = make_nyudv2_tokenfusion(
+        tmp / 'data', num_train=1, num_test=2, size=SIZE)
     models = {}
     for name, loader in (
         ('raw', "depth_encoding='raw'"),
         ('clip', "depth_encoding='clip', depth_range=(-1000, 9000)"),
     ):
-        config = write_tiny_config(str(tmp / f'{name}.py'), BASE, data,
-                                   extra=pipeline(loader))
+        config = write_tiny_config(
+            str(tmp / f'{name}.py'), BASE, data, extra=pipeline(loader))
         torch.manual_seed(0)
         models[name] = init_model(config)
         models[name].eval()
     ckpt = save_checkpoint(models['raw'], tmp / 'raw.pth')
     names = sorted(os.listdir(osp.join(data, 'rgb')))
-    return dict(tmp=tmp, models=models, ckpt=ckpt,
-                config=str(tmp / 'raw.py'), data=data,
-                rgbs=[osp.join(data, 'rgb', n) for n in names],
-                depths=[osp.join(data, 'depth', n) for n in names])
+    return dict(
+        tmp=tmp,
+        models=models,
+        ckpt=ckpt,
+        config=str(tmp / 'raw.py'),
+        data=data,
+        rgbs=[osp.join(data, 'rgb', n) for n in names],
+        depths=[osp.join(data, 'depth', n) for n in names])
 
 
 def logits(result):
     return result.seg_logits.data
 
 
-@pytest.mark.parametrize('encoding,stored_missing', [('raw', 0),
-                                                     ('clip', 0)])
+@pytest.mark.parametrize('encoding,stored_missing', [('raw', 0), ('clip', 0)])
 def test_depth_none_is_depth_missing(setup, encoding, stored_missing):
     model = setup['models'][encoding]
     rgb = setup['rgbs'][0]
@@ -105,8 +108,13 @@ def test_depth_none_in_batches(setup):
 def run_demo(*args):
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     return subprocess.run(
-        [sys.executable, osp.join(REPO, 'demo', 'image_demo.py'), *args],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+        [sys.executable,
+         osp.join(REPO, 'demo', 'image_demo.py'), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300)
 
 
 def test_demo_no_depth(setup):
@@ -118,8 +126,9 @@ def test_demo_no_depth(setup):
     assert 'MISSING' in run.stdout + run.stderr  # the API's warning
     assert cv2.imread(out) is not None
     out_dir = str(setup['tmp'] / 'demo_dir')
-    run = run_demo(osp.join(setup['data'], 'rgb'), setup['config'],
-                   setup['ckpt'], '--no-depth', '--out-dir', out_dir)
+    run = run_demo(
+        osp.join(setup['data'], 'rgb'), setup['config'], setup['ckpt'],
+        '--no-depth', '--out-dir', out_dir)
     assert run.returncode == 0, run.stderr
     assert sorted(os.listdir(out_dir)) == sorted(
         osp.basename(p) for p in setup['rgbs'])

@@ -21,15 +21,18 @@ onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
 
-from geminifusion_mmseg.apis import (inference_model,  # noqa: E402
-                                     inference_onnx_model, init_model,
-                                     init_onnx_model, read_onnx_metadata)
-from geminifusion_mmseg.datasets.transforms.loading import \
-    encode_depth  # noqa: E402
-from geminifusion_mmseg.deployment import (DeployableSegmentor,  # noqa: E402
-                                           dynamic_trace_size, export_onnx,
-                                           preprocess_spec, verify_onnx)
+# after the importorskip calls above
+# isort: off
+from geminifusion_mmseg.apis import (  # noqa: E402
+    inference_model, inference_onnx_model, init_model, init_onnx_model,
+    read_onnx_metadata)
+from geminifusion_mmseg.datasets.transforms.loading import (  # noqa: E402
+    encode_depth)
+from geminifusion_mmseg.deployment import (  # noqa: E402
+    DeployableSegmentor, dynamic_trace_size, export_onnx, preprocess_spec,
+    verify_onnx)
 from tests.helpers.tiny_configs import REPO, write_tiny_config  # noqa: E402
+# isort: on
 
 MIT_BASE = ('configs/geminifusion/'
             'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py')
@@ -72,12 +75,12 @@ def _mit_config(tmp_path, extra=''):
 def _run_script(script, *args, timeout=600):
     """Run a repository script (path relative to the repository) with
     ``args``; returns the completed process (output captured)."""
-    return subprocess.run([sys.executable,
-                           osp.join(REPO, script), *args],
-                          cwd=REPO,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
 
 
 @pytest.fixture(scope='module')
@@ -87,8 +90,8 @@ def mit_dynamic(tmp_path_factory):
     torch.manual_seed(0)
     model = init_model(_mit_config(tmp))
     path = str(tmp / 'mit.onnx')
-    info = export_onnx(model, path, shape=(97, 131), dynamic=True,
-                       branches=True)
+    info = export_onnx(
+        model, path, shape=(97, 131), dynamic=True, branches=True)
     return model, path, info
 
 
@@ -99,15 +102,13 @@ def test_mit_dynamic_export_parity(mit_dynamic):
     inputs = {i.name: i for i in proto.graph.input}
     rgb_t = inputs['rgb'].type.tensor_type
     assert rgb_t.elem_type == onnx.TensorProto.UINT8
-    assert [d.dim_param for d in rgb_t.shape.dim[:3]] == [
-        'batch', 'height', 'width'
-    ]
+    assert [d.dim_param
+            for d in rgb_t.shape.dim[:3]] == ['batch', 'height', 'width']
     assert rgb_t.shape.dim[3].dim_value == 3
     assert inputs['depth'].type.tensor_type.elem_type == \
         onnx.TensorProto.UINT16
-    assert [o.name for o in proto.graph.output] == [
-        'logits', 'pred', 'logits_rgb', 'logits_depth'
-    ]
+    assert [o.name for o in proto.graph.output
+            ] == ['logits', 'pred', 'logits_rgb', 'logits_depth']
     # metadata: class names and palette of the model
     meta = read_onnx_metadata(path)
     assert tuple(meta['classes']) == tuple(model.dataset_meta['classes'])
@@ -273,10 +274,10 @@ def test_static_export_and_cli(tmp_path):
     refuses other sizes."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'static.onnx')
-    proc = _run_script(
-        'tools/deployment/pytorch2onnx.py', cfg, '--random-weights', '--out',
-        out, '--shape', '75', '99', '--verify', '--depth-dtype', 'float32',
-        '--cfg-options', 'model.test_cfg.resize_mode=bicubic')
+    proc = _run_script('tools/deployment/pytorch2onnx.py', cfg,
+                       '--random-weights', '--out', out, '--shape', '75', '99',
+                       '--verify', '--depth-dtype', 'float32', '--cfg-options',
+                       'model.test_cfg.resize_mode=bicubic')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = proc.stdout + proc.stderr
     assert 'PASS 1x75x99' in log and 'onnx.checker passed' in log
@@ -285,24 +286,25 @@ def test_static_export_and_cli(tmp_path):
     assert shapes['rgb'] == ([1, 75, 99, 3], 'tensor(uint8)')
     assert shapes['depth'] == ([1, 75, 99], 'tensor(float)')
     meta = json.loads(
-        dict((p.key, p.value) for p in onnx.load(out).metadata_props)
-        ['geminifusion.contract'])
+        dict((p.key, p.value)
+             for p in onnx.load(out).metadata_props)['geminifusion.contract'])
     assert meta['shape'] == [1, 75, 99] and not meta['dynamic']
     assert read_onnx_metadata(out)['preprocess']['resize_mode'] == 'bicubic'
     graph = onnx.load(out).graph
     modes = [
-        a.s for n in graph.node if n.op_type == 'Resize'
-        for a in n.attribute if a.name == 'mode'
+        a.s for n in graph.node if n.op_type == 'Resize' for a in n.attribute
+        if a.name == 'mode'
     ]
     # the bicubic logits upsampling runs as two MatMuls (ONNX Runtime's
     # cubic Resize is slow); the head's bilinear upsamplings stay Resize
     assert b'cubic' not in modes and modes.count(b'linear') == 3
     assert graph.node[-1].op_type == 'ArgMax'
     with pytest.raises(Exception, match='dimensions'):
-        sess.run(None, {
-            'rgb': np.zeros((1, 76, 99, 3), np.uint8),
-            'depth': np.zeros((1, 76, 99), np.float32)
-        })
+        sess.run(
+            None, {
+                'rgb': np.zeros((1, 76, 99, 3), np.uint8),
+                'depth': np.zeros((1, 76, 99), np.float32)
+            })
 
 
 @pytest.mark.parametrize('encoding,kwargs', [
@@ -311,12 +313,11 @@ def test_static_export_and_cli(tmp_path):
     ('clip', dict(depth_range=[500, 4000])),
     ('hha', {}),
 ])
-def test_in_graph_preprocessing_matches_the_loader(tmp_path, encoding,
-                                                   kwargs):
+def test_in_graph_preprocessing_matches_the_loader(tmp_path, encoding, kwargs):
     """The graph's encoding + normalisation equals the data pipeline's
     (``encode_depth``, then the data preprocessor's mean/std)."""
-    loader = dict(type='LoadRGBDImageFromFile', depth_encoding=encoding,
-                  **kwargs)
+    loader = dict(
+        type='LoadRGBDImageFromFile', depth_encoding=encoding, **kwargs)
     extra = f"""
 test_dataloader = dict(dataset=dict(pipeline=[
     {loader!r},
@@ -350,8 +351,12 @@ def test_unsupported_modes_say_what_is_supported(tmp_path):
     with pytest.raises(ValueError, match="only whole-image inference"):
         DeployableSegmentor(model, preprocess_spec(model))
     proc = _run_script(
-        'tools/deployment/pytorch2onnx.py', model.cfg.filename,
-        '--random-weights', '--out', str(tmp_path / 'x.onnx'), timeout=300)
+        'tools/deployment/pytorch2onnx.py',
+        model.cfg.filename,
+        '--random-weights',
+        '--out',
+        str(tmp_path / 'x.onnx'),
+        timeout=300)
     assert proc.returncode != 0
     assert 'only whole-image inference' in proc.stderr
     assert not osp.exists(tmp_path / 'x.onnx')
@@ -367,8 +372,18 @@ def test_demo_with_onnxruntime_backend(mit_dynamic, tmp_path):
     cv2.imwrite(depth_file, rng.randint(0, 9000, (45, 61)).astype(np.uint16))
     out = str(tmp_path / 'out.png')
     proc = _run_script(
-        'demo/image_demo.py', rgb_file, depth_file, '-', path, '--backend',
-        'onnxruntime', '--out-file', out, '--branch', 'depth', timeout=300)
+        'demo/image_demo.py',
+        rgb_file,
+        depth_file,
+        '-',
+        path,
+        '--backend',
+        'onnxruntime',
+        '--out-file',
+        out,
+        '--branch',
+        'depth',
+        timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     img = cv2.imread(out)
     assert img is not None and img.shape[0] >= 45
@@ -397,8 +412,9 @@ def test_k_modality_models_are_refused_clearly(tmp_path):
     error before any tracing."""
     from mmengine.config import Config
     from mmseg.registry import MODELS
-    deliver = osp.join(REPO, 'configs', 'geminifusion',
-                       'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
+    deliver = osp.join(
+        REPO, 'configs', 'geminifusion',
+        'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
     for variant, message in (('rgbdel', 'has 4'),
                              ('rgbe', 'LoadMultiModalImageFromFile')):
         cfg = Config.fromfile(deliver.format(variant))
@@ -415,10 +431,10 @@ def test_benchmark_tools_run(tmp_path):
     benchmark_gemm.py print their tables; no timing assertions."""
     cfg = _mit_config(tmp_path)
     out = str(tmp_path / 'bench.json')
-    proc = _run_script(
-        'tools/deployment/benchmark_onnx.py', cfg, '--shape', '67', '91',
-        '--repeats', '1', '--warmup', '0', '--onnx',
-        str(tmp_path / 'bench.onnx'), '--json', out, '--profile')
+    proc = _run_script('tools/deployment/benchmark_onnx.py', cfg, '--shape',
+                       '67', '91', '--repeats', '1', '--warmup', '0', '--onnx',
+                       str(tmp_path / 'bench.onnx'), '--json', out,
+                       '--profile')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out) as f:
         result = json.load(f)
@@ -437,8 +453,18 @@ def test_benchmark_tools_run(tmp_path):
         assert runs[name]['max_rel_error'] < 1e-4
         assert runs[name]['agreement'] >= 0.999
     proc = _run_script(
-        'tools/deployment/benchmark_gemm.py', '--shape', '64', '64',
-        '--repeats', '1', '--width', '8', '16', '32', '64', timeout=300)
+        'tools/deployment/benchmark_gemm.py',
+        '--shape',
+        '64',
+        '64',
+        '--repeats',
+        '1',
+        '--width',
+        '8',
+        '16',
+        '32',
+        '64',
+        timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     rows = [ln for ln in lines if ' x ' in ln and ln.split()[0].isdigit()]

@@ -15,25 +15,26 @@ import importlib.util
 import logging
 import os.path as osp
 
+import mmseg
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
+from mmseg.models.backbones import MixVisionTransformer, SwinTransformer
+from mmseg.registry import MODELS
 
-import mmseg
+# yapf: disable
+from geminifusion_mmseg.checkpoints.pretrained import (
+    PretrainedFormatError, load_pretrained_backbone)
+# yapf: enable
 from geminifusion_mmseg.models.backbones import (GeminiFusionMiT,
                                                  GeminiFusionSwin)
 from geminifusion_mmseg.models.layers import GeminiFusion, ModalityLayerNorm
-from geminifusion_mmseg.checkpoints.pretrained import (
-    PretrainedFormatError, load_pretrained_backbone)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
-from mmseg.models.backbones import MixVisionTransformer, SwinTransformer
-from mmseg.registry import MODELS
 
 MIT_ARCH = dict(embed_dims=(16, 32, 80, 128), depths=(1, 2, 1, 1))
 SWIN_ARCH = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8, 8])
 H, W = 61, 83
-
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -56,8 +57,9 @@ def randomize_(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, p in model.named_parameters():
-            p.add_(torch.randn(p.shape, generator=g) *
-                   (0.05 if p.dim() > 1 else 0.3))
+            p.add_(
+                torch.randn(p.shape, generator=g) *
+                (0.05 if p.dim() > 1 else 0.3))
     model.eval()
     return model
 
@@ -107,8 +109,8 @@ def mmseg_mit_to_nvlabs(sd):
         parts = k.split('.')
         s, part = int(parts[1]) + 1, parts[2]
         if part == '0':
-            out[f'patch_embed{s}.' + '.'.join(parts[3:]).replace(
-                'projection', 'proj')] = v
+            out[f'patch_embed{s}.' +
+                '.'.join(parts[3:]).replace('projection', 'proj')] = v
         elif part == '2':
             out[f'norm{s}.{parts[-1]}'] = v
         else:
@@ -121,8 +123,11 @@ def mmseg_mit_to_nvlabs(sd):
                 out[base + 'attn.proj.' + parts[-1]] = v
             elif r.startswith('ffn.layers.'):
                 idx = parts[6]
-                name = {'0': 'mlp.fc1.', '1': 'mlp.dwconv.dwconv.',
-                        '4': 'mlp.fc2.'}[idx]
+                name = {
+                    '0': 'mlp.fc1.',
+                    '1': 'mlp.dwconv.dwconv.',
+                    '4': 'mlp.fc2.'
+                }[idx]
                 out[base + name + parts[-1]] = (
                     v.flatten(1) if idx != '1' and v.dim() == 4 else v)
             else:
@@ -151,9 +156,10 @@ def test_mit_layouts_reproduce_the_unimodal_backbone(mmseg_mit, layout,
         ckpt = dict(
             meta=dict(epoch=1),
             state_dict={
-                **{f'backbone.{k}': v
-                   for k, v in sd.items()},
-                'decode_head.conv_seg.weight': torch.zeros(2, 4, 1, 1)
+                **{
+                    f'backbone.{k}': v
+                    for k, v in sd.items()
+                }, 'decode_head.conv_seg.weight': torch.zeros(2, 4, 1, 1)
             })
     else:
         ckpt = mmseg_mit_to_nvlabs(sd)
@@ -169,8 +175,8 @@ def test_mit_layouts_reproduce_the_unimodal_backbone(mmseg_mit, layout,
         for k, v in ours.state_dict().items() if '.fusion.' in k
     }
     report = load_pretrained_backbone(ours, path)
-    assert report['format'] == ('nvlabs-mit' if layout == 'nvlabs' else
-                                'mmseg-mit')
+    assert report['format'] == ('nvlabs-mit'
+                                if layout == 'nvlabs' else 'mmseg-mit')
     assert report['missing'] == [] and report['unexpected'] == []
     assert set(report['fresh']) == set(fusion_before)
     for k, v in ours.state_dict().items():  # fusion keeps its init
@@ -227,20 +233,23 @@ def mmseg_swin_to_microsoft(sd):
         if k.startswith('norm3.'):
             out['norm.' + k.split('.')[-1]] = v
             continue
-        new = (k.replace('patch_embed.projection.', 'patch_embed.proj.')
-               .replace('stages.', 'layers.', 1).replace('attn.w_msa.',
-                                                         'attn.')
-               .replace('ffn.layers.0.0.', 'mlp.fc1.')
-               .replace('ffn.layers.1.', 'mlp.fc2.'))
+        new = (
+            k.replace('patch_embed.projection.', 'patch_embed.proj.').replace(
+                'stages.', 'layers.',
+                1).replace('attn.w_msa.', 'attn.').replace(
+                    'ffn.layers.0.0.',
+                    'mlp.fc1.').replace('ffn.layers.1.', 'mlp.fc2.'))
         if k.endswith('downsample.reduction.weight'):
-            fwd = conv({'layers.0.downsample.reduction.weight':
-                        torch.arange(v.shape[1], dtype=torch.float64)[None]
-                        })['stages.0.downsample.reduction.weight'][0].long()
+            fwd = conv({
+                'layers.0.downsample.reduction.weight':
+                torch.arange(v.shape[1], dtype=torch.float64)[None]
+            })['stages.0.downsample.reduction.weight'][0].long()
             v = v[:, torch.argsort(fwd)]
         elif '.downsample.norm.' in k:
-            fwd = conv({'layers.0.downsample.norm.weight':
-                        torch.arange(v.shape[0], dtype=torch.float64)
-                        })['stages.0.downsample.norm.weight'].long()
+            fwd = conv({
+                'layers.0.downsample.norm.weight':
+                torch.arange(v.shape[0], dtype=torch.float64)
+            })['stages.0.downsample.norm.weight'].long()
             v = v[torch.argsort(fwd)]
         out[new] = v
     return out, conv
@@ -253,8 +262,10 @@ def test_microsoft_layout_helper_inverts_mmseg_converter(mmseg_swin):
     back = convert_swin(dict(ms, **{'head.weight': torch.zeros(5, 256)}))
     back['norm3.weight'] = back.pop('norm.weight')
     back['norm3.bias'] = back.pop('norm.bias')
-    want = {k: v for k, v in sd.items()
-            if not k.startswith(('norm0', 'norm1', 'norm2'))}
+    want = {
+        k: v
+        for k, v in sd.items() if not k.startswith(('norm0', 'norm1', 'norm2'))
+    }
     assert set(back) == set(want)
     for k in want:
         assert torch.equal(back[k], want[k]), k
@@ -265,8 +276,7 @@ def test_microsoft_layout_helper_inverts_mmseg_converter(mmseg_swin):
 
 def small_swin(**kwargs):
     torch.manual_seed(4)
-    model = GeminiFusionSwin(
-        arch=dict(SWIN_ARCH, **kwargs), drop_path_rate=0.)
+    model = GeminiFusionSwin(arch=dict(SWIN_ARCH, **kwargs), drop_path_rate=0.)
     model.init_weights()
     return model
 
@@ -285,9 +295,10 @@ def test_swin_layouts_reproduce_the_unimodal_backbone(mmseg_swin, layout,
         ckpt = dict(
             meta=dict(mmpretrain_version='1.2.0'),
             state_dict={
-                **{f'backbone.{k}': v
-                   for k, v in sd.items()},
-                'head.fc.weight': torch.zeros(1000, 256),
+                **{
+                    f'backbone.{k}': v
+                    for k, v in sd.items()
+                }, 'head.fc.weight': torch.zeros(1000, 256),
                 'head.fc.bias': torch.zeros(1000)
             })
     path = str(tmp_path / 'swin.pth')
@@ -298,13 +309,12 @@ def test_swin_layouts_reproduce_the_unimodal_backbone(mmseg_swin, layout,
     assert report['format'] == f'{layout}-swin'
     assert report['missing'] == [] and report['unexpected'] == []
     if layout == 'microsoft':
-        assert {'head.weight', 'layers.0.blocks.1.attn_mask'} <= set(
-            report['ignored'])
+        assert {'head.weight',
+                'layers.0.blocks.1.attn_mask'} <= set(report['ignored'])
         # the final norm went to stage 3, both modalities; the other
         # output norms are new (fresh, not "missing")
         assert torch.equal(ours.norm3.ln_1.bias, sd['norm3.bias'])
-        assert {'norm0.ln_0.weight', 'norm2.ln_1.bias'} <= set(
-            report['fresh'])
+        assert {'norm0.ln_0.weight', 'norm2.ln_1.bias'} <= set(report['fresh'])
     else:
         assert 'head.fc.weight' in report['ignored']
     assert torch.equal(ours.patch_embed.norm.ln_0.weight,
@@ -332,8 +342,8 @@ def test_other_window_size_resizes_the_bias_tables(mmseg_swin, tmp_path):
     torch.testing.assert_close(
         ours.layers[1].blocks[0].attn.relative_position_bias_table, want)
     # ours stays the window-4 index
-    assert ours.layers[0].blocks[0].attn.relative_position_index.shape == (
-        16, 16)
+    assert ours.layers[0].blocks[0].attn.relative_position_index.shape == (16,
+                                                                           16)
     with torch.no_grad():
         assert torch.isfinite(ours(torch.randn(1, 6, 40, 40))[3]).all()
 
@@ -379,8 +389,7 @@ def test_init_cfg_pretrained_in_a_segmentor_config(mmseg_mit, mmseg_swin,
     swin = GeminiFusionSwin(
         arch=SWIN_ARCH,
         init_cfg=dict(
-            type='Pretrained',
-            checkpoint=swin_path,
+            type='Pretrained', checkpoint=swin_path,
             load_modality_norms=False))
     swin.init_weights()
     qkv = 'stages.3.blocks.1.attn.w_msa.qkv.weight'
@@ -392,8 +401,9 @@ def test_init_cfg_pretrained_in_a_segmentor_config(mmseg_mit, mmseg_swin,
     with pytest.raises(ValueError, match='unknown keys'):
         GeminiFusionSwin(
             arch=SWIN_ARCH,
-            init_cfg=dict(type='Pretrained', checkpoint=swin_path,
-                          strict=True)).init_weights()
+            init_cfg=dict(
+                type='Pretrained', checkpoint=swin_path,
+                strict=True)).init_weights()
 
 
 class _Records(logging.Handler):
@@ -416,8 +426,7 @@ def test_missing_and_unexpected_keys_are_reported(mmseg_mit, tmp_path):
     handler = _Records()
     logger.addHandler(handler)
     try:
-        report = load_pretrained_backbone(
-            GeminiFusionMiT(arch=MIT_ARCH), path)
+        report = load_pretrained_backbone(GeminiFusionMiT(arch=MIT_ARCH), path)
     finally:
         logger.removeHandler(handler)
     assert report['missing'] == ['block2.1.mlp.fc2.bias']
@@ -432,8 +441,9 @@ def test_missing_and_unexpected_keys_are_reported(mmseg_mit, tmp_path):
 def test_refusals(mmseg_mit, mmseg_swin, tmp_path):
     path = str(tmp_path / 'weird.pth')
     torch.save({'foo.bar': torch.zeros(1), 'baz': torch.zeros(2)}, path)
-    with pytest.raises(PretrainedFormatError,
-                       match=r"weird\.pth.*not a known .*'foo\.bar'"):
+    with pytest.raises(
+            PretrainedFormatError,
+            match=r"weird\.pth.*not a known .*'foo\.bar'"):
         load_pretrained_backbone(GeminiFusionMiT(arch=MIT_ARCH), path)
     torch.save([1, 2], path)
     with pytest.raises(PretrainedFormatError, match=r'weird\.pth.*list'):
@@ -441,17 +451,20 @@ def test_refusals(mmseg_mit, mmseg_swin, tmp_path):
 
     mit_path = str(tmp_path / 'mit.pth')
     torch.save(mmseg_mit.state_dict(), mit_path)
-    with pytest.raises(PretrainedFormatError,
-                       match='mmseg-mit checkpoint cannot initialise '
-                       'GeminiFusionSwin'):
+    with pytest.raises(
+            PretrainedFormatError,
+            match='mmseg-mit checkpoint cannot initialise '
+            'GeminiFusionSwin'):
         load_pretrained_backbone(small_swin(), mit_path)
     # another variant: a clear shape error naming the key
-    with pytest.raises(PretrainedFormatError,
-                       match=r"'patch_embed1\.proj\.weight' has shape "
-                       r'\(16, 3, 7, 7\)'):
+    with pytest.raises(
+            PretrainedFormatError,
+            match=r"'patch_embed1\.proj\.weight' has shape "
+            r'\(16, 3, 7, 7\)'):
         load_pretrained_backbone(
-            GeminiFusionMiT(arch=dict(embed_dims=(32, 64, 160, 256),
-                                      depths=(1, 1, 1, 1))), mit_path)
+            GeminiFusionMiT(
+                arch=dict(embed_dims=(32, 64, 160, 256), depths=(1, 1, 1, 1))),
+            mit_path)
 
     class Evil:
 
@@ -470,15 +483,14 @@ def test_released_checkpoint_as_backbone_init(tmp_path):
     literal = literal_mit_segmenter()
     path = str(tmp_path / 'released.pth.tar')
     save_released_checkpoint(literal, path)
-    ours = GeminiFusionMiT(arch=dict(embed_dims=(16, 32, 40, 64),
-                                     depths=(1, 2, 1, 1)))
+    ours = GeminiFusionMiT(
+        arch=dict(embed_dims=(16, 32, 40, 64), depths=(1, 2, 1, 1)))
     report = load_pretrained_backbone(ours, path)
     assert report['format'] == 'geminifusion' and report['fresh'] == []
     assert report['missing'] == [] and report['unexpected'] == []
     enc = literal.encoder
-    assert torch.equal(
-        ours.layers[1].blocks[1].attn.fusion.k_noise.weight,
-        enc.block2[1].attn.k_noise.weight)
+    assert torch.equal(ours.layers[1].blocks[1].attn.fusion.k_noise.weight,
+                       enc.block2[1].attn.k_noise.weight)
     assert torch.equal(ours.layers[0].patch_embed.proj.weight,
                        enc.patch_embed1.proj.module.weight)
     assert 'decode_head.conv_seg.weight' in report['ignored']

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS, MODELS
 
 from geminifusion_mmseg.checkpoints import convert_released_checkpoint
 from geminifusion_mmseg.testing.literal_mit import literal_mit
@@ -29,7 +30,6 @@ from geminifusion_mmseg.testing.literal_protocol import (normalize,
                                                          to_tensor, validate)
 from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, save_released_checkpoint)
-from mmseg.registry import DATASETS, MODELS
 from tests.helpers import block_labels, label_to_depth, write_list
 from tests.helpers.synthetic_rgbd import _rgb_image, _write
 from tests.helpers.tiny_configs import REPO
@@ -42,7 +42,6 @@ TEST_TOOL = osp.join(REPO, 'tools', 'test.py')
 # NYUDv2's own size, one that the protocol upscales (short side 425) and
 # one it DOWNscales (short side 530, as SUN RGB-D images)
 SIZES = ((480, 640), (425, 560), (530, 730))
-
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -103,8 +102,7 @@ def _calibrate_classifier_(model, inputs, seed=5):
 def _per_class_table(log: str) -> dict:
     """Class -> IoU from mmseg's per-class table (NaN as float('nan'))."""
     table = log[log.rindex('per class results:'):]
-    rows = re.findall(r'^\|\s*([^|]+?)\s*\|\s*([0-9.]+|nan)\s*\|', table,
-                      re.M)
+    rows = re.findall(r'^\|\s*([^|]+?)\s*\|\s*([0-9.]+|nan)\s*\|', table, re.M)
     return {name: float(iou) for name, iou in rows if name != 'Class'}
 
 
@@ -112,7 +110,8 @@ def _metrics(log: str) -> dict:
     line = [ln for ln in log.splitlines() if 'Epoch(test)' in ln][-1]
     return {
         k: float(v)
-        for k, v in re.findall(r'(\S+): ([0-9.]+)', line.split(']', 1)[1])
+        for k, v in re.findall(r'(\S+): ([0-9.]+)',
+                               line.split(']', 1)[1])
     }
 
 
@@ -177,8 +176,8 @@ test_dataloader = val_dataloader
     np.testing.assert_allclose(ours_iou[ok], ref_iou[ok], rtol=0, atol=0.02)
     # the three mIoUs
     metrics = _metrics(log)
-    for key, r in (('rgb.mIoU', ref[0]), ('depth.mIoU', ref[1]),
-                   ('mIoU', ref[2])):
+    for key, r in (('rgb.mIoU', ref[0]), ('depth.mIoU', ref[1]), ('mIoU',
+                                                                  ref[2])):
         assert metrics[key] == pytest.approx(r['miou'], abs=0.02), key
 
 
@@ -218,7 +217,8 @@ def test_bicubic_mode_is_opencv_inter_cubic_on_every_branch(size):
         ours = model._inference_all(x, meta)[0]  # (3, K, H, W)
     for branch in range(3):
         ref = cv2.resize(
-            low[branch].numpy().transpose(1, 2, 0), size[::-1],
+            low[branch].numpy().transpose(1, 2, 0),
+            size[::-1],
             interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
         scale = np.abs(ref).max()
         assert np.abs(ours[branch].numpy() - ref).max() / scale < 1e-5
@@ -241,8 +241,7 @@ def test_resize_mode_reaches_ori_shape_and_slide_windows():
     ref = F.interpolate(
         logits, size=(45, 67), mode='bicubic', align_corners=False)[0]
     torch.testing.assert_close(out[0].seg_logits.data, ref)
-    out = bilinear.postprocess_result(logits,
-                                      [SegDataSample(metainfo=meta)])
+    out = bilinear.postprocess_result(logits, [SegDataSample(metainfo=meta)])
     ref = F.interpolate(
         logits, size=(45, 67), mode='bilinear', align_corners=False)[0]
     torch.testing.assert_close(out[0].seg_logits.data, ref)
@@ -252,13 +251,11 @@ def test_resize_mode_reaches_ori_shape_and_slide_windows():
     results = []
     for mode in ('bicubic', 'bilinear'):
         model = MODELS.build(
-            dict(TINY_MODEL,
-                 test_cfg=ConfigDict(slide, resize_mode=mode)))
+            dict(TINY_MODEL, test_cfg=ConfigDict(slide, resize_mode=mode)))
         model.load_state_dict(bicubic.state_dict())
         with torch.no_grad():
-            results.append(
-                model.eval()._inference_all(
-                    x, [dict(img_shape=(48, 64), ori_shape=(48, 64))]))
+            results.append(model.eval()._inference_all(
+                x, [dict(img_shape=(48, 64), ori_shape=(48, 64))]))
     # the top-left 16x16 corner is covered by the first window only
     with torch.no_grad():
         low = torch.stack(bicubic._branch_logits(x[..., :32, :32]), 1)[0]
@@ -285,14 +282,15 @@ def test_zoo_configs_follow_the_release(path):
     cfg = Config.fromfile(path)
     assert cfg.test_dataloader.dataset.pipeline[2].type == \
         'ResizeShortSideToMultiple'
-    jitter = [t for t in cfg.train_dataloader.dataset.pipeline
-              if t.type == 'RGBColorJitter']
+    jitter = [
+        t for t in cfg.train_dataloader.dataset.pipeline
+        if t.type == 'RGBColorJitter'
+    ]
     assert len(jitter) == 1 and jitter[0].prob == 0.2
     if 'deliver' in osp.basename(path):
         # the DeLiVER branch: bilinear logits (mmseg's default), uint8
         # jitter clamped to 255 (docs/model.md "K modalities")
-        assert cfg.model.test_cfg.get('resize_mode',
-                                      'bilinear') == 'bilinear'
+        assert cfg.model.test_cfg.get('resize_mode', 'bilinear') == 'bilinear'
         assert tuple(jitter[0].clip_range) == (0., 255.)
         return
     assert cfg.model.test_cfg.resize_mode == 'bicubic'

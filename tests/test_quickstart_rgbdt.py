@@ -10,13 +10,18 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
+from mmseg.registry import TRANSFORMS
 
 from geminifusion_mmseg.datasets import (QuickstartRGBDTDataset,
                                          generate_quickstart_rgbdt_dataset)
-from geminifusion_mmseg.datasets.quickstart_rgbdt import (
-    BOX_DEPTH_MM, COLD_BOX, FAR_BOX, NEAR_BOX, RGBDT_CLASSES, WALL, WARM_BOX,
-    render_sample_rgbdt)
-from mmseg.registry import TRANSFORMS
+# yapf: disable
+from geminifusion_mmseg.datasets.quickstart_rgbdt import (BOX_DEPTH_MM,
+                                                          COLD_BOX, FAR_BOX,
+                                                          NEAR_BOX,
+                                                          RGBDT_CLASSES, WALL,
+                                                          WARM_BOX,
+                                                          render_sample_rgbdt)
+# yapf: enable
 from tests.helpers.tiny_configs import REPO, write_tiny_config
 from tests.test_training_tools import ENV, logged, train_cmd
 
@@ -44,8 +49,10 @@ def box_stats():
     """Per (image, class) means of each sensor, for the four box classes
     and the wall, over 600 rendered scenes."""
     rng = np.random.default_rng(123)
-    stats = {c: dict(rgb=[], depth=[], thermal=[], room=[])
-             for c in (NEAR_BOX, FAR_BOX, WARM_BOX, COLD_BOX, WALL)}
+    stats = {
+        c: dict(rgb=[], depth=[], thermal=[], room=[])
+        for c in (NEAR_BOX, FAR_BOX, WARM_BOX, COLD_BOX, WALL)
+    }
     for _ in range(600):
         rgb, depth, thermal, label = render_sample_rgbdt(rng, (48, 64))
         room = float(np.median(thermal[label == WALL]))
@@ -57,8 +64,13 @@ def box_stats():
             s['depth'].append(float(np.median(depth[mask])))
             s['thermal'].append(float(np.median(thermal[mask])))
             s['room'].append(room)
-    return {c: {k: np.asarray(v) for k, v in s.items()}
-            for c, s in stats.items()}
+    return {
+        c: {
+            k: np.asarray(v)
+            for k, v in s.items()
+        }
+        for c, s in stats.items()
+    }
 
 
 def test_warm_and_cold_boxes_differ_only_in_thermal(box_stats):
@@ -67,8 +79,8 @@ def test_warm_and_cold_boxes_differ_only_in_thermal(box_stats):
     # the same colour distribution (per channel), as the other boxes
     for ch in range(3):
         assert _ks_same(warm['rgb'][:, ch], cold['rgb'][:, ch]), ch
-        assert _ks_same(warm['rgb'][:, ch],
-                        box_stats[NEAR_BOX]['rgb'][:, ch]), ch
+        assert _ks_same(warm['rgb'][:, ch], box_stats[NEAR_BOX]['rgb'][:,
+                                                                       ch]), ch
     # the same distance (one value, sensor noise only)
     assert _ks_same(warm['depth'], cold['depth'])
     for s in (warm, cold):
@@ -106,10 +118,10 @@ def test_generation_is_deterministic_and_atomic(tmp_path):
         assert not mismatch and not errors, (sub, mismatch, errors)
     with open(osp.join(a, 'val.txt')) as f:
         assert f.read().split() == ['000003', '000004']
-    depth = cv2.imread(osp.join(a, 'depth', '000000.png'),
-                       cv2.IMREAD_UNCHANGED)
-    thermal = cv2.imread(osp.join(a, 'thermal', '000000.png'),
-                         cv2.IMREAD_UNCHANGED)
+    depth = cv2.imread(
+        osp.join(a, 'depth', '000000.png'), cv2.IMREAD_UNCHANGED)
+    thermal = cv2.imread(
+        osp.join(a, 'thermal', '000000.png'), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.uint16 and depth.shape == (48, 64)
     assert thermal.dtype == np.uint8 and thermal.shape == (48, 64)
     # a complete dataset is kept as it is (not regenerated with a new seed)
@@ -123,24 +135,24 @@ def test_dataset_reads_the_chosen_sensors(tmp_path):
     init_default_scope('mmseg')
     root = str(tmp_path / 'rgbdt')
     gen = dict(num_train=2, num_val=1, size=(48, 64), seed=0)
-    load = TRANSFORMS.build(dict(type='LoadMultiModalImageFromFile',
-                                 encodings=dict(depth='raw')))
-    full = QuickstartRGBDTDataset(data_root=root, generate_cfg=gen,
-                                  ann_file='val.txt')
-    rgbd = QuickstartRGBDTDataset(data_root=root, ann_file='val.txt',
-                                  modalities=['rgb', 'depth'])
+    load = TRANSFORMS.build(
+        dict(type='LoadMultiModalImageFromFile', encodings=dict(depth='raw')))
+    full = QuickstartRGBDTDataset(
+        data_root=root, generate_cfg=gen, ann_file='val.txt')
+    rgbd = QuickstartRGBDTDataset(
+        data_root=root, ann_file='val.txt', modalities=['rgb', 'depth'])
     assert full.metainfo['classes'] == RGBDT_CLASSES
     assert len(full) == len(rgbd) == 1
     img9 = load(full.get_data_info(0))['img']
     img6 = load(rgbd.get_data_info(0))['img']
     assert img9.shape == (48, 64, 9) and img6.shape == (48, 64, 6)
     np.testing.assert_array_equal(img9[..., :6], img6)
-    thermal = cv2.imread(osp.join(root, 'thermal', '000002.png'),
-                         cv2.IMREAD_UNCHANGED)
+    thermal = cv2.imread(
+        osp.join(root, 'thermal', '000002.png'), cv2.IMREAD_UNCHANGED)
     for ch in (6, 7, 8):
         np.testing.assert_array_equal(img9[..., ch], thermal)
-    depth = cv2.imread(osp.join(root, 'depth', '000002.png'),
-                       cv2.IMREAD_UNCHANGED)
+    depth = cv2.imread(
+        osp.join(root, 'depth', '000002.png'), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(img9[..., 3], depth)  # raw millimetres
     with pytest.raises(ValueError, match='unknown modality'):
         QuickstartRGBDTDataset(data_root=root, modalities=['rgb', 'event'])
@@ -152,7 +164,10 @@ def test_dataset_reads_the_chosen_sensors(tmp_path):
 def test_three_sensor_quickstart_learns(tmp_path):
     """80 iterations of the K = 3 config (small model, 48x64 data)."""
     cfg = write_tiny_config(
-        str(tmp_path / 'rgbdt.py'), RGBDT, str(tmp_path / 'data'), extra="""
+        str(tmp_path / 'rgbdt.py'),
+        RGBDT,
+        str(tmp_path / 'data'),
+        extra="""
 crop_size = (48, 64)
 generate_cfg = dict(num_train=24, num_val=6, size=(48, 64), seed=1)
 train_pipeline = [
@@ -180,8 +195,12 @@ log_processor = dict(window_size=1)
 default_hooks = dict(
     logger=dict(interval=1), checkpoint=dict(interval=80, max_keep_ckpts=1))
 """)
-    run = subprocess.run(train_cmd(cfg, tmp_path / 'wd'), env=ENV,
-                         cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        train_cmd(cfg, tmp_path / 'wd'),
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     log = logged(tmp_path / 'wd')
     losses = [log[i]['loss'] for i in range(1, 81)]
@@ -194,10 +213,16 @@ default_hooks = dict(
     assert 'rgb.mIoU' in val and 'fused.mIoU' in val
     # tools/test.py: branch mIoU, one panel tile per sensor
     best = tmp_path / 'wd' / 'best_mIoU_iter_80.pth'
-    run = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'), cfg, str(best),
-         '--work-dir', str(tmp_path / 'test'), '--show-dir', 'panels'],
-        env=ENV, cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), cfg,
+        str(best), '--work-dir',
+        str(tmp_path / 'test'), '--show-dir', 'panels'
+    ],
+                         env=ENV,
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
     assert 'warm box' in out and 'fused.mIoU' in out
@@ -207,6 +232,7 @@ default_hooks = dict(
     # rgb | depth | thermal | ground truth | prediction
     assert panel.shape[1] == 5 * 64
     # the data the run generated have three sensors
-    assert sorted(n for n in os.listdir(tmp_path / 'data')
-                  if not n.startswith('.')) == [
-        'depth', 'masks', 'rgb', 'thermal', 'train.txt', 'val.txt']
+    assert sorted(
+        n for n in os.listdir(tmp_path / 'data') if not n.startswith('.')) == [
+            'depth', 'masks', 'rgb', 'thermal', 'train.txt', 'val.txt'
+        ]

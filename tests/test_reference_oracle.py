@@ -22,8 +22,12 @@ NUM_CLASSES = 40
 EMB = 256
 
 
-def released_mit_keys(dims, depths, sr_ratios, num_classes, emb=EMB,
-                   mlp_ratio=4):
+def released_mit_keys(dims,
+                      depths,
+                      sr_ratios,
+                      num_classes,
+                      emb=EMB,
+                      mlp_ratio=4):
     """The released MiT key listing (docs/model.md), expanded, with the
     shapes it implies."""
     k = {'module.alpha': (2, )}
@@ -112,16 +116,18 @@ def test_released_state_dict_matches_the_listing(b0):
     assert torch.equal(sd['module.alpha'], torch.ones(2))
     assert not any('score_predictor' in key for key in sd)
     # Stage 4 (sr 1) has no spatial reduction.
-    assert not any(key.startswith('module.encoder.block4.0.attn.sr')
-                   for key in sd)
+    assert not any(
+        key.startswith('module.encoder.block4.0.attn.sr') for key in sd)
     # The release's key order inside a block: attention layers, then fusion.
     blk = [key for key in sd if key.startswith('module.encoder.block1.0.')]
     assert blk.index('module.encoder.block1.0.attn.norm.ln_1.bias') < \
         blk.index('module.encoder.block1.0.attn.cross_attn_0_to_1.'
                   'in_proj_weight')
     # LayerNorm eps of every modality norm is 1e-6.
-    lns = [m for n, m in b0.encoder.named_modules() if n.split('.')[-1] in
-           ('ln_0', 'ln_1')]
+    lns = [
+        m for n, m in b0.encoder.named_modules()
+        if n.split('.')[-1] in ('ln_0', 'ln_1')
+    ]
     assert lns and all(m.eps == 1e-6 for m in lns)
 
 
@@ -132,8 +138,10 @@ def test_larger_configs_key_count(name, n_blocks):
     from geminifusion_mmseg.testing.literal_mit import MIT_SETTINGS
     cfg = MIT_SETTINGS[name]
     keys = released_mit_keys(cfg['embed_dims'], cfg['depths'], SR, NUM_CLASSES)
-    blocks = {'.'.join(k.split('.')[2:4]) for k in keys
-              if k.startswith('module.encoder.block')}
+    blocks = {
+        '.'.join(k.split('.')[2:4])
+        for k in keys if k.startswith('module.encoder.block')
+    }
     assert len(blocks) == n_blocks
 
 
@@ -175,9 +183,12 @@ def test_fusion_inside_attention_is_literal_gemini_fusion(b0):
     attn = b0.encoder.block2[1].attn
     C = attn.dim
     fusion = LiteralGeminiFusion(C)
-    sub = {k: v for k, v in attn.state_dict().items()
-           if k.split('.')[0] in ('cross_attn_0_to_1', 'cross_attn_1_to_0',
-                                  'relation_judger', 'k_noise', 'v_noise')}
+    sub = {
+        k: v
+        for k, v in attn.state_dict().items()
+        if k.split('.')[0] in ('cross_attn_0_to_1', 'cross_attn_1_to_0',
+                               'relation_judger', 'k_noise', 'v_noise')
+    }
     assert set(sub) == set(fusion.state_dict())
     fusion.load_state_dict(sub)
     xs = [torch.randn(2, 5, C), torch.randn(2, 5, C)]
@@ -190,8 +201,8 @@ def test_fusion_inside_attention_is_literal_gemini_fusion(b0):
 
 def test_save_released_checkpoint_round_trip(b0, tmp_path):
     path = str(tmp_path / 'mit-b0.pth.tar')
-    save_released_checkpoint(b0, path, epoch_start=299,
-                             best_val=np.float64(0.568))
+    save_released_checkpoint(
+        b0, path, epoch_start=299, best_val=np.float64(0.568))
     ckpt = load_external_checkpoint(path)
     assert set(ckpt) == {'segmenter', 'epoch_start', 'best_val'}
     assert ckpt['epoch_start'] == 299
@@ -203,8 +214,10 @@ def test_save_released_checkpoint_round_trip(b0, tmp_path):
         assert torch.equal(ckpt['segmenter'][key], value), key
     # Loads back (module. stripped) strictly into a fresh oracle.
     fresh = _b0_segmenter(seed=3).eval()
-    fresh.load_state_dict(
-        {k[len('module.'):]: v for k, v in ckpt['segmenter'].items()})
+    fresh.load_state_dict({
+        k[len('module.'):]: v
+        for k, v in ckpt['segmenter'].items()
+    })
     x = [torch.randn(1, 3, 40, 40), torch.randn(1, 3, 40, 40)]
     with torch.no_grad():
         for a, b in zip(b0(x), fresh(x)):
@@ -213,8 +226,10 @@ def test_save_released_checkpoint_round_trip(b0, tmp_path):
 
 def test_literal_mit_factory_and_drop_path():
     enc = literal_mit('mit_b0', drop_path_rate=0.1)
-    probs = [blk.drop_path.module.drop_prob
-             for s in range(1, 5) for blk in getattr(enc, f'block{s}')
-             if hasattr(blk.drop_path.module, 'drop_prob')]
+    probs = [
+        blk.drop_path.module.drop_prob for s in range(1, 5)
+        for blk in getattr(enc, f'block{s}')
+        if hasattr(blk.drop_path.module, 'drop_prob')
+    ]
     assert len(probs) == 7  # the first block has rate 0 (Identity)
     assert probs[-1] == pytest.approx(0.1)

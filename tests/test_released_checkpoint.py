@@ -1,9 +1,9 @@
 """Released GeminiFusion checkpoints: conversion, recognition, refusals.
 
 The oracle is the literal published segmenter (geminifusion_mmseg.testing)
-with random weights and random BatchNorm statistics, saved in the released ``.pth.tar``
-layout; after conversion our MultiModalEncoderDecoder (built from a config
-dict) must give the same three logits.
+with random weights and random BatchNorm statistics, saved in the released
+``.pth.tar`` layout; after conversion our MultiModalEncoderDecoder (built
+from a config dict) must give the same three logits.
 """
 import os
 import os.path as osp
@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
 
 from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
@@ -25,16 +26,14 @@ from geminifusion_mmseg.checkpoints.released import (
 from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
 from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, released_state_dict, save_released_checkpoint)
-from geminifusion_mmseg.testing.literal_swin import (
-    LiteralGeminiFusionSwin, LiteralSwinEncoder)
+from geminifusion_mmseg.testing.literal_swin import (LiteralGeminiFusionSwin,
+                                                     LiteralSwinEncoder)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
-from mmseg.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
 SCORE_KEY = 'module.encoder.score_predictor.0.score_nets.0.0.weight'
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
-
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -123,8 +122,7 @@ def test_converted_checkpoint_reproduces_the_release(family, size, tmp_path):
         save_with_score_predictor(literal, src)
     else:
         save_released_checkpoint(literal, src, 17, np.float64(0.25))
-    ckpt, info = convert_released_checkpoint(
-        src, dst, allow_custom_arch=True)
+    ckpt, info = convert_released_checkpoint(src, dst, allow_custom_arch=True)
     assert info.family == family and info.num_classes == 5
     assert info.channels == 32 and info.name is None
     assert info.dropped_keys == ([SCORE_KEY] if family == 'mit' else [])
@@ -244,7 +242,8 @@ def ours_to_released(key: str, family: str) -> str:
         rest = re.sub(
             r'^layers\.(\d)\.(patch_embed|blocks|norm)\.',
             lambda m: '{}{}.'.format({'blocks': 'block'}.get(
-                m.group(2), m.group(2)), int(m.group(1)) + 1), rest)
+                m.group(2), m.group(2)),
+                                     int(m.group(1)) + 1), rest)
         return 'module.encoder.' + _MIT_SHARED.sub(r'\1.module.', rest)
     rest = re.sub(r'\.attn\.', '.attn.module.', rest)
     return 'module.encoder.body.' + _SWIN_SHARED.sub(r'\1.module.', rest)
@@ -283,29 +282,27 @@ def test_inverse_names_match_the_literal_release(family):
             backbone=dict(
                 type='GeminiFusionSwin',
                 arch=dict(
-                    embed_dims=32,
-                    depths=[2, 2, 2, 2],
-                    num_heads=[2, 4, 8, 8])),
+                    embed_dims=32, depths=[2, 2, 2, 2], num_heads=[2, 4, 8,
+                                                                   8])),
             in_channels=[32, 64, 128, 256])
     sd = meta_released_state_dict(frag['backbone'], frag['in_channels'])
     real = released_state_dict(literal)
     assert set(sd) == set(real)
     # our channels are 256 (release default); literal here uses 32
-    assert all(sd[k].shape == real[k].shape for k in sd
-               if 'decoder' not in k)
+    assert all(sd[k].shape == real[k].shape for k in sd if 'decoder' not in k)
 
 
 @pytest.mark.parametrize('cfg,dims,arch,name', [
-    (dict(type='GeminiFusionMiT', arch='b3'), [64, 128, 320, 512], 'b3',
-     'mit-b3'),
-    (dict(type='GeminiFusionMiT', arch='b5'), [64, 128, 320, 512], 'b5',
-     'mit-b5'),
-    (dict(type='GeminiFusionSwin', arch='small'), [96, 192, 384, 768],
-     'small', 'swin-s'),
-    (dict(type='GeminiFusionSwin', arch='large'), [192, 384, 768, 1536],
-     'large', 'swin-l'),
-    (dict(type='GeminiFusionSwin', arch='large-384'), [192, 384, 768, 1536],
-     'large-384', 'swin-l-384'),
+    (dict(type='GeminiFusionMiT', arch='b3'), [64, 128, 320, 512
+                                               ], 'b3', 'mit-b3'),
+    (dict(type='GeminiFusionMiT', arch='b5'), [64, 128, 320, 512
+                                               ], 'b5', 'mit-b5'),
+    (dict(type='GeminiFusionSwin', arch='small'), [96, 192, 384, 768
+                                                   ], 'small', 'swin-s'),
+    (dict(type='GeminiFusionSwin', arch='large'), [192, 384, 768, 1536
+                                                   ], 'large', 'swin-l'),
+    (dict(type='GeminiFusionSwin',
+          arch='large-384'), [192, 384, 768, 1536], 'large-384', 'swin-l-384'),
 ])
 def test_large_variants_are_recognised(cfg, dims, arch, name, tmp_path):
     sd = meta_released_state_dict(cfg, dims)
@@ -316,12 +313,14 @@ def test_large_variants_are_recognised(cfg, dims, arch, name, tmp_path):
     cdir.mkdir()
     for f in (f'geminifusion_{name}_8xb2-300e_nyudv2-480x640.py',
               f'geminifusion_{name}_8xb2-300e_sunrgbd-480x480.py',
-              'geminifusion_swin-l-384_ft_nyudv2.py' if name == 'swin-l' else
-              'geminifusion_mit-b0_x.py'):
+              'geminifusion_swin-l-384_ft_nyudv2.py'
+              if name == 'swin-l' else 'geminifusion_mit-b0_x.py'):
         (cdir / f).write_text('')
     found = [osp.basename(p) for p in find_matching_configs(info, str(cdir))]
-    assert found == [f'geminifusion_{name}_8xb2-300e_nyudv2-480x640.py',
-                     f'geminifusion_{name}_8xb2-300e_sunrgbd-480x480.py']
+    assert found == [
+        f'geminifusion_{name}_8xb2-300e_nyudv2-480x640.py',
+        f'geminifusion_{name}_8xb2-300e_sunrgbd-480x480.py'
+    ]
 
 
 # --- refusals ----------------------------------------------------------
@@ -330,8 +329,8 @@ def test_large_variants_are_recognised(cfg, dims, arch, name, tmp_path):
 def test_refuses_a_file_without_segmenter(tmp_path):
     path = str(tmp_path / 'random.pth')
     torch.save({'foo': torch.zeros(2), 'epoch': 3}, path)
-    with pytest.raises(ReleasedCheckpointError,
-                       match=r'random\.pth.*"segmenter".*foo'):
+    with pytest.raises(
+            ReleasedCheckpointError, match=r'random\.pth.*"segmenter".*foo'):
         convert_released_checkpoint(path)
     torch.save([torch.zeros(1)], path)
     with pytest.raises(ReleasedCheckpointError, match='found a list'):
@@ -346,13 +345,14 @@ def test_refuses_unknown_depth_unless_custom_is_allowed():
         for k, v in sd.items() if k.startswith('module.encoder.block1.1.')
     }
     sd.update(extra)
-    with pytest.raises(ReleasedCheckpointError,
-                       match=r'b0\.pth\.tar.*unknown MiT variant.*depths '
-                       r'\(3, 2, 2, 2\)'):
+    with pytest.raises(
+            ReleasedCheckpointError,
+            match=r'b0\.pth\.tar.*unknown MiT variant.*depths '
+            r'\(3, 2, 2, 2\)'):
         detect_released_model(sd, 'b0.pth.tar')
     info = detect_released_model(sd, 'b0.pth.tar', allow_custom_arch=True)
-    assert info.arch == dict(embed_dims=(32, 64, 160, 256),
-                             depths=(3, 2, 2, 2))
+    assert info.arch == dict(
+        embed_dims=(32, 64, 160, 256), depths=(3, 2, 2, 2))
     # a gap in the block indices is not a model at all
     del sd['module.encoder.block1.1.norm1.ln_0.weight']
     gap = {k: v for k, v in sd.items() if '.block1.1.' not in k}
@@ -369,8 +369,10 @@ def test_refuses_unknown_depth_unless_custom_is_allowed():
 def test_refuses_unexpected_leftover_keys(bad_key, match, tmp_path):
     literal = literal_mit_segmenter()
     path = str(tmp_path / 'bad.pth.tar')
-    ckpt = dict(segmenter=released_state_dict(literal), epoch_start=0,
-                best_val=np.float64(0))
+    ckpt = dict(
+        segmenter=released_state_dict(literal),
+        epoch_start=0,
+        best_val=np.float64(0))
     ckpt['segmenter'][bad_key] = torch.zeros(3)
     torch.save(ckpt, path)
     with pytest.raises(ReleasedCheckpointError, match=r'bad\.pth\.tar'):
@@ -385,8 +387,9 @@ def test_refuses_a_wrong_shape():
     key = 'module.encoder.body.layers.1.blocks.0.k_noise.weight'
     sd[key] = torch.empty(3, 192, device='meta')
     converted, info = convert_released_state_dict(sd, 't.pth.tar')
-    with pytest.raises(ReleasedCheckpointError,
-                       match=re.escape(f"'{key}' has shape (3, 192)")):
+    with pytest.raises(
+            ReleasedCheckpointError,
+            match=re.escape(f"'{key}' has shape (3, 192)")):
         check_converted_state_dict(converted, info, 't.pth.tar')
 
 
@@ -403,8 +406,13 @@ class _Payload:
 def test_refuses_a_pickle_payload_without_running_it(tmp_path):
     marker = tmp_path / 'pwned'
     path = str(tmp_path / 'evil.pth.tar')
-    torch.save({'segmenter': {'module.alpha': torch.ones(2)},
-                'x': _Payload(str(marker))}, path)
+    torch.save(
+        {
+            'segmenter': {
+                'module.alpha': torch.ones(2)
+            },
+            'x': _Payload(str(marker))
+        }, path)
     with pytest.raises(CheckpointLoadError, match=r'evil\.pth\.tar'):
         convert_released_checkpoint(path)
     assert not marker.exists()

@@ -63,8 +63,9 @@ def test_depth_missing_changes_the_prediction_not_the_label(setup):
         data = dataset[0]
         with torch.no_grad():
             result = setup['model'].test_step(
-                dict(inputs=[data['inputs']],
-                     data_samples=[data['data_samples']]))[0]
+                dict(
+                    inputs=[data['inputs']],
+                    data_samples=[data['data_samples']]))[0]
         outputs[name] = (data, result)
     clean, missing = outputs['clean'][0], outputs['depth_missing'][0]
     assert (missing['inputs'][3:] == 0).all()
@@ -92,11 +93,17 @@ def _run_tool(setup, out_dir, *extra, launcher=None):
             s.bind(('127.0.0.1', 0))
             port = s.getsockname()[1]
         cmd = [
-            sys.executable, '-m', 'torch.distributed.run',
-            '--nproc_per_node', '2', '--master_port', str(port), TOOL
+            sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+            '2', '--master_port',
+            str(port), TOOL
         ] + args + ['--launcher', launcher]
-    run = subprocess.run(cmd, env=ENV, cwd=setup['tmp'], capture_output=True,
-                         text=True, timeout=600)
+    run = subprocess.run(
+        cmd,
+        env=ENV,
+        cwd=setup['tmp'],
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with open(out_dir / 'robustness.json') as f:
         return json.load(f), run.stdout
@@ -105,8 +112,7 @@ def _run_tool(setup, out_dir, *extra, launcher=None):
 def test_tool_end_to_end(setup):
     out_dir = setup['tmp'] / 'out'
     summary, stdout = _run_tool(setup, out_dir)
-    conditions = [(r['corruption'], r['severity'])
-                  for r in summary['results']]
+    conditions = [(r['corruption'], r['severity']) for r in summary['results']]
     assert conditions == [('clean', None), ('depth_missing', None),
                           ('depth_noise', 1), ('depth_noise', 3),
                           ('rgb_missing', None)]
@@ -128,12 +134,17 @@ def test_tool_end_to_end(setup):
     assert png is not None and png.shape[1] > png.shape[0]
 
     # the clean run is exactly tools/test.py's evaluation
-    test = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'),
-         setup['config'], setup['ckpt'], '--work-dir',
-         str(setup['tmp'] / 'test')],
-        env=ENV, cwd=setup['tmp'], capture_output=True, text=True,
-        check=True)
+    test = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), setup['config'], setup['ckpt'],
+        '--work-dir',
+        str(setup['tmp'] / 'test')
+    ],
+                          env=ENV,
+                          cwd=setup['tmp'],
+                          capture_output=True,
+                          text=True,
+                          check=True)
     line = re.search(r'mIoU by branch \(ens = fused prediction\): (.*)',
                      test.stdout + test.stderr).group(1)
     reported = dict(
@@ -143,10 +154,14 @@ def test_tool_end_to_end(setup):
         assert clean[key] == pytest.approx(reported[key], abs=1e-6)
 
     # unknown corruption: the error lists the valid names
-    bad = subprocess.run(
-        [sys.executable, TOOL, setup['config'], setup['ckpt'],
-         '--corruptions', 'depth_blur'],
-        env=ENV, cwd=setup['tmp'], capture_output=True, text=True)
+    bad = subprocess.run([
+        sys.executable, TOOL, setup['config'], setup['ckpt'], '--corruptions',
+        'depth_blur'
+    ],
+                         env=ENV,
+                         cwd=setup['tmp'],
+                         capture_output=True,
+                         text=True)
     assert bad.returncode != 0
     assert "invalid choice: 'depth_blur'" in bad.stderr
     assert 'depth_holes' in bad.stderr
@@ -166,5 +181,5 @@ def test_tool_two_processes_match_one(setup):
         assert (a['corruption'], a['severity']) == (b['corruption'],
                                                     b['severity'])
         for key in ('mIoU', 'rgb.mIoU', 'depth.mIoU'):
-            assert a['metrics'][key] == pytest.approx(b['metrics'][key],
-                                                      abs=1e-6)
+            assert a['metrics'][key] == pytest.approx(
+                b['metrics'][key], abs=1e-6)

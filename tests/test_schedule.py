@@ -1,4 +1,5 @@
-"""docs/training.md: staged poly-with-warmup lr, per-stage optimizer reset, groups."""
+"""docs/training.md: staged poly-with-warmup lr, per-stage optimizer reset,
+param groups."""
 import glob
 import os
 import types
@@ -12,11 +13,11 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.runner import Runner
+from mmseg.registry import PARAM_SCHEDULERS
 
 import geminifusion_mmseg  # noqa: F401  (registers the plugin)
 from geminifusion_mmseg.engine.hooks import StageOptimizerResetHook
 from geminifusion_mmseg.engine.schedulers import StagedPolyLR
-from mmseg.registry import PARAM_SCHEDULERS
 
 BASE_LR = 6e-5
 
@@ -24,8 +25,14 @@ BASE_LR = 6e-5
 # --------------------------------------------------------------------------
 # Independent references
 # --------------------------------------------------------------------------
-def spec6_lr(base, t, stage_len, factors=(1., .5, .25), warmup=1500,
-             ratio=1e-6, poly=40000, power=1.):
+def spec6_lr(base,
+             t,
+             stage_len,
+             factors=(1., .5, .25),
+             warmup=1500,
+             ratio=1e-6,
+             poly=40000,
+             power=1.):
     """docs/training.md written out: lr of iteration t (0-based, global)."""
     s = min(t // stage_len, len(factors) - 1)
     i = t - s * stage_len
@@ -63,10 +70,12 @@ def release_lrs(group_lrs, stage_len, n_iters, factors, warmup, ratio, poly,
 
 def _opt(lrs=(BASE_LR, BASE_LR * 10)):
     params = [nn.Parameter(torch.zeros(2)) for _ in lrs]
-    return torch.optim.AdamW([dict(params=[p], lr=lr)
-                              for p, lr in zip(params, lrs)],
-                             lr=lrs[0], betas=(0.9, 0.999), eps=1e-8,
-                             weight_decay=0.01)
+    return torch.optim.AdamW(
+        [dict(params=[p], lr=lr) for p, lr in zip(params, lrs)],
+        lr=lrs[0],
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.01)
 
 
 def _step_to(sched, t):
@@ -89,9 +98,10 @@ def _quiet():
 # Scheduler alone
 # --------------------------------------------------------------------------
 def test_published_curve_sampled_decoder_lr_mult_10():
-    """Default arguments (docs/training.md) with SUN-like stages of 66000 iterations
-    (longer than the poly, so the flat part is reached): encoder group and
-    decoder group (x10) at boundaries, in warmup, in poly, after poly."""
+    """Default arguments (docs/training.md) with SUN-like stages of 66000
+    iterations (longer than the poly, so the flat part is reached): encoder
+    group and decoder group (x10) at boundaries, in warmup, in poly, after
+    poly."""
     stage = 66000
     opt = _opt()
     sched = StagedPolyLR(opt, stage_lengths=(stage, ) * 3, by_epoch=False)
@@ -125,8 +135,13 @@ def test_published_curve_sampled_decoder_lr_mult_10():
 def test_stepped_matches_release_simulation_and_resume():
     """Small lengths, every step, against the release's per-stage loop;
     a scheduler restored from a state dict continues identically."""
-    kw = dict(stage_lengths=(50, 40, 30), stage_factors=(1., .5, .25),
-              warmup_iters=7, warmup_ratio=1e-3, poly_iters=33, power=0.9)
+    kw = dict(
+        stage_lengths=(50, 40, 30),
+        stage_factors=(1., .5, .25),
+        warmup_iters=7,
+        warmup_ratio=1e-3,
+        poly_iters=33,
+        power=0.9)
     n = 130  # 10 past the last stage
     opt = _opt()
     sched = StagedPolyLR(opt, by_epoch=False, **kw)
@@ -139,12 +154,13 @@ def test_stepped_matches_release_simulation_and_resume():
             state = sched.state_dict()
     # One fresh release optimizer per stage (the last one runs on 10 more
     # iterations than its length: the schedule stays in the last stage).
-    ref = (release_lrs([BASE_LR, BASE_LR * 10], 50, 50, (1., ), 7, 1e-3, 33,
-                       0.9) +
-           release_lrs([BASE_LR * .5, BASE_LR * 5], 40, 40, (1., ), 7, 1e-3,
-                       33, 0.9) +
-           release_lrs([BASE_LR * .25, BASE_LR * 2.5], 40, 40, (1., ), 7,
-                       1e-3, 33, 0.9))
+    ref = (
+        release_lrs([BASE_LR, BASE_LR * 10], 50, 50,
+                    (1., ), 7, 1e-3, 33, 0.9) +
+        release_lrs([BASE_LR * .5, BASE_LR * 5], 40, 40,
+                    (1., ), 7, 1e-3, 33, 0.9) +
+        release_lrs([BASE_LR * .25, BASE_LR * 2.5], 40, 40,
+                    (1., ), 7, 1e-3, 33, 0.9))
     assert len(ref) == n
     for t in range(n):
         assert got[t] == pytest.approx(ref[t], rel=1e-12), t
@@ -160,8 +176,13 @@ def test_stepped_matches_release_simulation_and_resume():
 def test_convert_to_iter_based_and_validation():
     opt = _opt()
     sched = PARAM_SCHEDULERS.build(
-        dict(type='StagedPolyLR', stage_lengths=(100, 100, 100), by_epoch=True,
-             convert_to_iter_based=True, begin=0, end=300),
+        dict(
+            type='StagedPolyLR',
+            stage_lengths=(100, 100, 100),
+            by_epoch=True,
+            convert_to_iter_based=True,
+            begin=0,
+            end=300),
         default_args=dict(optimizer=opt, epoch_length=132))
     assert not sched.by_epoch
     assert sched.stage_lengths == [13200] * 3
@@ -171,8 +192,8 @@ def test_convert_to_iter_based_and_validation():
     with pytest.raises(ValueError, match='convert_to_iter_based'):
         StagedPolyLR(_opt(), by_epoch=True)
     with pytest.raises(ValueError, match='same length'):
-        StagedPolyLR(_opt(), stage_lengths=(1, 2), stage_factors=(1., ),
-                     by_epoch=False)
+        StagedPolyLR(
+            _opt(), stage_lengths=(1, 2), stage_factors=(1., ), by_epoch=False)
 
 
 def test_hook_is_stateless_at_boundaries():
@@ -182,7 +203,8 @@ def test_hook_is_stateless_at_boundaries():
     sched = StagedPolyLR(opt, stage_lengths=(5, 5, 5), by_epoch=False)
     logs = []
     runner = types.SimpleNamespace(
-        param_schedulers=[sched], iter=0,
+        param_schedulers=[sched],
+        iter=0,
         optim_wrapper=types.SimpleNamespace(optimizer=opt),
         logger=types.SimpleNamespace(info=logs.append))
     hook = StageOptimizerResetHook()
@@ -203,7 +225,7 @@ def test_hook_is_stateless_at_boundaries():
 
 
 # --------------------------------------------------------------------------
-# Param groups (docs/training.md) with mmengine's DefaultOptimWrapperConstructor
+# Param groups (docs/training.md), mmengine's DefaultOptimWrapperConstructor
 # --------------------------------------------------------------------------
 class _Norm(nn.Module):
 
@@ -260,20 +282,28 @@ class _Seg(nn.Module):
 def test_param_groups_match_spec6():
     model = _Seg()
     names = dict(model.named_parameters())
-    assert {'backbone.block1.0.norm1.ln_0.weight',
-            'backbone.block1.0.attn.q.weight',
-            'decode_head.linear_fuse.conv.weight',
-            'decode_head.linear_fuse.bn.weight'} <= set(names)
+    assert {
+        'backbone.block1.0.norm1.ln_0.weight',
+        'backbone.block1.0.attn.q.weight',
+        'decode_head.linear_fuse.conv.weight',
+        'decode_head.linear_fuse.bn.weight'
+    } <= set(names)
     # As the Runner does with an optim_wrapper config (it pops
     # paramwise_cfg and hands it to the constructor).
     wrapper = DefaultOptimWrapperConstructor(
-        dict(type='OptimWrapper',
-             optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999),
-                            eps=1e-8, weight_decay=0.01)),
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(
+                type='AdamW',
+                lr=6e-5,
+                betas=(0.9, 0.999),
+                eps=1e-8,
+                weight_decay=0.01)),
         paramwise_cfg=dict(custom_keys={
             'norm': dict(decay_mult=0.),
             'decode_head': dict(lr_mult=10.)
-        }))(model)
+        }))(
+            model)
     by_param = {}
     for group in wrapper.optimizer.param_groups:
         for p in group['params']:
@@ -296,8 +326,13 @@ def test_param_groups_match_spec6():
         assert got_lr == pytest.approx(lr, rel=1e-12), name
         assert got_wd == pytest.approx(wd), name
     # The scheduler keeps each group's own base lr.
-    sched = StagedPolyLR(wrapper, stage_lengths=(10, 10), stage_factors=(
-        1., .5), warmup_iters=0, poly_iters=0, by_epoch=False)
+    sched = StagedPolyLR(
+        wrapper,
+        stage_lengths=(10, 10),
+        stage_factors=(1., .5),
+        warmup_iters=0,
+        poly_iters=0,
+        by_epoch=False)
     _step_to(sched, 10)
     for group in wrapper.optimizer.param_groups:
         assert group['lr'] == pytest.approx(.5 * group['initial_lr'])
@@ -341,8 +376,8 @@ class _Recorder(Hook):
         opt = runner.optim_wrapper.optimizer
         p = runner.model.backbone.weight
         step = opt.state[p]['step'] if p in opt.state else 0
-        self.rows[runner.iter] = ([g['lr'] for g in opt.param_groups],
-                                  int(step))
+        self.rows[runner.iter] = ([g['lr']
+                                   for g in opt.param_groups], int(step))
 
 
 STAGE_EPOCHS = (2, 2, 2)
@@ -363,20 +398,30 @@ def _runner(work_dir, max_epochs, recorder, resume_from=None):
             num_workers=0),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(
-            optimizer=dict(type='AdamW', lr=0.01, betas=(0.9, 0.999),
-                           eps=1e-8, weight_decay=0.01),
-            paramwise_cfg=dict(custom_keys={
-                'decode_head': dict(lr_mult=10.)})),
+            optimizer=dict(
+                type='AdamW',
+                lr=0.01,
+                betas=(0.9, 0.999),
+                eps=1e-8,
+                weight_decay=0.01),
+            paramwise_cfg=dict(custom_keys={'decode_head': dict(
+                lr_mult=10.)})),
         param_scheduler=dict(
-            type='StagedPolyLR', stage_lengths=STAGE_EPOCHS,
-            stage_factors=(1., .5, .25), warmup_iters=W, warmup_ratio=1e-2,
-            poly_iters=P, power=1., by_epoch=True,
+            type='StagedPolyLR',
+            stage_lengths=STAGE_EPOCHS,
+            stage_factors=(1., .5, .25),
+            warmup_iters=W,
+            warmup_ratio=1e-2,
+            poly_iters=P,
+            power=1.,
+            by_epoch=True,
             convert_to_iter_based=True),
-        custom_hooks=[dict(type='StageOptimizerResetHook'),
-                      dict(type='WeightsOnlyCheckpointHook'), recorder],
+        custom_hooks=[
+            dict(type='StageOptimizerResetHook'),
+            dict(type='WeightsOnlyCheckpointHook'), recorder
+        ],
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1,
-                            by_epoch=True),
+            checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True),
             logger=dict(type='LoggerHook', interval=100)),
         default_scope='mmseg',
         # a logger (and log file) of its own per runner, even within a second
@@ -420,8 +465,8 @@ def test_runner_epochs_converted_and_reset_at_boundaries(tmp_path):
     # Resume at the boundary (epoch_2 = 8 iterations done): clears again,
     # since the checkpoint holds stage-1 moments.
     rec2 = _Recorder()
-    r2 = _runner(tmp_path / 'r2', 3, rec2,
-                 resume_from=str(tmp_path / 'epoch_2.pth'))
+    r2 = _runner(
+        tmp_path / 'r2', 3, rec2, resume_from=str(tmp_path / 'epoch_2.pth'))
     r2.train()
     assert sorted(rec2.rows) == list(range(8, 12))
     for t, (lrs, step) in rec2.rows.items():
@@ -431,8 +476,8 @@ def test_runner_epochs_converted_and_reset_at_boundaries(tmp_path):
 
     # Resume inside stage 2 (epoch_3 = 12 iterations): moments kept.
     rec3 = _Recorder()
-    r3 = _runner(tmp_path / 'r3', 4, rec3,
-                 resume_from=str(tmp_path / 'epoch_3.pth'))
+    r3 = _runner(
+        tmp_path / 'r3', 4, rec3, resume_from=str(tmp_path / 'epoch_3.pth'))
     r3.train()
     assert sorted(rec3.rows) == list(range(12, 16))
     for t, (lrs, step) in rec3.rows.items():

@@ -5,10 +5,9 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from torch.nn.modules.batchnorm import _BatchNorm
 
 NUM_CLASSES = 5
 CFG = dict(
@@ -62,7 +61,8 @@ def test_losses_are_named_per_branch_and_all_params_learn():
     losses = model.loss(torch.randn(2, 6, 45, 61), samples(2, 45, 61))
     assert set(losses) == {
         f'{b}.{k}'
-        for b in ('rgb', 'depth', 'ens') for k in ('loss_ce', 'acc_seg')
+        for b in ('rgb', 'depth', 'ens')
+        for k in ('loss_ce', 'acc_seg')
     }
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
@@ -97,8 +97,7 @@ def test_prediction_is_the_average_of_the_branches():
     torch.testing.assert_close(results[1].seg_logits.data, logits[1])
     assert torch.equal(results[1].pred_sem_seg.data[0], logits[1].argmax(0))
     for name in ('rgb', 'depth'):
-        assert results[0].get(f'pred_sem_seg_{name}').data.shape == (1, 50,
-                                                                     70)
+        assert results[0].get(f'pred_sem_seg_{name}').data.shape == (1, 50, 70)
 
 
 def test_slide_inference_matches_whole_when_one_window_covers_all():
@@ -107,11 +106,11 @@ def test_slide_inference_matches_whole_when_one_window_covers_all():
     with torch.no_grad():
         metas = [s.metainfo for s in samples(1, 48, 64)]
         whole = model.inference(x, metas)
-        model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 64),
-                                    stride=(32, 32))
+        model.test_cfg = ConfigDict(
+            mode='slide', crop_size=(64, 64), stride=(32, 32))
         slide = model.inference(x, metas)
-        model.test_cfg = ConfigDict(mode='slide', crop_size=(32, 32),
-                                    stride=(16, 24))
+        model.test_cfg = ConfigDict(
+            mode='slide', crop_size=(32, 32), stride=(16, 24))
         tiled = model.predict(x, samples(1, 48, 64))
     torch.testing.assert_close(whole, slide)
     assert tiled[0].pred_sem_seg.data.shape == (1, 48, 64)

@@ -60,15 +60,18 @@ default_hooks = dict(
 
 
 def train_cmd(cfg, work_dir, *args):
-    return [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg,
-            '--work-dir', str(work_dir), *args]
+    return [
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), cfg, '--work-dir',
+        str(work_dir), *args
+    ]
 
 
 def logged(work_dir):
     """{iter: scalars} from every run's vis_data/scalars.json in work_dir."""
     out = {}
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 rec = json.loads(line)
@@ -81,8 +84,12 @@ def logged(work_dir):
 
 def test_quickstart_config_learns(tmp_path):
     cfg = tiny_quickstart(tmp_path, 'learn', max_iters=80, interval=80)
-    subprocess.run(train_cmd(cfg, tmp_path / 'wd'), check=True, env=ENV,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        train_cmd(cfg, tmp_path / 'wd'),
+        check=True,
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True)
     log = logged(tmp_path / 'wd')
     losses = [log[i]['loss'] for i in range(1, 81)]
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
@@ -97,10 +104,17 @@ def test_quickstart_config_learns(tmp_path):
     assert osp.isfile(best)
 
     # tools/test.py: table, ensemble and branch mIoU, panels per sample
-    run = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'), cfg, str(best),
-         '--work-dir', str(tmp_path / 'test'), '--show-dir', 'panels'],
-        env=ENV, cwd=tmp_path, capture_output=True, text=True, check=True)
+    run = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'), cfg,
+        str(best), '--work-dir',
+        str(tmp_path / 'test'), '--show-dir', 'panels'
+    ],
+                         env=ENV,
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True,
+                         check=True)
     out = run.stdout + run.stderr
     assert 'per class results' in out and 'near box' in out
     assert 'mIoU by branch (ens = fused prediction)' in out
@@ -114,13 +128,20 @@ def test_quickstart_config_learns(tmp_path):
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     cfg = tiny_quickstart(tmp_path, 'resume', max_iters=16, interval=4)
     straight = tmp_path / 'straight'
-    subprocess.run(train_cmd(cfg, straight), check=True, env=ENV,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        train_cmd(cfg, straight),
+        check=True,
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True)
 
     killed = tmp_path / 'killed'
-    proc = subprocess.Popen(train_cmd(cfg, killed), env=ENV, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(cfg, killed),
+        env=ENV,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     # kill between two checkpoints: after iter_8 is saved, before iter_12
     while not (osp.isfile(killed / 'iter_8.pth')
@@ -134,14 +155,18 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     with open(killed / 'last_checkpoint') as f:
         assert f.read().strip().endswith(('iter_8.pth', 'iter_12.pth'))
 
-    subprocess.run(train_cmd(cfg, killed, '--resume'), check=True, env=ENV,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        train_cmd(cfg, killed, '--resume'),
+        check=True,
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True)
     ref, resumed = logged(straight), logged(killed)
     for it in range(9, 17):
         if it not in resumed:
             continue
-        assert resumed[it]['loss'] == pytest.approx(ref[it]['loss'],
-                                                    rel=1e-5, abs=1e-6), it
+        assert resumed[it]['loss'] == pytest.approx(
+            ref[it]['loss'], rel=1e-5, abs=1e-6), it
     assert osp.isfile(killed / 'iter_16.pth')
 
 
@@ -152,14 +177,21 @@ def _no_temporary_files(work_dir):
 def test_interrupted_checkpoint_write_keeps_latest_loadable(tmp_path):
     # max_keep_ckpts=1: stock mmengine deletes iter_4 before writing iter_8
     cfg = tiny_quickstart(
-        tmp_path, 'faulty', max_iters=12, interval=4,
+        tmp_path,
+        'faulty',
+        max_iters=12,
+        interval=4,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='FailCheckpointWriteHook', at_iter=8)]\n"
         "default_hooks['checkpoint']['max_keep_ckpts'] = 1")
     wd = tmp_path / 'wd'
-    run = subprocess.run(train_cmd(cfg, wd), env=ENV, cwd=tmp_path,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        train_cmd(cfg, wd),
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
     assert run.returncode != 0
     assert 'File too large' in run.stderr  # the write failed half-way
     # the half-written file never became iter_8.pth; latest is still iter_4
@@ -170,11 +202,19 @@ def test_interrupted_checkpoint_write_keeps_latest_loadable(tmp_path):
     ckpt = torch.load(latest, weights_only=True)
     assert ckpt['meta']['iter'] == 4
     # and training resumes from it
-    cfg_ok = tiny_quickstart(tmp_path, 'faulty', max_iters=12, interval=4,
-                             extra="default_hooks['checkpoint']"
-                             "['max_keep_ckpts'] = 1")
-    subprocess.run(train_cmd(cfg_ok, wd, '--resume'), check=True, env=ENV,
-                   cwd=tmp_path, capture_output=True)
+    cfg_ok = tiny_quickstart(
+        tmp_path,
+        'faulty',
+        max_iters=12,
+        interval=4,
+        extra="default_hooks['checkpoint']"
+        "['max_keep_ckpts'] = 1")
+    subprocess.run(
+        train_cmd(cfg_ok, wd, '--resume'),
+        check=True,
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True)
     assert osp.isfile(wd / 'iter_12.pth')
     assert sorted(n for n in os.listdir(wd) if n.endswith('.pth')) == [
         'best_mIoU_iter_12.pth', 'iter_12.pth'
@@ -183,19 +223,25 @@ def test_interrupted_checkpoint_write_keeps_latest_loadable(tmp_path):
 
 def test_interrupted_best_checkpoint_write_keeps_previous_best(tmp_path):
     # every validation (iterations 4, 8, 12) is a new best by 'iter'
-    best_every_val = (
-        "train_cfg['val_interval'] = 4\n"
-        "default_hooks['checkpoint']['save_best'] = 'iter'\n")
+    best_every_val = ("train_cfg['val_interval'] = 4\n"
+                      "default_hooks['checkpoint']['save_best'] = 'iter'\n")
     cfg = tiny_quickstart(
-        tmp_path, 'faulty_best', max_iters=12, interval=4,
+        tmp_path,
+        'faulty_best',
+        max_iters=12,
+        interval=4,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='IterAsMetricHook'), "
         "dict(type='FailCheckpointWriteHook', at_iter=8, best=True)]\n" +
         best_every_val)
     wd = tmp_path / 'wd'
-    run = subprocess.run(train_cmd(cfg, wd), env=ENV, cwd=tmp_path,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        train_cmd(cfg, wd),
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
     assert run.returncode != 0
     assert 'File too large' in run.stderr
     # stock mmengine deletes the previous best first, then writes in place
@@ -207,12 +253,19 @@ def test_interrupted_best_checkpoint_write_keeps_previous_best(tmp_path):
         assert f.read().strip().endswith('iter_8.pth')  # saved before val
     # resume: the next best replaces best_iter_iter_4.pth
     cfg_ok = tiny_quickstart(
-        tmp_path, 'faulty_best', max_iters=12, interval=4,
+        tmp_path,
+        'faulty_best',
+        max_iters=12,
+        interval=4,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='IterAsMetricHook')]\n" + best_every_val)
-    subprocess.run(train_cmd(cfg_ok, wd, '--resume'), check=True, env=ENV,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        train_cmd(cfg_ok, wd, '--resume'),
+        check=True,
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True)
     assert osp.isfile(wd / 'best_iter_iter_12.pth')
     assert not osp.exists(wd / 'best_iter_iter_4.pth')
 
@@ -225,16 +278,25 @@ def _free_port():
 
 def test_two_process_gloo_training(tmp_path):
     cfg = tiny_quickstart(
-        tmp_path, 'dist', max_iters=8, interval=8,
+        tmp_path,
+        'dist',
+        max_iters=8,
+        interval=8,
         extra="custom_imports = dict(imports=['geminifusion_mmseg', "
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='ParamChecksumHook')]")
     wd = tmp_path / 'wd'
     env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
-    run = subprocess.run(
-        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
-         '--work-dir', str(wd)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([
+        'bash',
+        osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
+        str(wd)
+    ],
+                         env=env,
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
     assert 'CPU distributed run: rank 0 of 2' in out
@@ -256,8 +318,12 @@ def test_missing_data_root_fails_before_training(tmp_path):
         str(tmp_path / 'nodata.py'),
         'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py',
         str(tmp_path / 'no' / 'such' / 'nyudv2'))
-    run = subprocess.run(train_cmd(cfg, tmp_path / 'wd'), env=ENV,
-                         cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        train_cmd(cfg, tmp_path / 'wd'),
+        env=ENV,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
     assert run.returncode != 0
     assert str(tmp_path / 'no' / 'such' / 'nyudv2') in run.stderr
     assert 'Iter(train)' not in run.stdout + run.stderr

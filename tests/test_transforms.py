@@ -59,8 +59,8 @@ def test_color_jitter_matches_torchvision_formulas(bound):
         dict(type='RGBColorJitter', prob=1., clip_range=(0., bound)))
     t._random_factors = lambda: (1.3, 0.7, 1.4)
     expected = _tv_jitter(
-        torch.from_numpy(results['img'][..., :3].copy()).permute(2, 0, 1),
-        1.3, 0.7, 1.4, bound).permute(1, 2, 0).numpy()
+        torch.from_numpy(results['img'][..., :3].copy()).permute(2, 0, 1), 1.3,
+        0.7, 1.4, bound).permute(1, 2, 0).numpy()
     out = t(results)['img']
     np.testing.assert_allclose(out[..., :3], expected, atol=2e-3 * bound)
     assert np.array_equal(out[..., 3:], depth)  # bit-identical
@@ -69,8 +69,8 @@ def test_color_jitter_matches_torchvision_formulas(bound):
 
 
 def test_photometric_rgb_only():
-    for cfg in (dict(type='RGBColorJitter', prob=1.),
-                dict(type='RGBGaussianBlur', prob=1.)):
+    for cfg in (dict(type='RGBColorJitter',
+                     prob=1.), dict(type='RGBGaussianBlur', prob=1.)):
         results = _sample()
         before = results['img'].copy()
         out = TRANSFORMS.build(cfg)(results)['img']
@@ -91,8 +91,9 @@ def test_gaussian_blur_matches_torchvision_kernel():
     k1 = torch.exp(-0.5 * (x / 0.8)**2)
     k1 = k1 / k1.sum()
     k2 = (k1[:, None] * k1[None, :]).expand(3, 1, 3, 3)
-    ref = F.conv2d(F.pad(rgb[None], (1, 1, 1, 1), mode='reflect'), k2,
-                   groups=3)[0].permute(1, 2, 0).numpy()
+    ref = F.conv2d(
+        F.pad(rgb[None], (1, 1, 1, 1), mode='reflect'), k2,
+        groups=3)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(out['img'][..., :3], ref, atol=1e-3)
 
 
@@ -118,10 +119,12 @@ def test_resize_short_side_identity_for_nyudv2():
     assert out['ori_shape'] == out['img_shape'] == (480, 640)
 
 
-@pytest.mark.parametrize('shape, mid, final', [
-    ((427, 561), (480, 631), (480, 640)),  # upscaled (SUN RGB-D-like)
-    ((530, 730), (480, 661), (480, 672)),  # DOWNscaled: short side > 480
-])
+@pytest.mark.parametrize(
+    'shape, mid, final',
+    [
+        ((427, 561), (480, 631), (480, 640)),  # upscaled (SUN RGB-D-like)
+        ((530, 730), (480, 661), (480, 672)),  # DOWNscaled: short side > 480
+    ])
 def test_resize_short_side_matches_release_two_step(shape, mid, final):
     """The release's ``Resize`` on float tensors: torchvision's tensor
     resize = F.interpolate (bilinear, align_corners False, no antialias)
@@ -138,7 +141,10 @@ def test_resize_short_side_matches_release_two_step(shape, mid, final):
     for size in (mid, final):
         ref_seg = F.interpolate(ref_seg, size=size, mode='nearest')
         ref_img = F.interpolate(
-            ref_img, size=size, mode='bilinear', align_corners=False,
+            ref_img,
+            size=size,
+            mode='bilinear',
+            align_corners=False,
             antialias=False)
     assert np.array_equal(out['gt_seg_map'], ref_seg[0, 0].numpy())
     assert np.array_equal(out['img'], ref_img[0].permute(1, 2, 0).numpy())
@@ -158,8 +164,11 @@ def test_downscale_is_not_antialiased():
     assert out.shape == (480, 640, 6)
     assert set(np.unique(out)) == {0., 255.}
     antialiased = F.interpolate(
-        torch.from_numpy(board)[None, None], size=(480, 640),
-        mode='bilinear', align_corners=False, antialias=True)
+        torch.from_numpy(board)[None, None],
+        size=(480, 640),
+        mode='bilinear',
+        align_corners=False,
+        antialias=True)
     assert not np.array_equal(out[..., 0], antialiased[0, 0].numpy())
 
 
@@ -168,7 +177,8 @@ def test_nearest_resize_matches_torch_on_odd_sizes():
     seg = rng.integers(0, 255, (37, 53)).astype(np.uint8)
     for size in ((61, 97), (20, 30), (37, 53), (480, 641)):
         ref = F.interpolate(
-            torch.from_numpy(seg).float()[None, None], size=size,
+            torch.from_numpy(seg).float()[None, None],
+            size=size,
             mode='nearest')[0, 0].numpy()
         assert np.array_equal(nearest_resize(seg, size), ref)
 
@@ -177,11 +187,17 @@ def test_nearest_resize_matches_torch_on_odd_sizes():
 # mmseg's own transforms on the 6-channel float32 image
 # ----------------------------------------------------------------------
 @pytest.mark.parametrize('cfg', [
-    dict(type='RandomResize', scale=(256, 48), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(256, 48),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
     dict(type='Resize', scale=(100, 80), keep_ratio=False),
-    dict(type='Resize', scale=(100, 80), keep_ratio=True,
-         interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(100, 80),
+        keep_ratio=True,
+        interpolation='bicubic'),
     dict(type='RandomCrop', crop_size=(32, 32), cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=1.0),
     dict(type='ResizeToMultiple', size_divisor=32),
@@ -203,9 +219,9 @@ def test_rgbd_pad_values():
         dict(
             type='RGBDPad',
             size=(64, 48),
-            pad_val=dict(img=(1, 2, 3, 4, 5, 6), seg=255)))(results)
-    assert out['img'].shape == (48, 64, 6) and out['pad_shape'][:2] == (48,
-                                                                        64)
+            pad_val=dict(img=(1, 2, 3, 4, 5, 6), seg=255)))(
+                results)
+    assert out['img'].shape == (48, 64, 6) and out['pad_shape'][:2] == (48, 64)
     assert (out['img'][30:, :, 4] == 5).all() and (out['img'][:, 40:, 0]
                                                    == 1).all()
     assert (out['gt_seg_map'][30:] == 255).all()
@@ -229,8 +245,8 @@ def test_pack_and_test_time_aug_on_6_channels():
                         [dict(type='PackSegInputs')]]))
     out = tta(dict(results))
     assert len(out['inputs']) == 4
-    assert [tuple(x.shape) for x in out['inputs']
-            ] == [(6, 24, 32)] * 2 + [(6, 72, 96)] * 2
+    assert [tuple(x.shape)
+            for x in out['inputs']] == [(6, 24, 32)] * 2 + [(6, 72, 96)] * 2
     flipped = out['inputs'][1]
     assert torch.equal(flipped, out['inputs'][0].flip(-1))
 
@@ -270,8 +286,8 @@ def test_seg_data_preprocessor_normalises_6_channels():
 def _near_label_edge(seg, radius=2):
     """Pixels within ``radius`` of a label change (or of the border)."""
     h, w = seg.shape
-    padded = np.pad(seg.astype(np.int64), radius, mode='constant',
-                    constant_values=-1)
+    padded = np.pad(
+        seg.astype(np.int64), radius, mode='constant', constant_values=-1)
     edge = np.zeros((h, w), bool)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
@@ -300,11 +316,16 @@ def _train_pipeline(photometric_prob):
         dict(type='RGBColorJitter', prob=photometric_prob),
         dict(type='RandomFlip', prob=0.5),
         dict(type='RGBGaussianBlur', prob=photometric_prob),
-        dict(type='RandomResize', scale=(4 * crop[1], crop[0]),
-             ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(
+            type='RandomResize',
+            scale=(4 * crop[1], crop[0]),
+            ratio_range=(0.5, 2.0),
+            keep_ratio=True),
         dict(type='RandomCrop', crop_size=crop, cat_max_ratio=0.75),
-        dict(type='RGBDPad', size=(crop[1], crop[0]),
-             pad_val=dict(img=0, seg=255)),
+        dict(
+            type='RGBDPad',
+            size=(crop[1], crop[0]),
+            pad_val=dict(img=0, seg=255)),
     ]
 
 

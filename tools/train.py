@@ -17,10 +17,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 
 import geminifusion_mmseg  # noqa: F401  (registers modules; mmcv-lite set-up)
 from geminifusion_mmseg.utils.launch import ensure_compile_hook, setup_launcher
-from mmseg.registry import RUNNERS
 
 
 def parse_args():
@@ -83,8 +83,10 @@ def main():
             raise SystemExit('--amp needs a CUDA GPU (AmpOptimWrapper); this '
                              'machine has none. Train in fp32 without --amp.')
         if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                'AMP training is already enabled in your config.',
+                logger='current',
+                level=logging.WARNING)
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -116,6 +116,7 @@ model = dict(
     backbone=dict(
         arch='b3',
         drop_path_rate=0.4,
-        # ImageNet weights: see README 'Released checkpoints and pretrained weights'
+        # ImageNet weights: see README 'Released checkpoints and pretrained
+        # weights'
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b3.pth')),
     decode_head=dict(num_classes=len(classes)))

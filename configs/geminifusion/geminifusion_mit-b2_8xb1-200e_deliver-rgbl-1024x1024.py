@@ -16,8 +16,7 @@ _base_ = [
 ]
 # modalities ['rgb', 'lidar']
 # (the dataset config's `modalities`), 3 channels each
-data_preprocessor = dict(
-    mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
+data_preprocessor = dict(mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
 model = dict(
     data_preprocessor=data_preprocessor,
     # one name per stream: rgb and lidar

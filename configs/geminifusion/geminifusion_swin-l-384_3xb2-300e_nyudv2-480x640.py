@@ -14,5 +14,7 @@ model = dict(
     backbone=dict(
         arch='large-384',
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_large_patch4_window12_384_22k.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='pretrained/swin_large_patch4_window12_384_22k.pth')),
     decode_head=dict(in_channels=[192, 384, 768, 1536]))

@@ -14,4 +14,6 @@ model = dict(
     backbone=dict(
         arch='small',
         drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_small_patch4_window7_224.pth')))
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='pretrained/swin_small_patch4_window7_224.pth')))

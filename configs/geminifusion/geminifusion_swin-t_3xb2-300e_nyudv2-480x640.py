@@ -14,4 +14,6 @@ model = dict(
     backbone=dict(
         arch='tiny',
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')))
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')))

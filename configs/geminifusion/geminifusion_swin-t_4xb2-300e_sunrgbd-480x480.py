@@ -14,5 +14,7 @@ model = dict(
     backbone=dict(
         arch='tiny',
         drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='pretrained/swin_tiny_patch4_window7_224.pth')),
     decode_head=dict(num_classes=37))

@@ -19,8 +19,7 @@ _base_ = [
     '../_base_/datasets/mfnet_rgbt.py', '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_warmup_poly_200e.py'
 ]
-data_preprocessor = dict(
-    mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
+data_preprocessor = dict(mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
 model = dict(
     data_preprocessor=data_preprocessor,
     modality_names=('rgb', 'thermal'),

@@ -1,7 +1,7 @@
 # Quickstart: GeminiFusion with a small MiT on the synthetic RGB-D dataset
 # (generated into data/quickstart_rgbd on first use). Trains and tests on a
 # CPU in a few minutes:
-#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py
+#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py  # noqa: E501
 _base_ = [
     '../_base_/models/geminifusion_mit.py', '../_base_/default_runtime.py'
 ]
@@ -16,8 +16,7 @@ model = dict(
     norm_eval=False,  # as the RGB-only baseline (stock EncoderDecoder)
     backbone=dict(arch=mit_tiny, drop_path_rate=0.1),
     decode_head=dict(
-        in_channels=[32, 64, 160, 256], channels=128,
-        num_classes=num_classes))
+        in_channels=[32, 64, 160, 256], channels=128, num_classes=num_classes))
 
 train_pipeline = [
     dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
@@ -66,13 +65,16 @@ optim_wrapper = dict(
         'decode_head': dict(lr_mult=10.)
     }))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=50),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50,
-         end=2000)
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
+    dict(
+        type='PolyLR',
+        power=1.0,
+        eta_min=0.0,
+        by_epoch=False,
+        begin=50,
+        end=2000)
 ]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=2000, val_interval=1000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=2000, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 log_processor = dict(by_epoch=False)

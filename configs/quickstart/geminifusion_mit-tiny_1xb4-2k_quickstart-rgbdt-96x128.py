@@ -7,7 +7,7 @@
 # the RGB-D quickstart config's, so the RGB-D model on the same data
 # (geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-rgbd-only-96x128.py)
 # differs only in the sensors it reads.
-#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py
+#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py  # noqa: E501
 _base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py']
 crop_size = (96, 128)
 data_root = 'data/quickstart_rgbdt'
@@ -23,8 +23,8 @@ model = dict(
     data_preprocessor=dict(mean=norm_mean, std=norm_std),
     # one name per backbone stream: RGB and the fusion of depth + thermal
     modality_names=('rgb', 'fused'),
-    backbone=dict(in_channels=3 * len(modalities),
-                  num_modalities=len(modalities)),
+    backbone=dict(
+        in_channels=3 * len(modalities), num_modalities=len(modalities)),
     decode_head=dict(num_classes=num_classes))
 
 load_modalities = dict(

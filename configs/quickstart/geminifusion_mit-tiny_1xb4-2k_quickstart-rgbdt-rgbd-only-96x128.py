@@ -3,7 +3,7 @@
 # geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py, but the dataset
 # gives only RGB and depth (K = 2, the RGB-D quickstart's model). It cannot
 # tell the warm box from the cold box (they differ only in temperature).
-#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-rgbd-only-96x128.py
+#   python tools/train.py configs/quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-rgbd-only-96x128.py  # noqa: E501
 _base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py']
 modalities = ['rgb', 'depth']
 norm_mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (len(modalities) - 1)
@@ -11,8 +11,8 @@ norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
 model = dict(
     data_preprocessor=dict(mean=norm_mean, std=norm_std),
     modality_names=('rgb', 'depth'),
-    backbone=dict(in_channels=3 * len(modalities),
-                  num_modalities=len(modalities)))
+    backbone=dict(
+        in_channels=3 * len(modalities), num_modalities=len(modalities)))
 train_dataloader = dict(dataset=dict(modalities=modalities))
 val_dataloader = dict(dataset=dict(modalities=modalities))
 test_dataloader = val_dataloader

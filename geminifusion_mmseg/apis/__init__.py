@@ -23,6 +23,6 @@ from .onnx_inference import (ONNXSegmentor, inference_onnx_model,
                              init_onnx_model, read_onnx_metadata)
 
 __all__ = [
-    'init_model', 'inference_model', 'init_onnx_model',
-    'inference_onnx_model', 'ONNXSegmentor', 'read_onnx_metadata'
+    'init_model', 'inference_model', 'init_onnx_model', 'inference_onnx_model',
+    'ONNXSegmentor', 'read_onnx_metadata'
 ]

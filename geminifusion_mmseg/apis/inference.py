@@ -32,14 +32,14 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
+from ..checkpoints import (convert_released_state_dict,
+                           find_released_state_dict, strip_prefix,
+                           upgrade_state_dict)
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
                                            read_depth_image)
 from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.multimodal import read_image_unchanged
 from ..datasets.transforms.resize import nearest_resize
-from ..checkpoints import (convert_released_state_dict,
-                           find_released_state_dict, strip_prefix,
-                           upgrade_state_dict)
 from ..utils.checkpoint import load_external_checkpoint
 from ..utils.pipeline_cfg import (find_test_dataset_cfg, find_test_pipeline,
                                   transform_name)
@@ -185,8 +185,11 @@ def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
             raise ValueError(msg + ' (strict=False loads what matches.)')
         print_log(msg, logger='current', level=logging.WARNING)
     bad = set(unexpected) | {m.split(':')[0] for m in mismatched}
-    model.load_state_dict(
-        {k: v for k, v in state_dict.items() if k not in bad}, strict=False)
+    model.load_state_dict({
+        k: v
+        for k, v in state_dict.items() if k not in bad
+    },
+                          strict=False)
     return meta if isinstance(meta, dict) else {}
 
 
@@ -225,8 +228,8 @@ def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
                 if meta.get('classes', None) is not None:
                     source = f'the config ({cls.__name__})'
 
-    num_classes = getattr(getattr(model, 'decode_head', None), 'num_classes',
-                          None)
+    num_classes = getattr(
+        getattr(model, 'decode_head', None), 'num_classes', None)
     classes = meta.get('classes', None)
     if classes is None:
         n = num_classes or 0
@@ -247,8 +250,8 @@ def _dataset_meta(ckpt_meta: dict, cfg: Config, model: nn.Module) -> dict:
         classes += [f'class {i}' for i in range(len(classes), num_classes)]
     palette = meta.get('palette', None)
     if palette is None or len(palette) < len(classes):
-        palette = list(palette or []) + _random_palette(len(classes))[len(
-            palette or []):]
+        palette = list(palette or []) + _random_palette(
+            len(classes))[len(palette or []):]
     meta['classes'] = tuple(classes)
     meta['palette'] = [list(map(int, p)) for p in palette]
     return meta
@@ -415,9 +418,8 @@ def _inference_modalities(
         return inference_model(model, rgbs if is_batch else rgbs[0],
                                depths if is_batch else depths[0])
     if _MM_FILE_LOADER not in names:
-        raise ValueError(
-            f'inference_model: the test pipeline has neither '
-            f'{_FILE_LOADER} nor {_MM_FILE_LOADER}; got {names}')
+        raise ValueError(f'inference_model: the test pipeline has neither '
+                         f'{_FILE_LOADER} nor {_MM_FILE_LOADER}; got {names}')
     scope = model.cfg.get('default_scope', 'mmseg')
     with DefaultScope.overwrite_default_scope(scope):
         pipeline, loader = _build_pipeline(model.cfg, _MM_FILE_LOADER,
@@ -435,10 +437,9 @@ def _inference_modalities(
     for i, sample in enumerate(samples):
         tag = f'[{i}]' if is_batch else ''
         if set(sample) != set(modalities):
-            raise ValueError(
-                f'inference_model: input{tag} has the modalities '
-                f'{sorted(sample)}; the model needs exactly '
-                f'{list(modalities)}')
+            raise ValueError(f'inference_model: input{tag} has the modalities '
+                             f'{sorted(sample)}; the model needs exactly '
+                             f'{list(modalities)}')
         results = _read_modalities(sample, modalities, loader, tag)
         size = tuple(results['img'].shape[:2])
         data = pipeline(results)
@@ -448,8 +449,8 @@ def _inference_modalities(
     return outputs if is_batch else outputs[0]
 
 
-def _read_modalities(sample: Dict[str, InputType],
-                     modalities: Sequence[str], loader, tag: str) -> dict:
+def _read_modalities(sample: Dict[str, InputType], modalities: Sequence[str],
+                     loader, tag: str) -> dict:
     """The results dict of one K-modality input for the in-memory loader:
     files decoded as the config's file loader decodes them, arrays checked
     and taken as stored."""
@@ -459,8 +460,7 @@ def _read_modalities(sample: Dict[str, InputType],
         if name == 'rgb':
             if _is_path(value):
                 results['img_path'] = os.fspath(value)
-                img = LoadRGBDImageFromFile._load_rgb(loader,
-                                                      os.fspath(value))
+                img = LoadRGBDImageFromFile._load_rgb(loader, os.fspath(value))
             else:
                 img = _check_rgb_array(value, f'rgb{tag}')
             results['img'] = img
@@ -549,14 +549,12 @@ def _check_depth_array(depth: Any, name: str) -> np.ndarray:
     if not isinstance(depth, np.ndarray):
         raise TypeError(f'inference_model: {name} must be a file path or a '
                         f'numpy array, got {type(depth).__name__}')
-    if depth.dtype == np.bool_ or not (np.issubdtype(depth.dtype,
-                                                     np.integer)
+    if depth.dtype == np.bool_ or not (np.issubdtype(depth.dtype, np.integer)
                                        or np.issubdtype(
                                            depth.dtype, np.floating)):
         raise TypeError(f'inference_model: {name} has dtype {depth.dtype}; '
                         'expected an integer or float depth map')
-    if not (depth.ndim == 2 or
-            (depth.ndim == 3 and depth.shape[2] in (1, 3))):
+    if not (depth.ndim == 2 or (depth.ndim == 3 and depth.shape[2] in (1, 3))):
         raise ValueError(
             f'inference_model: {name} has shape {depth.shape}; expected '
             '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
@@ -634,8 +632,7 @@ def _prepare_pair(rgb: InputType, depth: Optional[InputType],
     elif _is_path(depth):
         depth_name = os.fspath(depth)
         d = _check_depth_array(
-            read_depth_image(depth_name, file_loader.backend_args),
-            depth_name)
+            read_depth_image(depth_name, file_loader.backend_args), depth_name)
         results['depth_path'] = depth_name
     else:
         depth_name = f'depth{tag} (array)'

@@ -31,10 +31,12 @@ from mmseg.structures import SegDataSample
 
 from ..datasets.transforms.loading import LoadRGBDImageFromFile
 from .inference import (InputType, _check_depth_array, _check_rgb_array,
-                        _prepare_pair, _pair_inputs)
+                        _pair_inputs, _prepare_pair)
 
-__all__ = ['read_onnx_metadata', 'ONNXSegmentor', 'init_onnx_model',
-           'inference_onnx_model']
+__all__ = [
+    'read_onnx_metadata', 'ONNXSegmentor', 'init_onnx_model',
+    'inference_onnx_model'
+]
 
 _NP_DTYPES = {
     'tensor(uint8)': np.uint8,
@@ -120,11 +122,12 @@ class ONNXSegmentor:
         rp = self.preprocess.get('resize_pipeline')
         if rp:
             from mmseg.registry import TRANSFORMS
+
             import geminifusion_mmseg.datasets  # noqa: F401 (registry)
             self._resize = TRANSFORMS.build(dict(rp))
 
-    def __call__(self, rgb: np.ndarray, depth: np.ndarray
-                 ) -> Dict[str, np.ndarray]:
+    def __call__(self, rgb: np.ndarray,
+                 depth: np.ndarray) -> Dict[str, np.ndarray]:
         """Run the graph on one batch of its exact input contract.
 
         Args:
@@ -146,8 +149,7 @@ class ONNXSegmentor:
         shape = self.contract.get('shape')
         if not self.contract['dynamic'] and shape:
             return int(shape[1]), int(shape[2])
-        if self._resize is not None and hasattr(self._resize,
-                                                'target_sizes'):
+        if self._resize is not None and hasattr(self._resize, 'target_sizes'):
             return tuple(self._resize.target_sizes(h, w)[1])
         return h, w
 
@@ -192,11 +194,11 @@ def _resize_frames(rgb: np.ndarray, depth: np.ndarray, size: Tuple[int, int],
     """Bilinear resize of one pair (as the test pipeline's image resize),
     rounded back to the graph's input dtypes."""
     h, w = size
-    r = cv2.resize(rgb.astype(np.float32), (w, h),
-                   interpolation=cv2.INTER_LINEAR)
+    r = cv2.resize(
+        rgb.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     r = np.clip(np.round(r), 0, 255).astype(np.uint8)
-    d = cv2.resize(depth.astype(np.float32), (w, h),
-                   interpolation=cv2.INTER_LINEAR)
+    d = cv2.resize(
+        depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if np.issubdtype(depth_dtype, np.integer):
         info = np.iinfo(depth_dtype)
         d = np.clip(np.round(d), info.min, info.max)
@@ -240,8 +242,8 @@ def _to_depth_input(depth: np.ndarray, hha: bool, dtype,
 
 
 def inference_onnx_model(
-        model: ONNXSegmentor, rgb: Union[InputType, Sequence[InputType]],
-        depth: Union[InputType, Sequence[InputType]]
+    model: ONNXSegmentor, rgb: Union[InputType, Sequence[InputType]],
+    depth: Union[InputType, Sequence[InputType]]
 ) -> Union[SegDataSample, List[SegDataSample]]:
     """Segment one RGB-D pair, or a list of pairs, with an ONNX model.
 
@@ -302,8 +304,8 @@ def inference_onnx_model(
         for key in ('img_path', 'depth_path'):
             if key in results:
                 meta[key] = results[key]
-        items.append((np.ascontiguousarray(img), np.ascontiguousarray(dep),
-                      meta))
+        items.append(
+            (np.ascontiguousarray(img), np.ascontiguousarray(dep), meta))
 
     groups: Dict[Tuple[int, int], List[int]] = {}
     for i, (img, _, _) in enumerate(items):

@@ -19,8 +19,7 @@ from .io import (CheckpointFormatError, CheckpointLoadError, read_checkpoint,
 from .pretrained import (PretrainedFormatError, detect_pretrained_format,
                          load_pretrained_backbone)
 from .released import (ReleasedCheckpointError, ReleasedModelInfo,
-                       check_converted_state_dict,
-                       convert_released_checkpoint,
+                       check_converted_state_dict, convert_released_checkpoint,
                        convert_released_state_dict, detect_released_model,
                        find_matching_configs, find_released_state_dict,
                        load_released_checkpoint, model_config_fragment,
@@ -30,10 +29,10 @@ __all__ = [
     'CheckpointFormatError', 'CheckpointLoadError', 'read_checkpoint',
     'strip_prefix', 'unwrap_state_dict', 'upgrade_state_dict',
     'PretrainedFormatError', 'detect_pretrained_format',
-    'load_pretrained_backbone', 'ReleasedCheckpointError',
-    'ReleasedModelInfo', 'check_converted_state_dict',
-    'convert_released_checkpoint', 'convert_released_state_dict',
-    'detect_released_model', 'find_matching_configs',
-    'find_released_state_dict', 'load_released_checkpoint',
-    'model_config_fragment', 'released_key_to_ours', 'strip_ddp_prefix'
+    'load_pretrained_backbone', 'ReleasedCheckpointError', 'ReleasedModelInfo',
+    'check_converted_state_dict', 'convert_released_checkpoint',
+    'convert_released_state_dict', 'detect_released_model',
+    'find_matching_configs', 'find_released_state_dict',
+    'load_released_checkpoint', 'model_config_fragment',
+    'released_key_to_ours', 'strip_ddp_prefix'
 ]

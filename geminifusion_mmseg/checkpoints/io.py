@@ -45,9 +45,9 @@ def _copy_metadata(src, dst, rename=None):
     """Carry ``src._metadata`` (per-module versions) over to ``dst``."""
     metadata = getattr(src, '_metadata', None)
     if metadata is not None:
-        dst._metadata = OrderedDict(
-            (rename(k) if rename else k, v) for k, v in metadata.items()
-            if rename is None or rename(k) is not None)
+        dst._metadata = OrderedDict((rename(k) if rename else k, v)
+                                    for k, v in metadata.items()
+                                    if rename is None or rename(k) is not None)
     return dst
 
 
@@ -98,9 +98,10 @@ def strip_prefix(state_dict: Dict[str, Tensor],
     return _copy_metadata(state_dict, out, rename)
 
 
-def unwrap_state_dict(ckpt, path: str = '<checkpoint>',
-                      prefix: Optional[str] = None
-                      ) -> Tuple[StateDict, List[str]]:
+def unwrap_state_dict(
+        ckpt,
+        path: str = '<checkpoint>',
+        prefix: Optional[str] = None) -> Tuple[StateDict, List[str]]:
     """The backbone's state dict inside a checkpoint.
 
     Takes ``ckpt['state_dict']`` or ``ckpt['model']`` if present (else the
@@ -124,8 +125,10 @@ def unwrap_state_dict(ckpt, path: str = '<checkpoint>',
         if isinstance(ckpt.get(wrapper), dict):
             sd = ckpt[wrapper]
             break
-    left_out = [str(k) for k, v in sd.items()
-                if not (isinstance(k, str) and isinstance(v, Tensor))]
+    left_out = [
+        str(k) for k, v in sd.items()
+        if not (isinstance(k, str) and isinstance(v, Tensor))
+    ]
     tensors = _copy_metadata(
         sd,
         OrderedDict((k, v) for k, v in sd.items()

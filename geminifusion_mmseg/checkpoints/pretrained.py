@@ -80,8 +80,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ..models.backbones.key_maps import (MODALITY_NORM_RE,
-                                         UNIMODAL_IGNORED_RE)
+from ..models.backbones.key_maps import MODALITY_NORM_RE, UNIMODAL_IGNORED_RE
 from ..models.utils.pretrained_loading import register_pretrained_loader
 from .io import (CheckpointFormatError, read_checkpoint, unwrap_state_dict,
                  upgrade_state_dict)
@@ -214,8 +213,14 @@ def load_pretrained_backbone(backbone: nn.Module,
             f'{type(backbone).__name__} (expected one of {wanted})')
 
     own = backbone.state_dict()
-    report = dict(format=fmt, loaded=[], missing=[], fresh=[],
-                  unexpected=[], ignored=[], resized=[])
+    report = dict(
+        format=fmt,
+        loaded=[],
+        missing=[],
+        fresh=[],
+        unexpected=[],
+        ignored=[],
+        resized=[])
     used = set()
     for key, target in own.items():
         src = _source_key(key, fmt, key_map)
@@ -255,8 +260,8 @@ def load_pretrained_backbone(backbone: nn.Module,
     for k in source:
         if k in used:
             continue
-        (report['ignored'] if UNIMODAL_IGNORED_RE.search(k) else
-         report['unexpected']).append(k)
+        (report['ignored']
+         if UNIMODAL_IGNORED_RE.search(k) else report['unexpected']).append(k)
     report['unexpected'] += unknown
     report['ignored'] += left_out
     if not report['loaded']:

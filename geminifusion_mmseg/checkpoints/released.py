@@ -95,12 +95,7 @@ _SWIN_CONFIG_NAMES = {
 }
 _MIT_DEFAULT_SR = (8, 4, 2, 1)
 _MIT_DEFAULT_MLP_RATIO = 4
-_DATASETS_BY_CLASSES = {
-    40: 'nyudv2',
-    37: 'sunrgbd',
-    25: 'deliver',
-    9: 'mfnet'
-}
+_DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd', 25: 'deliver', 9: 'mfnet'}
 #: Config-name tag of each dataset (``geminifusion_*_<tag>...py``).
 _DATASET_TAGS = {
     'nyudv2': 'nyu',
@@ -206,8 +201,9 @@ def is_deliver_state_dict(state_dict) -> bool:
     return isinstance(state_dict, dict) and _DELIVER_MARK in state_dict
 
 
-def _to_release_names(state_dict: Dict[str, Tensor], source: str
-                      ) -> Tuple[Dict[str, Tensor], Dict[str, str], str]:
+def _to_release_names(
+        state_dict: Dict[str, Tensor],
+        source: str) -> Tuple[Dict[str, Tensor], Dict[str, str], str]:
     """Both layouts under the release's names (``module.`` stripped).
 
     Returns:
@@ -260,8 +256,9 @@ def released_key_to_ours(key: str) -> Optional[str]:
 
 def _shape(sd: Dict[str, Tensor], key: str, source: str) -> Tuple[int, ...]:
     if key not in sd:
-        raise _err(source, f'expected key {key!r} is missing; not a complete '
-                   'released GeminiFusion state dict')
+        raise _err(
+            source, f'expected key {key!r} is missing; not a complete '
+            'released GeminiFusion state dict')
     value = sd[key]
     if not isinstance(value, Tensor):
         raise _err(source, f'{key!r} holds a {type(value).__name__}, not a '
@@ -269,8 +266,8 @@ def _shape(sd: Dict[str, Tensor], key: str, source: str) -> Tuple[int, ...]:
     return tuple(value.shape)
 
 
-def _block_depths(keys: Sequence[str], pattern: str,
-                  stages: Sequence[int], source: str) -> Tuple[int, ...]:
+def _block_depths(keys: Sequence[str], pattern: str, stages: Sequence[int],
+                  source: str) -> Tuple[int, ...]:
     """Blocks per stage from keys matching ``pattern`` (groups: stage id,
     block index), for the stage ids ``stages``."""
     regex = re.compile(pattern)
@@ -280,16 +277,18 @@ def _block_depths(keys: Sequence[str], pattern: str,
         if m:
             stage, block = int(m.group(1)), int(m.group(2))
             if stage not in found:
-                raise _err(source, f'key {k!r} names stage {stage}, but '
-                           f'GeminiFusion backbones have stages '
-                           f'{list(stages)}')
+                raise _err(
+                    source, f'key {k!r} names stage {stage}, but '
+                    f'GeminiFusion backbones have stages '
+                    f'{list(stages)}')
             found[stage].add(block)
     depths = []
     for s in stages:
         blocks = found[s]
         if not blocks or blocks != set(range(len(blocks))):
-            raise _err(source, f'stage {s} has blocks {sorted(blocks)}; '
-                       'expected 0..n-1')
+            raise _err(
+                source, f'stage {s} has blocks {sorted(blocks)}; '
+                'expected 0..n-1')
         depths.append(len(blocks))
     return tuple(depths)
 
@@ -300,14 +299,16 @@ def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
     for i in range(1, 5):
         out_c, in_c = _shape(sd, f'decoder.linear_c{i}.proj.weight', source)
         if channels is not None and out_c != channels:
-            raise _err(source, f'decoder.linear_c{i}.proj.weight has {out_c} '
-                       f'outputs, linear_c1 has {channels}')
+            raise _err(
+                source, f'decoder.linear_c{i}.proj.weight has {out_c} '
+                f'outputs, linear_c1 has {channels}')
         channels = out_c
         in_channels.append(in_c)
     pred = _shape(sd, 'decoder.linear_pred.weight', source)
     if len(pred) != 4 or pred[1] != channels:
-        raise _err(source, f'decoder.linear_pred.weight has shape {pred}, '
-                   f'expected (num_classes, {channels}, 1, 1)')
+        raise _err(
+            source, f'decoder.linear_pred.weight has shape {pred}, '
+            f'expected (num_classes, {channels}, 1, 1)')
     return in_channels, channels, pred[0]
 
 
@@ -326,8 +327,7 @@ def _detect_mit(sd, source, allow_custom) -> dict:
                        source)[0] // dims[0]
     name = None
     for arch, cfg in MIT_ARCHS.items():
-        if tuple(cfg['embed_dims']) == dims and tuple(
-                cfg['depths']) == depths:
+        if tuple(cfg['embed_dims']) == dims and tuple(cfg['depths']) == depths:
             name = arch
     standard = tuple(sr) == _MIT_DEFAULT_SR and \
         mlp_ratio == _MIT_DEFAULT_MLP_RATIO
@@ -363,8 +363,9 @@ def _detect_swin(sd, source, allow_custom) -> dict:
     p = 'encoder.body.'
     keys = list(sd)
     c0 = _shape(sd, p + 'patch_embed.proj.module.weight', source)[0]
-    depths = _block_depths(keys, r'^encoder\.body\.layers\.(\d+)\.blocks\.'
-                           r'(\d+)\.', (0, 1, 2, 3), source)
+    depths = _block_depths(
+        keys, r'^encoder\.body\.layers\.(\d+)\.blocks\.'
+        r'(\d+)\.', (0, 1, 2, 3), source)
     heads, windows = [], []
     for s in range(4):
         key = (f'{p}layers.{s}.blocks.0.attn.module.'
@@ -372,8 +373,9 @@ def _detect_swin(sd, source, allow_custom) -> dict:
         length, nh = _shape(sd, key, source)
         ws = (math.isqrt(length) + 1) // 2
         if (2 * ws - 1)**2 != length:
-            raise _err(source, f'{key!r} has {length} rows, not (2 * window '
-                       '- 1)**2 for any window size')
+            raise _err(
+                source, f'{key!r} has {length} rows, not (2 * window '
+                '- 1)**2 for any window size')
         heads.append(nh)
         windows.append(ws)
     if len(set(windows)) != 1:
@@ -399,9 +401,9 @@ def _detect_swin(sd, source, allow_custom) -> dict:
             hint = '' if mlp_ratio != 4 else (
                 ' Pass allow_custom_arch=True (--allow-custom-arch) to '
                 'convert a custom size anyway.')
-            raise _err(source,
-                       f'unknown Swin variant ({what}); known: {known}.'
-                       + hint)
+            raise _err(
+                source,
+                f'unknown Swin variant ({what}); known: {known}.' + hint)
         arch: Union[str, dict] = dict(
             embed_dims=c0,
             depths=depths,
@@ -422,10 +424,10 @@ def _detect_swin(sd, source, allow_custom) -> dict:
         mlp_ratio=mlp_ratio)
 
 
-def detect_released_model(state_dict: Dict[str, Tensor],
-                          source: str = '<state dict>',
-                          allow_custom_arch: bool = False
-                          ) -> ReleasedModelInfo:
+def detect_released_model(
+        state_dict: Dict[str, Tensor],
+        source: str = '<state dict>',
+        allow_custom_arch: bool = False) -> ReleasedModelInfo:
     """Recognise the model of a released ``segmenter`` state dict.
 
     MiT-B0..B5 from the stage widths (``patch_embed{s}.proj``) and the block
@@ -446,8 +448,9 @@ def detect_released_model(state_dict: Dict[str, Tensor],
     """
     sd, _, layout = _to_release_names(state_dict, source)
     if layout == 'deliver' and any(k.startswith('encoder.body.') for k in sd):
-        raise _err(source, 'a Swin backbone in a DeLiVER-branch state dict: '
-                   'that code line has MiT backbones only')
+        raise _err(
+            source, 'a Swin backbone in a DeLiVER-branch state dict: '
+            'that code line has MiT backbones only')
     if any(k.startswith('encoder.body.') for k in sd):
         found = _detect_swin(sd, source, allow_custom_arch)
     elif any(k.startswith('encoder.patch_embed') for k in sd):
@@ -460,13 +463,15 @@ def detect_released_model(state_dict: Dict[str, Tensor],
             f'{list(sd)[:5]}')
     in_channels, channels, num_classes = _detect_decoder(sd, source)
     if tuple(in_channels) != tuple(found['embed_dims']):
-        raise _err(source, f'decoder inputs {tuple(in_channels)} do not '
-                   f'match the encoder widths {found["embed_dims"]}')
+        raise _err(
+            source, f'decoder inputs {tuple(in_channels)} do not '
+            f'match the encoder widths {found["embed_dims"]}')
     dropped = [k for k in state_dict if _SCORE_PREDICTOR_RE.search(k)]
     num_modalities = _detect_num_modalities(sd, found['family'], source)
     if layout == 'release' and num_modalities != 2:
-        raise _err(source, f'{num_modalities} patch-embedding norms; the '
-                   'released NYUDv2/SUN RGB-D models have 2')
+        raise _err(
+            source, f'{num_modalities} patch-embedding norms; the '
+            'released NYUDv2/SUN RGB-D models have 2')
     return ReleasedModelInfo(
         num_classes=num_classes,
         channels=channels,
@@ -485,16 +490,18 @@ def _detect_num_modalities(sd: Dict[str, Tensor], family: str,
     norm = re.compile(r'^encoder\.patch_embed1\.norm\.ln_(\d+)\.weight$')
     ids = sorted(int(m.group(1)) for m in map(norm.match, sd) if m)
     if len(ids) < 2 or ids != list(range(len(ids))):
-        raise _err(source, f'patch_embed1 has the modality norms {ids}; '
-                   'expected ln_0..ln_{K-1} with K >= 2')
+        raise _err(
+            source, f'patch_embed1 has the modality norms {ids}; '
+            'expected ln_0..ln_{K-1} with K >= 2')
     k = len(ids)
     for s in range(4 if k > 2 else 0):
         for i in range(k):
             key = f'encoder.extra_score_predictor.{s}.score_nets.{i}.0.weight'
             if key not in sd:
-                raise _err(source, f'{k} modalities but '
-                           f'{key.replace("encoder.", "backbone.", 1)!r} '
-                           'is missing (K > 2 needs K score nets per stage)')
+                raise _err(
+                    source, f'{k} modalities but '
+                    f'{key.replace("encoder.", "backbone.", 1)!r} '
+                    'is missing (K > 2 needs K score nets per stage)')
     return k
 
 
@@ -526,15 +533,17 @@ def model_config_fragment(info: ReleasedModelInfo) -> dict:
 
 def _plain(arch):
     if isinstance(arch, dict):
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in arch.items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in arch.items()
+        }
     return arch
 
 
 def convert_released_state_dict(
-        state_dict: Dict[str, Tensor],
-        source: str = '<state dict>',
-        allow_custom_arch: bool = False
+    state_dict: Dict[str, Tensor],
+    source: str = '<state dict>',
+    allow_custom_arch: bool = False
 ) -> Tuple['OrderedDict[str, Tensor]', ReleasedModelInfo]:
     """Map a released ``segmenter`` state dict to our key names.
 
@@ -564,11 +573,11 @@ def convert_released_state_dict(
         try:
             new_key = released_key_to_ours(key)
         except KeyError:
-            parts = ('alpha, backbone, decode_head' if info.layout
-                     == 'deliver' else 'alpha, encoder, decoder')
-            raise _err(source, f'unexpected key "{names[key]}": it belongs '
-                       f'to no part of a GeminiFusion segmenter ({parts})'
-                       ) from None
+            parts = ('alpha, backbone, decode_head' if info.layout == 'deliver'
+                     else 'alpha, encoder, decoder')
+            raise _err(
+                source, f'unexpected key "{names[key]}": it belongs '
+                f'to no part of a GeminiFusion segmenter ({parts})') from None
         if new_key is None:
             continue
         if new_key in out:
@@ -618,29 +627,32 @@ def check_converted_state_dict(state_dict: Dict[str, Tensor],
     expected = _expected_shapes(info)
 
     def name(key):
-        return info.released_names.get(key) or _released_name(
-            key, info.family)
+        return info.released_names.get(key) or _released_name(key, info.family)
 
     for key, value in state_dict.items():
         if key not in expected:
-            raise _err(source, f'unexpected key {name(key)!r} (-> {key!r}): '
-                       f'the {info.describe()} model has no such parameter')
+            raise _err(
+                source, f'unexpected key {name(key)!r} (-> {key!r}): '
+                f'the {info.describe()} model has no such parameter')
         if tuple(value.shape) != expected[key]:
-            raise _err(source, f'{name(key)!r} has shape '
-                       f'{tuple(value.shape)}, the model expects '
-                       f'{expected[key]}')
+            raise _err(
+                source, f'{name(key)!r} has shape '
+                f'{tuple(value.shape)}, the model expects '
+                f'{expected[key]}')
     missing = [k for k in expected if k not in state_dict]
     if missing:
-        raise _err(source, f'{len(missing)} parameter(s) of the '
-                   f'{info.describe()} model are not in the checkpoint, '
-                   f'e.g. {missing[0]!r}')
+        raise _err(
+            source, f'{len(missing)} parameter(s) of the '
+            f'{info.describe()} model are not in the checkpoint, '
+            f'e.g. {missing[0]!r}')
     if info.family == 'swin':
         index = _relative_position_index(info.window_size)
         for key, value in state_dict.items():
             if key.endswith('relative_position_index') and not torch.equal(
                     value.long(), index):
-                raise _err(source, f'{name(key)!r} differs from the '
-                           f'window-{info.window_size} index')
+                raise _err(
+                    source, f'{name(key)!r} differs from the '
+                    f'window-{info.window_size} index')
 
 
 def _released_name(key: str, family: str) -> str:
@@ -675,15 +687,17 @@ def load_released_checkpoint(path: str) -> dict:
     if is_deliver_state_dict(ckpt):
         return {'segmenter': ckpt}
     if not isinstance(ckpt, dict) or 'segmenter' not in ckpt:
-        what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if
-                isinstance(ckpt, dict) else f'a {type(ckpt).__name__}')
-        raise _err(path, f'not a released GeminiFusion checkpoint: expected '
-                   f'a dict with a "segmenter" state dict (or a bare '
-                   f'DeLiVER-branch state dict with {_DELIVER_MARK!r}), '
-                   f'found {what}')
+        what = (f'a dict with keys {sorted(map(str, ckpt))[:8]}' if isinstance(
+            ckpt, dict) else f'a {type(ckpt).__name__}')
+        raise _err(
+            path, f'not a released GeminiFusion checkpoint: expected '
+            f'a dict with a "segmenter" state dict (or a bare '
+            f'DeLiVER-branch state dict with {_DELIVER_MARK!r}), '
+            f'found {what}')
     if not isinstance(ckpt['segmenter'], dict):
-        raise _err(path, '"segmenter" is a '
-                   f'{type(ckpt["segmenter"]).__name__}, not a state dict')
+        raise _err(
+            path, '"segmenter" is a '
+            f'{type(ckpt["segmenter"]).__name__}, not a state dict')
     return ckpt
 
 
@@ -699,10 +713,10 @@ def _builtin(value):
     return None
 
 
-def convert_released_checkpoint(src: str,
-                                dst: Optional[str] = None,
-                                allow_custom_arch: bool = False
-                                ) -> Tuple[dict, ReleasedModelInfo]:
+def convert_released_checkpoint(
+        src: str,
+        dst: Optional[str] = None,
+        allow_custom_arch: bool = False) -> Tuple[dict, ReleasedModelInfo]:
     """Convert a released ``.pth.tar`` to an mmengine checkpoint.
 
     The result ``{'meta': {...}, 'state_dict': ...}`` holds only tensors and
@@ -719,8 +733,8 @@ def convert_released_checkpoint(src: str,
         tuple: (the checkpoint dict, :class:`ReleasedModelInfo`).
     """
     raw = load_released_checkpoint(src)
-    state_dict, info = convert_released_state_dict(
-        raw['segmenter'], src, allow_custom_arch)
+    state_dict, info = convert_released_state_dict(raw['segmenter'], src,
+                                                   allow_custom_arch)
     check_converted_state_dict(state_dict, info, src)
     meta = dict(
         converted_from=osp.basename(src),
@@ -743,8 +757,8 @@ def convert_released_checkpoint(src: str,
         d = osp.dirname(osp.abspath(dst))
         os.makedirs(d, exist_ok=True)
         torch.save(checkpoint, dst)
-        print_log(f'converted {src} ({info.describe()}) -> {dst}',
-                  logger='current')
+        print_log(
+            f'converted {src} ({info.describe()}) -> {dst}', logger='current')
     return checkpoint, info
 
 
@@ -774,8 +788,9 @@ def find_released_state_dict(ckpt) -> Optional[Dict[str, Tensor]]:
         return ckpt['segmenter']
     if is_deliver_state_dict(ckpt):
         return ckpt
-    if any(isinstance(k, str) and k.startswith(('module.encoder.',
-                                                'encoder.')) for k in ckpt):
+    if any(
+            isinstance(k, str) and k.startswith(('module.encoder.',
+                                                 'encoder.')) for k in ckpt):
         return ckpt
     return None
 

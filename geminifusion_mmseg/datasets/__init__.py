@@ -14,9 +14,9 @@ from .rgbd_dataset import RGBDDataset
 from .sunrgbd import SUNRGBDDataset
 from .transforms import (LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile, LoadRGBDAnnotations,
-                         LoadRGBDImageFromFile,
-                         ResizeShortSideToMultiple, RGBColorJitter, RGBDPad,
-                         RGBGaussianBlur, nearest_resize)
+                         LoadRGBDImageFromFile, ResizeShortSideToMultiple,
+                         RGBColorJitter, RGBDPad, RGBGaussianBlur,
+                         nearest_resize)
 
 __all__ = [
     'RGBDDataset', 'NYUDv2Dataset', 'SUNRGBDDataset', 'NYUDV2_CLASSES',
@@ -27,7 +27,7 @@ __all__ = [
     'generate_quickstart_rgbdt_dataset', 'DeLiVERDataset', 'DELIVER_CLASSES',
     'DELIVER_PALETTE', 'DELIVER_CASES', 'MFNetDataset', 'MFNET_CLASSES',
     'MFNET_PALETTE', 'MultiModalSegDataset', 'MultiModalFolderDataset',
-    'LoadMultiModalImageFromFile',
-    'LoadMultiModalAnnotations', 'check_modalities_match',
-    'check_modality_names', 'modality_mean_std', 'modality_norm_cfg'
+    'LoadMultiModalImageFromFile', 'LoadMultiModalAnnotations',
+    'check_modalities_match', 'check_modality_names', 'modality_mean_std',
+    'modality_norm_cfg'
 ]

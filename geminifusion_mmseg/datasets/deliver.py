@@ -10,17 +10,16 @@ DELIVER_CLASSES = ('Building', 'Fence', 'Other', 'Pedestrian', 'Pole',
                    'RoadLine', 'Road', 'SideWalk', 'Vegetation', 'Cars',
                    'Wall', 'TrafficSign', 'Sky', 'Ground', 'Bridge',
                    'RailTrack', 'GroundRail', 'TrafficLight', 'Static',
-                   'Dynamic', 'Water', 'Terrain', 'TwoWheeler', 'Bus',
-                   'Truck')
+                   'Dynamic', 'Water', 'Terrain', 'TwoWheeler', 'Bus', 'Truck')
 
 DELIVER_PALETTE = [[70, 70, 70], [100, 40, 40], [55, 90, 80], [220, 20, 60],
                    [153, 153, 153], [157, 234, 50], [128, 64, 128],
                    [244, 35, 232], [107, 142, 35], [0, 0, 142],
-                   [102, 102, 156], [220, 220, 0], [70, 130, 180],
-                   [81, 0, 81], [150, 100, 100], [230, 150, 140],
-                   [180, 165, 180], [250, 170, 30], [110, 190, 160],
-                   [170, 120, 50], [45, 60, 150], [145, 170, 100],
-                   [0, 0, 230], [0, 60, 100], [0, 0, 70]]
+                   [102, 102, 156], [220, 220, 0], [70, 130, 180], [81, 0, 81],
+                   [150, 100, 100], [230, 150, 140], [180, 165, 180],
+                   [250, 170, 30], [110, 190, 160], [170, 120, 50],
+                   [45, 60, 150], [145, 170, 100], [0, 0, 230], [0, 60, 100],
+                   [0, 0, 70]]
 
 #: The adverse conditions (folders) and sensor-failure cases of DeLiVER.
 DELIVER_CONDITIONS = ('cloud', 'fog', 'night', 'rain', 'sun')
@@ -131,8 +130,8 @@ class DeLiVERDataset(MultiModalSegDataset):
 
     @staticmethod
     def _check_cases(
-            case: Optional[Union[str, Sequence[str]]]
-    ) -> Optional[Tuple[str, ...]]:
+        case: Optional[Union[str,
+                             Sequence[str]]]) -> Optional[Tuple[str, ...]]:
         if case is None:
             return None
         cases = (case, ) if isinstance(case, str) else tuple(case)
@@ -189,9 +188,8 @@ class DeLiVERDataset(MultiModalSegDataset):
         """
         files = self._rgb_files()
         if not files:
-            raise ValueError(
-                f'DeLiVERDataset: no images found in '
-                f"{self._join('img')}/*/{self.split}/*/*.png.")
+            raise ValueError(f'DeLiVERDataset: no images found in '
+                             f"{self._join('img')}/*/{self.split}/*/*.png.")
         files = [f for f in files if self._selected(f)]
         if not files:
             raise ValueError(

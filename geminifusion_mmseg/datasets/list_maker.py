@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'Sample', 'Pairing', 'ListMakerError',
-    'scan_folder', 'pair_by_stem', 'split_by_ratio', 'split_by_val_list',
-    'read_val_list', 'format_list_line', 'write_list_file', 'make_lists'
+    'IMAGE_EXTENSIONS', 'Sample', 'Pairing', 'ListMakerError', 'scan_folder',
+    'pair_by_stem', 'split_by_ratio', 'split_by_val_list', 'read_val_list',
+    'format_list_line', 'write_list_file', 'make_lists'
 ]
 
 #: File extensions considered as images (others, e.g. ``Thumbs.db`` or
@@ -108,9 +108,9 @@ class Pairing:
                 for kind, paths in self.unpaired.items() for path in paths
             ]
         if lines:
-            raise ListMakerError(
-                f'cannot write list files for {self.root}: ' +
-                f'{len(lines)} problem(s):\n  ' + '\n  '.join(lines))
+            raise ListMakerError(f'cannot write list files for {self.root}: ' +
+                                 f'{len(lines)} problem(s):\n  ' +
+                                 '\n  '.join(lines))
         if not self.samples:
             raise ListMakerError(
                 f'no complete RGB-D sample in {self.root} (folders '
@@ -216,8 +216,10 @@ def pair_by_stem(root: str,
             rgb=scans['RGB'][stem][0],
             label=scans['label'][stem][0],
             depth=scans['depth'][stem][0])
-        bad = [p for p in (sample.rgb, sample.label, sample.depth)
-               if any(c.isspace() for c in p)]
+        bad = [
+            p for p in (sample.rgb, sample.label, sample.depth)
+            if any(c.isspace() for c in p)
+        ]
         if bad:
             pairing.bad_names.extend(bad)
             continue
@@ -225,7 +227,8 @@ def pair_by_stem(root: str,
     return pairing
 
 
-def split_by_ratio(samples: Sequence[Sample], val_ratio: float,
+def split_by_ratio(samples: Sequence[Sample],
+                   val_ratio: float,
                    seed: int = 0) -> Tuple[List[Sample], List[Sample]]:
     """A random train/val split, reproducible for a given seed.
 

@@ -80,7 +80,8 @@ class MFNetDataset(MultiModalSegDataset):
                  thermal_suffix: str = '.png',
                  seg_map_suffix: str = '.png',
                  data_prefix: dict = dict(
-                     img_path='rgb', thermal_path='ther',
+                     img_path='rgb',
+                     thermal_path='ther',
                      seg_map_path='labels'),
                  reduce_zero_label: bool = False,
                  check_files: bool = True,
@@ -108,7 +109,8 @@ class MFNetDataset(MultiModalSegDataset):
 
     def _path(self, key: str, name: str, suffix: str) -> str:
         return fileio.join_path(
-            self.data_prefix[key], name + suffix,
+            self.data_prefix[key],
+            name + suffix,
             backend_args=self.backend_args)
 
     def load_data_list(self) -> List[dict]:
@@ -130,13 +132,12 @@ class MFNetDataset(MultiModalSegDataset):
             name = line.split()[0]
             paths = dict(
                 rgb=self._path('img_path', name, self.img_suffix),
-                thermal=self._path('thermal_path', name,
-                                   self.thermal_suffix))
+                thermal=self._path('thermal_path', name, self.thermal_suffix))
             seg = None
             if self.data_prefix.get('seg_map_path') is not None:
                 seg = self._path('seg_map_path', name, self.seg_map_suffix)
-            missing += self._missing_files(
-                f'line {lineno} of {self.ann_file}', paths, seg)
+            missing += self._missing_files(f'line {lineno} of {self.ann_file}',
+                                           paths, seg)
             data_list.append(self._make_info(paths, seg))
         if not data_list:
             raise ValueError(

@@ -95,8 +95,8 @@ class MultiModalFolderDataset(MultiModalSegDataset):
         """The folder of modality ``name`` (joined with ``data_root``)."""
         folder = self.modality_dirs.get(name, name)
         if self.data_root and not osp.isabs(folder):
-            folder = fileio.join_path(self.data_root, folder,
-                                      backend_args=self.backend_args)
+            folder = fileio.join_path(
+                self.data_root, folder, backend_args=self.backend_args)
         return folder
 
     def _sample_names(self) -> List[tuple]:
@@ -106,15 +106,18 @@ class MultiModalFolderDataset(MultiModalSegDataset):
                 raise FileNotFoundError(
                     f'{self._name}: list file (ann_file) {self.ann_file} '
                     'does not exist.')
-            text = fileio.get_text(self.ann_file,
-                                   backend_args=self.backend_args)
+            text = fileio.get_text(
+                self.ann_file, backend_args=self.backend_args)
             return [(f'line {i} of {self.ann_file}', line.split()[0])
                     for i, line in enumerate(text.splitlines(), start=1)
                     if line.strip()]
         rgb_dir = self.modality_dir('rgb')
         suffix = self.modality_suffixes.get('rgb', self.img_suffix)
         files = fileio.list_dir_or_file(
-            rgb_dir, list_dir=False, suffix=suffix, recursive=True,
+            rgb_dir,
+            list_dir=False,
+            suffix=suffix,
+            recursive=True,
             backend_args=self.backend_args)
         return [(f'{rgb_dir}/{f}', f[:-len(suffix)]) for f in sorted(files)]
 
@@ -129,7 +132,8 @@ class MultiModalFolderDataset(MultiModalSegDataset):
         data_list, missing = [], []
         for where, name in self._sample_names():
             paths = {
-                m: fileio.join_path(
+                m:
+                fileio.join_path(
                     self.modality_dir(m),
                     name + self.modality_suffixes.get(m, self.img_suffix),
                     backend_args=self.backend_args)
@@ -137,8 +141,10 @@ class MultiModalFolderDataset(MultiModalSegDataset):
             }
             seg = None
             if seg_dir:
-                seg = fileio.join_path(seg_dir, name + self.seg_map_suffix,
-                                       backend_args=self.backend_args)
+                seg = fileio.join_path(
+                    seg_dir,
+                    name + self.seg_map_suffix,
+                    backend_args=self.backend_args)
             missing += self._missing_files(where, paths, seg)
             data_list.append(self._make_info(paths, seg))
         if not data_list:

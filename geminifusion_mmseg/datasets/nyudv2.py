@@ -3,28 +3,27 @@ from mmseg.registry import DATASETS
 
 from .rgbd_dataset import RGBDDataset
 
-NYUDV2_CLASSES = (
-    'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table', 'door',
-    'window', 'bookshelf', 'picture', 'counter', 'blinds', 'desk', 'shelves',
-    'curtain', 'dresser', 'pillow', 'mirror', 'floor mat', 'clothes',
-    'ceiling', 'books', 'refrigerator', 'television', 'paper', 'towel',
-    'shower curtain', 'box', 'whiteboard', 'person', 'night stand', 'toilet',
-    'sink', 'lamp', 'bathtub', 'bag', 'otherstructure', 'otherfurniture',
-    'otherprop')
+NYUDV2_CLASSES = ('wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table',
+                  'door', 'window', 'bookshelf', 'picture', 'counter',
+                  'blinds', 'desk', 'shelves', 'curtain', 'dresser', 'pillow',
+                  'mirror', 'floor mat', 'clothes', 'ceiling', 'books',
+                  'refrigerator', 'television', 'paper', 'towel',
+                  'shower curtain', 'box', 'whiteboard', 'person',
+                  'night stand', 'toilet', 'sink', 'lamp', 'bathtub', 'bag',
+                  'otherstructure', 'otherfurniture', 'otherprop')
 
 # The PASCAL VOC colour map for ids 1..40 (id 0, "void", is black), the
 # colours DFormer/CMX use to draw NYUDv2 and SUN RGB-D labels.
-NYUDV2_PALETTE = [
-    [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128],
-    [0, 128, 128], [128, 128, 128], [64, 0, 0], [192, 0, 0], [64, 128, 0],
-    [192, 128, 0], [64, 0, 128], [192, 0, 128], [64, 128, 128],
-    [192, 128, 128], [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0],
-    [0, 64, 128], [128, 64, 128], [0, 192, 128], [128, 192, 128], [64, 64, 0],
-    [192, 64, 0], [64, 192, 0], [192, 192, 0], [64, 64, 128], [192, 64, 128],
-    [64, 192, 128], [192, 192, 128], [0, 0, 64], [128, 0, 64], [0, 128, 64],
-    [128, 128, 64], [0, 0, 192], [128, 0, 192], [0, 128, 192],
-    [128, 128, 192], [64, 0, 64]
-]
+NYUDV2_PALETTE = [[128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
+                  [128, 0, 128], [0, 128, 128], [128, 128, 128], [64, 0, 0],
+                  [192, 0, 0], [64, 128, 0], [192, 128, 0], [64, 0, 128],
+                  [192, 0, 128], [64, 128, 128], [192, 128, 128], [0, 64, 0],
+                  [128, 64, 0], [0, 192, 0], [128, 192, 0], [0, 64, 128],
+                  [128, 64, 128], [0, 192, 128], [128, 192, 128], [64, 64, 0],
+                  [192, 64, 0], [64, 192, 0], [192, 192, 0], [64, 64, 128],
+                  [192, 64, 128], [64, 192, 128], [192, 192, 128], [0, 0, 64],
+                  [128, 0, 64], [0, 128, 64], [128, 128, 64], [0, 0, 192],
+                  [128, 0, 192], [0, 128, 192], [128, 128, 192], [64, 0, 64]]
 
 
 @DATASETS.register_module()
@@ -73,8 +72,7 @@ class NYUDv2Dataset(RGBDDataset):
                  depth_suffix: str = '.png',
                  seg_map_suffix: str = '.png',
                  data_prefix: dict = dict(
-                     img_path='rgb', depth_path='depth',
-                     seg_map_path='masks'),
+                     img_path='rgb', depth_path='depth', seg_map_path='masks'),
                  reduce_zero_label: bool = False,
                  **kwargs) -> None:
         super().__init__(

@@ -25,12 +25,12 @@ from typing import Callable, Sequence, Tuple
 import cv2
 import numpy as np
 from mmengine.logging import print_log
-
 from mmseg.registry import DATASETS
+
 from .nyudv2 import NYUDv2Dataset
 
-QUICKSTART_CLASSES = ('wall', 'floor', 'near box', 'far box',
-                      'striped poster', 'dotted poster')
+QUICKSTART_CLASSES = ('wall', 'floor', 'near box', 'far box', 'striped poster',
+                      'dotted poster')
 QUICKSTART_PALETTE = [[120, 120, 120], [140, 100, 60], [230, 60, 60],
                       [60, 60, 230], [240, 200, 40], [40, 200, 120]]
 WALL, FLOOR, NEAR_BOX, FAR_BOX, STRIPED, DOTTED = range(6)
@@ -53,8 +53,9 @@ def _texture(rng: np.random.Generator, h: int, w: int, kind: str,
     return base[None, None, :] + pattern
 
 
-def render_sample(rng: np.random.Generator, size: Tuple[int, int]
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_sample(
+        rng: np.random.Generator,
+        size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One synthetic scene.
 
     Returns:
@@ -78,8 +79,9 @@ def render_sample(rng: np.random.Generator, size: Tuple[int, int]
         ph, pw = rng.integers(h // 6, h // 3), rng.integers(w // 8, w // 4)
         y, x = rng.integers(0, max(horizon - ph, 1)), rng.integers(0, w - pw)
         base = rng.uniform(60, 200, 3)
-        rgb[y:y + ph, x:x + pw] = _texture(
-            rng, ph, pw, 'stripes' if cls == STRIPED else 'dots', base)
+        rgb[y:y + ph,
+            x:x + pw] = _texture(rng, ph, pw,
+                                 'stripes' if cls == STRIPED else 'dots', base)
         label[y:y + ph, x:x + pw] = cls
 
     # boxes: identical appearance distribution, different distance
@@ -90,8 +92,9 @@ def render_sample(rng: np.random.Generator, size: Tuple[int, int]
         x = rng.integers(0, w - bw)
         rgb[y:y + bh, x:x + bw] = _texture(rng, bh, bw, 'noise',
                                            rng.uniform(40, 220, 3))
-        depth[y:y + bh, x:x + bw] = (1000.0 if cls == NEAR_BOX else
-                                     2500.0) + rng.normal(0, 60)
+        depth[y:y + bh,
+              x:x + bw] = (1000.0 if cls == NEAR_BOX else 2500.0) + rng.normal(
+                  0, 60)
         label[y:y + bh, x:x + bw] = cls
 
     depth += rng.normal(0, 15, depth.shape)  # sensor noise
@@ -113,6 +116,7 @@ def generate_quickstart_dataset(root: str,
     Returns:
         str: ``root``.
     """
+
     def write(tmp: str) -> None:
         for sub in ('rgb', 'depth', 'masks'):
             os.makedirs(osp.join(tmp, sub))
@@ -127,15 +131,15 @@ def generate_quickstart_dataset(root: str,
             lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
         write_splits(tmp, lines, num_train)
 
-    return generate_atomically(
-        root, write, f'{num_train} + {num_val} RGB-D samples')
+    return generate_atomically(root, write,
+                               f'{num_train} + {num_val} RGB-D samples')
 
 
 def write_splits(root: str, lines: Sequence[str], num_train: int) -> None:
     """``train.txt`` (the first ``num_train`` lines) and ``val.txt`` (the
     rest) in ``root``."""
-    for split, part in (('train', lines[:num_train]),
-                        ('val', lines[num_train:])):
+    for split, part in (('train', lines[:num_train]), ('val',
+                                                       lines[num_train:])):
         with open(osp.join(root, f'{split}.txt'), 'w') as f:
             f.write('\n'.join(part) + '\n')
 
@@ -170,8 +174,7 @@ def generate_atomically(root: str, write: Callable[[str], None],
         if osp.isdir(root):  # a leftover without the marker
             shutil.rmtree(root)
         os.replace(tmp, root)
-        print_log(f'quickstart: generated {what} in {root}',
-                  logger='current')
+        print_log(f'quickstart: generated {what} in {root}', logger='current')
     finally:
         if osp.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

@@ -35,8 +35,8 @@ from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
-
 from mmseg.registry import DATASETS
+
 from .multimodal_folder import MultiModalFolderDataset
 from .quickstart import (QUICKSTART_CLASSES, QUICKSTART_PALETTE, _texture,
                          generate_atomically, write_splits)
@@ -46,11 +46,19 @@ RGBDT_PALETTE = QUICKSTART_PALETTE + [[250, 130, 20], [20, 200, 240]]
 WALL, FLOOR, NEAR_BOX, FAR_BOX, STRIPED, DOTTED, WARM_BOX, COLD_BOX = range(8)
 BOX_CLASSES = (NEAR_BOX, FAR_BOX, WARM_BOX, COLD_BOX)
 #: Distance (mm) of each box class: the warm and cold boxes share one.
-BOX_DEPTH_MM = {NEAR_BOX: 1000.0, FAR_BOX: 2500.0, WARM_BOX: 1750.0,
-                COLD_BOX: 1750.0}
+BOX_DEPTH_MM = {
+    NEAR_BOX: 1000.0,
+    FAR_BOX: 2500.0,
+    WARM_BOX: 1750.0,
+    COLD_BOX: 1750.0
+}
 #: Temperature offset range (grey levels) of each box class from the room.
-BOX_THERMAL_OFFSET = {NEAR_BOX: (-8.0, 8.0), FAR_BOX: (-8.0, 8.0),
-                      WARM_BOX: (45.0, 75.0), COLD_BOX: (-75.0, -45.0)}
+BOX_THERMAL_OFFSET = {
+    NEAR_BOX: (-8.0, 8.0),
+    FAR_BOX: (-8.0, 8.0),
+    WARM_BOX: (45.0, 75.0),
+    COLD_BOX: (-75.0, -45.0)
+}
 _SUBDIRS = ('rgb', 'depth', 'thermal', 'masks')
 
 
@@ -84,17 +92,18 @@ def render_sample_rgbdt(
     room = rng.uniform(90, 130)  # room temperature, grey levels
     thermal = np.full((h, w), room)
     # the floor a little cooler towards the camera
-    thermal[horizon:] -= np.linspace(0, rng.uniform(0, 10),
-                                     h - horizon)[:, None]
+    thermal[horizon:] -= np.linspace(0, rng.uniform(0, 10), h - horizon)[:,
+                                                                         None]
 
     # posters: flat on the wall, at the wall's depth and temperature
     for _ in range(rng.integers(1, 3)):
         cls = STRIPED if rng.random() < 0.5 else DOTTED
         ph, pw = rng.integers(h // 6, h // 3), rng.integers(w // 8, w // 4)
         y, x = rng.integers(0, max(horizon - ph, 1)), rng.integers(0, w - pw)
-        rgb[y:y + ph, x:x + pw] = _texture(
-            rng, ph, pw, 'stripes' if cls == STRIPED else 'dots',
-            rng.uniform(60, 200, 3))
+        rgb[y:y + ph,
+            x:x + pw] = _texture(rng, ph, pw,
+                                 'stripes' if cls == STRIPED else 'dots',
+                                 rng.uniform(60, 200, 3))
         label[y:y + ph, x:x + pw] = cls
 
     # boxes: one appearance distribution; the class sets depth and heat
@@ -106,8 +115,8 @@ def render_sample_rgbdt(
         rgb[y:y + bh, x:x + bw] = _texture(rng, bh, bw, 'noise',
                                            rng.uniform(40, 220, 3))
         depth[y:y + bh, x:x + bw] = BOX_DEPTH_MM[cls] + rng.normal(0, 60)
-        thermal[y:y + bh, x:x + bw] = room + rng.uniform(
-            *BOX_THERMAL_OFFSET[cls])
+        thermal[y:y + bh,
+                x:x + bw] = room + rng.uniform(*BOX_THERMAL_OFFSET[cls])
         label[y:y + bh, x:x + bw] = cls
 
     depth += rng.normal(0, 15, depth.shape)  # sensor noise
@@ -160,8 +169,8 @@ def generate_quickstart_rgbdt_dataset(root: str,
             names.append(name)
         write_splits(tmp, names, num_train)
 
-    return generate_atomically(
-        root, write, f'{num_train} + {num_val} RGB-D-T samples')
+    return generate_atomically(root, write,
+                               f'{num_train} + {num_val} RGB-D-T samples')
 
 
 @DATASETS.register_module()

@@ -164,8 +164,7 @@ class RGBDDataset(BaseSegDataset):
         """Sample name of a one-column list line (``RGB/0.jpg`` -> ``0``)."""
         img_dir = self.data_prefix.get('img_path', '')
         candidate = osp.normpath(osp.join(self.data_root or '', token))
-        if img_dir and candidate.startswith(
-                osp.normpath(img_dir) + osp.sep):
+        if img_dir and candidate.startswith(osp.normpath(img_dir) + osp.sep):
             token = osp.relpath(candidate, osp.normpath(img_dir))
         if self.img_suffix and token.endswith(self.img_suffix):
             token = token[:-len(self.img_suffix)]
@@ -176,8 +175,8 @@ class RGBDDataset(BaseSegDataset):
         depth = osp.join(self.data_prefix['depth_path'],
                          name + self.depth_suffix)
         seg_dir = self.data_prefix.get('seg_map_path', None)
-        seg = None if seg_dir is None else osp.join(
-            seg_dir, name + self.seg_map_suffix)
+        seg = None if seg_dir is None else osp.join(seg_dir, name +
+                                                    self.seg_map_suffix)
         return img, depth, seg
 
     def _load_from_ann_file(self) -> List[dict]:
@@ -205,8 +204,8 @@ class RGBDDataset(BaseSegDataset):
                     f'1 column naming a sample), got {len(tokens)}: '
                     f'{line.strip()!r}')
             if self.check_files:
-                for kind, path in (('RGB', rgb), ('depth', depth),
-                                   ('label', seg)):
+                for kind, path in (('RGB', rgb), ('depth', depth), ('label',
+                                                                    seg)):
                     if path is not None and not self._exists(path):
                         missing.append((lineno, kind, path))
             data_list.append(self._make_info(rgb, depth, seg))

@@ -31,8 +31,7 @@ class SUNRGBDDataset(RGBDDataset):
         reduce_zero_label (bool): Defaults to True.
         **kwargs: See :class:`RGBDDataset`.
     """
-    METAINFO = dict(
-        classes=NYUDV2_CLASSES[:37], palette=NYUDV2_PALETTE[:37])
+    METAINFO = dict(classes=NYUDV2_CLASSES[:37], palette=NYUDV2_PALETTE[:37])
 
     def __init__(self,
                  img_suffix: str = '.jpg',

@@ -29,9 +29,8 @@ from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
 
 __all__ = [
     'export_onnx', 'verify_onnx', 'default_verify_sizes', 'aligned_size',
-    'ParityReport', 'ExportInfo',
-    'dynamic_trace_size', 'DEPTH_DTYPES', 'FP32_TOLERANCE',
-    'FP16_TOLERANCE', 'METADATA_KEYS'
+    'ParityReport', 'ExportInfo', 'dynamic_trace_size', 'DEPTH_DTYPES',
+    'FP32_TOLERANCE', 'FP16_TOLERANCE', 'METADATA_KEYS'
 ]
 
 #: numpy dtype of the ``depth`` input by name.
@@ -66,7 +65,9 @@ def _window_and_patch(model: nn.Module) -> Tuple[int, int]:
             patch if isinstance(patch, int) else 4)
 
 
-def _needs_all_padding(s: int, window: int, patch: int,
+def _needs_all_padding(s: int,
+                       window: int,
+                       patch: int,
                        stages: int = 4) -> bool:
     """Whether a side of ``s`` pixels is padded at every padding point of a
     windowed backbone: not a patch multiple, odd at every 2x2 merge, not a
@@ -117,8 +118,9 @@ def aligned_size(model: nn.Module, h: int, w: int) -> Tuple[int, int]:
     for other backbones. Used to check dynamic graphs off their trace."""
     window, patch = _window_and_patch(model)
     unit = patch * 8 * window if window else 32
-    return (max(unit, round(h / unit) * unit), max(unit,
-                                                   round(w / unit) * unit))
+    return (max(unit,
+                round(h / unit) * unit), max(unit,
+                                             round(w / unit) * unit))
 
 
 @dataclass
@@ -140,8 +142,12 @@ class ExportInfo:
     file_size: int
 
 
-def _example_inputs(spec: PreprocessSpec, preprocess: bool, batch: int,
-                    h: int, w: int, depth_dtype: str,
+def _example_inputs(spec: PreprocessSpec,
+                    preprocess: bool,
+                    batch: int,
+                    h: int,
+                    w: int,
+                    depth_dtype: str,
                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Random inputs of the graph's contract.
 
@@ -181,8 +187,8 @@ class _Half(nn.Module):
 
     def forward(self, rgb, depth):
         w = self.wrapper
-        x = w.encode(rgb, depth) if w.preprocess else torch.cat(
-            [rgb, depth], dim=1)
+        x = w.encode(rgb, depth) if w.preprocess else torch.cat([rgb, depth],
+                                                                dim=1)
         outs = self.model._branch_logits(x.half())
         outs = [o.float() for o in outs]
         return w.postprocess(outs, x.shape[2:])
@@ -303,8 +309,7 @@ def export_onnx(model: nn.Module,
         layout = (1, 2) if preprocess else (2, 3)
         for vi in proto.graph.input:
             dims = vi.type.tensor_type.shape.dim
-            for idx, name in zip((0, ) + layout, ('batch', 'height',
-                                                  'width')):
+            for idx, name in zip((0, ) + layout, ('batch', 'height', 'width')):
                 if dims[idx].dim_param:
                     names.setdefault(dims[idx].dim_param, name)
         _rename_dims(proto, names)
@@ -324,11 +329,14 @@ def export_onnx(model: nn.Module,
         modality_names=list(wrapper.modality_names),
         config=getattr(cfg, 'filename', None))
     props = {
-        'geminifusion.classes': json.dumps(list(meta.get('classes', []))),
-        'geminifusion.palette': json.dumps(
-            [list(map(int, p)) for p in meta.get('palette', [])]),
-        'geminifusion.preprocess': json.dumps(spec.to_dict()),
-        'geminifusion.contract': json.dumps(contract),
+        'geminifusion.classes':
+        json.dumps(list(meta.get('classes', []))),
+        'geminifusion.palette':
+        json.dumps([list(map(int, p)) for p in meta.get('palette', [])]),
+        'geminifusion.preprocess':
+        json.dumps(spec.to_dict()),
+        'geminifusion.contract':
+        json.dumps(contract),
     }
     del proto.metadata_props[:]
     for k, v in props.items():
@@ -379,8 +387,8 @@ def _optimize_file(path: str, optimize: bool, ort_fusions: bool) -> None:
         from onnxscript.rewriter.ort_fusions import optimize_for_ort
         model, stats = optimize_for_ort(model)
         fused = {k: v for k, v in stats.items() if v}
-        print_log(f'export_onnx: ONNX Runtime fusions {fused}',
-                  logger='current')
+        print_log(
+            f'export_onnx: ONNX Runtime fusions {fused}', logger='current')
     ir.save(model, path)
 
 
@@ -388,16 +396,22 @@ def _contract_inputs(spec: PreprocessSpec, preprocess: bool,
                      depth_dtype: str) -> Dict[str, dict]:
     if not preprocess:
         return dict(
-            rgb=dict(dtype='float32', layout='B,3,H,W',
-                     note='normalised (x - mean) / std, RGB order'),
-            depth=dict(dtype='float32', layout='B,3,H,W',
-                       note='encoded and normalised'))
+            rgb=dict(
+                dtype='float32',
+                layout='B,3,H,W',
+                note='normalised (x - mean) / std, RGB order'),
+            depth=dict(
+                dtype='float32',
+                layout='B,3,H,W',
+                note='encoded and normalised'))
     depth_layout = 'B,H,W,3' if spec.depth_encoding == 'hha' else 'B,H,W'
     return dict(
         rgb=dict(dtype='uint8', layout='B,H,W,3', note='RGB order'),
-        depth=dict(dtype=depth_dtype, layout=depth_layout,
-                   note=f'as stored; encoding {spec.depth_encoding!r} '
-                   'applied in the graph'))
+        depth=dict(
+            dtype=depth_dtype,
+            layout=depth_layout,
+            note=f'as stored; encoding {spec.depth_encoding!r} '
+            'applied in the graph'))
 
 
 def default_verify_sizes(model: nn.Module,
@@ -440,12 +454,11 @@ class ParityReport:
         """One line per checked size."""
         lines = []
         for r in self.rows:
-            lines.append(
-                f"{'PASS' if r['passed'] else 'FAIL'} {r['size']}: "
-                f"max rel error {r['max_rel_error']:.2e} "
-                f"(limit {self.tolerance[0]:.0e}), argmax agreement "
-                f"{100 * r['agreement']:.3f}% (limit "
-                f"{100 * self.tolerance[1]:.1f}%)")
+            lines.append(f"{'PASS' if r['passed'] else 'FAIL'} {r['size']}: "
+                         f"max rel error {r['max_rel_error']:.2e} "
+                         f"(limit {self.tolerance[0]:.0e}), argmax agreement "
+                         f"{100 * r['agreement']:.3f}% (limit "
+                         f"{100 * self.tolerance[1]:.1f}%)")
         return '\n'.join(lines)
 
 
@@ -479,22 +492,24 @@ def verify_onnx(path: str,
         ParityReport: One row per size.
     """
     import onnxruntime as ort
+
     from ..apis.onnx_inference import read_onnx_metadata
     meta = read_onnx_metadata(path)
     contract = meta['contract']
-    spec = PreprocessSpec(**{
-        k: (tuple(v) if isinstance(v, list) else v)
-        for k, v in meta['preprocess'].items()
-    })
+    spec = PreprocessSpec(
+        **{
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in meta['preprocess'].items()
+        })
     if spec.resize_pipeline is not None:
         spec.resize_pipeline = dict(spec.resize_pipeline)
     tolerance = tolerance or (FP16_TOLERANCE
                               if contract['fp16'] else FP32_TOLERANCE)
     preprocess = contract['preprocess']
     # the reference resizes with F.interpolate, as the segmentor does
-    wrapper = DeployableSegmentor(model, spec, preprocess,
-                                  contract['branches'],
-                                  matmul_bicubic=False).eval()
+    wrapper = DeployableSegmentor(
+        model, spec, preprocess, contract['branches'],
+        matmul_bicubic=False).eval()
     if sizes is None:
         sizes = default_verify_sizes(model, contract)
     depth_dtype = contract['inputs']['depth']['dtype']
@@ -502,8 +517,8 @@ def verify_onnx(path: str,
         path, providers=list(providers or ['CPUExecutionProvider']))
     report = ParityReport(tolerance=tolerance)
     for i, (b, h, w) in enumerate(sizes):
-        rgb, depth = _example_inputs(spec, preprocess, b, h, w, depth_dtype,
-                                     seed=1 + i)
+        rgb, depth = _example_inputs(
+            spec, preprocess, b, h, w, depth_dtype, seed=1 + i)
         with torch.no_grad():
             ref = [
                 t.numpy() for t in wrapper(
@@ -517,11 +532,16 @@ def verify_onnx(path: str,
         agree = float((got[1] == ref[1]).mean())
         ok = rel <= tolerance[0] and agree >= tolerance[1]
         report.rows.append(
-            dict(size=f'{b}x{h}x{w}', max_rel_error=rel, agreement=agree,
-                 passed=ok))
+            dict(
+                size=f'{b}x{h}x{w}',
+                max_rel_error=rel,
+                agreement=agree,
+                passed=ok))
     msg = f'verify_onnx: {path}\n{report.format()}'
-    print_log(msg, logger='current',
-              level=logging.INFO if report.passed else logging.ERROR)
+    print_log(
+        msg,
+        logger='current',
+        level=logging.INFO if report.passed else logging.ERROR)
     if raise_on_failure and not report.passed:
         raise RuntimeError(f'ONNX Runtime / PyTorch parity failed for {path}'
                            f':\n{report.format()}')

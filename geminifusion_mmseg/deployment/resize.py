@@ -78,7 +78,8 @@ def bicubic_matrix(in_size,
     return matrix
 
 
-def bicubic_resize(x: Tensor, size: Sequence,
+def bicubic_resize(x: Tensor,
+                   size: Sequence,
                    align_corners: bool = False) -> Tensor:
     """``F.interpolate(x, size, mode='bicubic', align_corners)`` as two
     matrix products.

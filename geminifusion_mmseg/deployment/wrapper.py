@@ -232,14 +232,16 @@ class DeployableSegmentor(nn.Module):
         self.preprocess = preprocess
         self.branches = branches
         self.matmul_bicubic = matmul_bicubic
-        self.modality_names = tuple(getattr(model, 'modality_names',
-                                            ('rgb', 'depth')))
+        self.modality_names = tuple(
+            getattr(model, 'modality_names', ('rgb', 'depth')))
         self.register_buffer(
-            'mean', torch.tensor(spec.mean, dtype=torch.float32).view(
-                1, -1, 1, 1), persistent=False)
+            'mean',
+            torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False)
         self.register_buffer(
-            'std', torch.tensor(spec.std, dtype=torch.float32).view(
-                1, -1, 1, 1), persistent=False)
+            'std',
+            torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False)
 
     @property
     def output_names(self) -> List[str]:

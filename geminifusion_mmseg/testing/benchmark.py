@@ -15,8 +15,8 @@ import torch
 
 __all__ = [
     'PRECISIONS', 'MemoryMeter', 'proc_status_kb', 'trim_heap',
-    'mmap_large_allocations', 'sync', 'timed', 'tf32_off',
-    'tf32_description', 'autocast', 'graphed_steps', 'run_isolated'
+    'mmap_large_allocations', 'sync', 'timed', 'tf32_off', 'tf32_description',
+    'autocast', 'graphed_steps', 'run_isolated'
 ]
 
 #: ``--precision`` name -> autocast dtype (None: fp32, no autocast).
@@ -202,7 +202,9 @@ def _child(fn: Callable[[Any], Any], arg: Any, conn) -> None:
         conn.close()
 
 
-def run_isolated(fn: Callable[[Any], Any], arg: Any, isolation: str,
+def run_isolated(fn: Callable[[Any], Any],
+                 arg: Any,
+                 isolation: str,
                  label: str = '') -> Any:
     """``fn(arg)``, in a fresh process unless ``isolation='none'``.
 

@@ -61,8 +61,12 @@ class OverlapPatchEmbedK(nn.Module):
                  embed_dim: int, num_modal: int):
         super().__init__()
         self.proj = ModuleParallel(
-            nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size,
-                      stride=stride, padding=patch_size // 2))
+            nn.Conv2d(
+                in_chans,
+                embed_dim,
+                kernel_size=patch_size,
+                stride=stride,
+                padding=patch_size // 2))
         self.norm = LayerNormParallelK(embed_dim, num_modal)
         self.apply(_init_weights)
 
@@ -130,9 +134,13 @@ class LiteralDeLiVERBackbone(nn.Module):
             setattr(
                 self, f'block{s + 1}',
                 nn.ModuleList([
-                    Block(embed_dims[s], num_heads[s], 4, sr_ratios[s],
-                          drop_path=dpr[cur + j], n_heads=n_heads)
-                    for j in range(depths[s])
+                    Block(
+                        embed_dims[s],
+                        num_heads[s],
+                        4,
+                        sr_ratios[s],
+                        drop_path=dpr[cur + j],
+                        n_heads=n_heads) for j in range(depths[s])
                 ]))
             setattr(self, f'norm{s + 1}', LayerNormParallel(embed_dims[s]))
             cur += depths[s]
@@ -160,8 +168,7 @@ class LiteralDeLiVERBackbone(nn.Module):
             if self.num_modals > 2:
                 x_ext = x[1:]
                 x_f = self.tokenselect(x_ext,
-                                       self.extra_score_predictor[s - 1], H,
-                                       W)
+                                       self.extra_score_predictor[s - 1], H, W)
                 x = [x[0], x_f]
             for blk in getattr(self, f'block{s}'):
                 x = blk(x, H, W)
@@ -189,12 +196,17 @@ class LiteralDeLiVERGeminiFusion(nn.Module):
     H, W) at the INPUT size.
     """
 
-    def __init__(self, arch: str, num_classes: int, num_modals: int,
+    def __init__(self,
+                 arch: str,
+                 num_classes: int,
+                 num_modals: int,
                  drop_path_rate: float = 0.):
         super().__init__()
         settings = MIT_SETTINGS[arch]
         self.backbone = LiteralDeLiVERBackbone(
-            settings['embed_dims'], settings['depths'], num_modals,
+            settings['embed_dims'],
+            settings['depths'],
+            num_modals,
             drop_path_rate=drop_path_rate)
         # 512 for every variant: the branch tests "B0" in the string
         # 'GeminiFusionBackbone', which never matches
@@ -227,7 +239,9 @@ class LiteralDeLiVERGeminiFusion(nn.Module):
             out = self.decode_head(x_modals[idx])
             outs.append(
                 F.interpolate(
-                    out, size=x[0].shape[2:], mode='bilinear',
+                    out,
+                    size=x[0].shape[2:],
+                    mode='bilinear',
                     align_corners=False))
         ens = 0
         alpha_soft = F.softmax(self.alpha, dim=0)

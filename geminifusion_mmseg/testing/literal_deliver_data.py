@@ -80,11 +80,12 @@ def _open_img_mfnet(file: str) -> torch.Tensor:
     return img
 
 
-def deliver_files(root: str, split: str,
+def deliver_files(root: str,
+                  split: str,
                   case: Optional[str] = None) -> List[str]:
     """``DELIVER.__init__``'s file list."""
-    files = sorted(glob.glob(os.path.join(*[root, 'img', '*', split, '*',
-                                            '*.png'])))
+    files = sorted(
+        glob.glob(os.path.join(*[root, 'img', '*', split, '*', '*.png'])))
     if case is not None:
         assert case in DELIVER_CASES, 'Case name not available.'
         files = [f for f in files if case in f]
@@ -178,8 +179,9 @@ def normalize(sample: dict) -> dict:
 
 
 def val_item(
-    sample: dict, modals: Sequence[str], size: Tuple[int, int]
-) -> Tuple[dict, List[torch.Tensor], torch.Tensor]:
+        sample: dict, modals: Sequence[str],
+        size: Tuple[int,
+                    int]) -> Tuple[dict, List[torch.Tensor], torch.Tensor]:
     """The val transform and ``__getitem__``'s output.
 
     Returns:

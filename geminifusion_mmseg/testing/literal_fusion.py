@@ -49,6 +49,7 @@ class LiteralGeminiFusion(nn.Module):
                     torch.cat([q, other.unsqueeze(0)], dim=-1))
                 k = torch.cat([q + self.k_noise.weight[m], q * r], dim=0)
                 v = torch.cat([q + self.v_noise.weight[m],
-                               other.unsqueeze(0)], dim=0)
+                               other.unsqueeze(0)],
+                              dim=0)
                 outs[m].append(own + attns[m](q, k, v)[0].squeeze(0))
         return [torch.stack(o) for o in outs]

@@ -92,7 +92,9 @@ class DWConv(nn.Module):
 class Mlp(nn.Module):
     """fc1 -> dwconv -> GELU -> fc2 (Mix-FFN), shared, once per modality."""
 
-    def __init__(self, in_features: int, hidden_features: int,
+    def __init__(self,
+                 in_features: int,
+                 hidden_features: int,
                  drop: float = 0.):
         super().__init__()
         self.fc1 = ModuleParallel(nn.Linear(in_features, hidden_features))
@@ -118,9 +120,14 @@ class Attention(LiteralGeminiFusion):
     registration order, so the state dict lists keys in the release's order.
     """
 
-    def __init__(self, dim: int, num_heads: int, sr_ratio: int,
-                 qkv_bias: bool = True, attn_drop: float = 0.,
-                 proj_drop: float = 0., n_heads: int = 8):
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 sr_ratio: int,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 n_heads: int = 8):
         super().__init__(dim, num_heads=n_heads)
         assert dim % num_heads == 0, (dim, num_heads)
         self.dim = dim
@@ -173,13 +180,18 @@ class Attention(LiteralGeminiFusion):
 class Block(nn.Module):
     """x + dp(proj(gemini(selfattn(norm1(x))))), x + dp(mlp(norm2(x)))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float,
-                 sr_ratio: int, drop_path: float = 0., drop: float = 0.,
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float,
+                 sr_ratio: int,
+                 drop_path: float = 0.,
+                 drop: float = 0.,
                  n_heads: int = 8):
         super().__init__()
         self.norm1 = LayerNormParallel(dim)
-        self.attn = Attention(dim, num_heads, sr_ratio, proj_drop=drop,
-                              n_heads=n_heads)
+        self.attn = Attention(
+            dim, num_heads, sr_ratio, proj_drop=drop, n_heads=n_heads)
         # one DropPath per modality call: independent masks, as the release
         self.drop_path = ModuleParallel(
             DropPath(drop_path) if drop_path > 0. else nn.Identity())
@@ -200,8 +212,12 @@ class OverlapPatchEmbed(nn.Module):
                  embed_dim: int):
         super().__init__()
         self.proj = ModuleParallel(
-            nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size,
-                      stride=stride, padding=patch_size // 2))
+            nn.Conv2d(
+                in_chans,
+                embed_dim,
+                kernel_size=patch_size,
+                stride=stride,
+                padding=patch_size // 2))
         self.norm = LayerNormParallel(embed_dim)
 
     def forward(self, xs):
@@ -259,10 +275,14 @@ class LiteralMiT(nn.Module):
             setattr(
                 self, f'block{s + 1}',
                 nn.ModuleList([
-                    Block(embed_dims[s], num_heads[s], mlp_ratio,
-                          sr_ratios[s], drop_path=dpr[cur + j],
-                          drop=drop_rate, n_heads=n_heads)
-                    for j in range(depths[s])
+                    Block(
+                        embed_dims[s],
+                        num_heads[s],
+                        mlp_ratio,
+                        sr_ratios[s],
+                        drop_path=dpr[cur + j],
+                        drop=drop_rate,
+                        n_heads=n_heads) for j in range(depths[s])
                 ]))
             setattr(self, f'norm{s + 1}', LayerNormParallel(embed_dims[s]))
             cur += depths[s]

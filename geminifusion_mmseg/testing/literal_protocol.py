@@ -140,8 +140,8 @@ def get_scores(conf: np.ndarray) -> Tuple[float, float, float, np.ndarray]:
         perclass = np.diag(conf) / conf.sum(1).astype(np.float64)
         iu = np.diag(conf) / (conf.sum(1) + conf.sum(0) -
                               np.diag(conf)).astype(np.float64)
-    return (overall * 100., np.nanmean(perclass) * 100.,
-            np.nanmean(iu) * 100., iu * 100.)
+    return (overall * 100., np.nanmean(perclass) * 100., np.nanmean(iu) * 100.,
+            iu * 100.)
 
 
 def validate(segmenter: torch.nn.Module, root: str, lines: Sequence[str],
@@ -161,14 +161,16 @@ def validate(segmenter: torch.nn.Module, root: str, lines: Sequence[str],
         prediction).
     """
     num_classes = NUM_CLASSES[dataset]
-    conf_mat = [np.zeros((num_classes, num_classes), dtype=int)
-                for _ in range(3)]
+    conf_mat = [
+        np.zeros((num_classes, num_classes), dtype=int) for _ in range(3)
+    ]
     segmenter.eval()
     with torch.no_grad():
         for line in lines:
             sample = normalize(
-                resize(to_tensor(read_sample(root, line, dataset)),
-                       INPUT_SCALE[dataset][0]))
+                resize(
+                    to_tensor(read_sample(root, line, dataset)),
+                    INPUT_SCALE[dataset][0]))
             inputs = [sample[k][None].float() for k in ('rgb', 'depth')]
             target = sample['mask'][None]
             gt = target[0].data.cpu().numpy().astype(np.uint8)
@@ -181,8 +183,8 @@ def validate(segmenter: torch.nn.Module, root: str, lines: Sequence[str],
                     target.size()[1:][::-1],
                     interpolation=cv2.INTER_CUBIC).argmax(axis=2).astype(
                         np.uint8)
-                conf_mat[idx] += confusion_matrix(gt[gt_idx],
-                                                  output[gt_idx], num_classes)
+                conf_mat[idx] += confusion_matrix(gt[gt_idx], output[gt_idx],
+                                                  num_classes)
     results = []
     for conf in conf_mat:
         _, _, miou, iou = get_scores(conf)

@@ -66,7 +66,9 @@ class LiteralSegFormerHead(nn.Module):
     ReLU), Dropout2d(0.1), ``linear_pred`` (1x1 conv to the classes).
     """
 
-    def __init__(self, in_channels: Sequence[int], embedding_dim: int = 256,
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 embedding_dim: int = 256,
                  num_classes: int = 40):
         super().__init__()
         c1, c2, c3, c4 = in_channels
@@ -112,8 +114,11 @@ class LiteralSegmenter(nn.Module):
         embedding_dim (int): Decoder width. 256 in the release.
     """
 
-    def __init__(self, encoder: nn.Module, in_channels: Sequence[int],
-                 num_classes: int, embedding_dim: int = 256):
+    def __init__(self,
+                 encoder: nn.Module,
+                 in_channels: Sequence[int],
+                 num_classes: int,
+                 embedding_dim: int = 256):
         super().__init__()
         self.num_parallel = NUM_PARALLEL
         self.encoder = encoder

@@ -93,8 +93,8 @@ class WindowAttention(nn.Module):
                         num_heads))
         coords_h = torch.arange(window_size)
         coords_w = torch.arange(window_size)
-        coords = torch.stack(torch.meshgrid([coords_h, coords_w],
-                                            indexing='ij'))
+        coords = torch.stack(
+            torch.meshgrid([coords_h, coords_w], indexing='ij'))
         coords_flatten = torch.flatten(coords, 1)
         relative_coords = coords_flatten[:, :, None] - coords_flatten[:,
                                                                       None, :]
@@ -136,8 +136,8 @@ class SwinBlock(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = ModuleParallel(nn.LayerNorm(dim))
-        self.attn = ModuleParallel(WindowAttention(dim, window_size,
-                                                   num_heads))
+        self.attn = ModuleParallel(
+            WindowAttention(dim, window_size, num_heads))
         self.drop_path = ModuleParallel(
             DropPath(drop_path)) if drop_path > 0. else nn.Identity()
         self.norm2 = ModuleParallel(nn.LayerNorm(dim))
@@ -164,25 +164,26 @@ class SwinBlock(nn.Module):
         if self.shift_size > 0:
             shifted = [
                 torch.roll(
-                    t, shifts=(-self.shift_size, -self.shift_size),
+                    t,
+                    shifts=(-self.shift_size, -self.shift_size),
                     dims=(1, 2)) for t in x
             ]
             attn_mask = mask_matrix
         else:
             shifted = x
             attn_mask = None
-        windows = [window_partition(t, ws).view(-1, ws * ws, C)
-                   for t in shifted]
+        windows = [
+            window_partition(t, ws).view(-1, ws * ws, C) for t in shifted
+        ]
         windows = self.attn(windows, attn_mask)
         shifted = [
-            window_reverse(t.view(-1, ws, ws, C), ws, Hp, Wp)
-            for t in windows
+            window_reverse(t.view(-1, ws, ws, C), ws, Hp, Wp) for t in windows
         ]
         if self.shift_size > 0:
             x = [
                 torch.roll(
-                    t, shifts=(self.shift_size, self.shift_size),
-                    dims=(1, 2)) for t in shifted
+                    t, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
+                for t in shifted
             ]
         else:
             x = shifted
@@ -261,8 +262,7 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.proj = ModuleParallel(
-            nn.Conv2d(3, embed_dim, kernel_size=patch_size,
-                      stride=patch_size))
+            nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size))
         self.norm = LayerNormParallel(embed_dim)
 
     def forward(self, x):
@@ -296,7 +296,11 @@ class LiteralGeminiFusionSwin(nn.Module):
     (B, embed_dim * 2**i, H_i, W_i).
     """
 
-    def __init__(self, embed_dim, depths, num_heads, window_size,
+    def __init__(self,
+                 embed_dim,
+                 depths,
+                 num_heads,
+                 window_size,
                  drop_path_rate=0.):
         super().__init__()
         self.num_layers = len(depths)

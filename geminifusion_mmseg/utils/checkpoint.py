@@ -40,9 +40,8 @@ def _numpy_safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
         multiarray = np._core.multiarray  # numpy >= 2
     except AttributeError:  # pragma: no cover - numpy 1.x
         multiarray = np.core.multiarray
-    allowed: List[Union[Callable, Tuple[Callable, str]]] = [
-        np.ndarray, np.dtype
-    ]
+    allowed: List[Union[Callable, Tuple[Callable,
+                                        str]]] = [np.ndarray, np.dtype]
     for name in ('scalar', '_reconstruct'):
         obj = getattr(multiarray, name)
         for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
@@ -74,8 +73,7 @@ class CheckpointLoadError(RuntimeError):
     """A checkpoint file could not be read safely."""
 
 
-def load_external_checkpoint(path: str,
-                             map_location: Any = 'cpu') -> Any:
+def load_external_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
     """Load a checkpoint from outside with ``weights_only=True``.
 
     Only tensors, builtins and the numpy globals of

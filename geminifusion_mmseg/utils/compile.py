@@ -60,9 +60,9 @@ def normalize_compile_cfg(
     return dict(compile_cfg)
 
 
-def compile_unavailable_reason(compile_kwargs: dict,
-                               device: Union[str, torch.device] = 'cpu'
-                               ) -> Optional[str]:
+def compile_unavailable_reason(
+        compile_kwargs: dict,
+        device: Union[str, torch.device] = 'cpu') -> Optional[str]:
     """Why ``torch.compile(**compile_kwargs)`` cannot run here, or None.
 
     Checks the torch version (>= :data:`MIN_TORCH`), dynamo support for
@@ -130,9 +130,8 @@ def resolve_targets(model: nn.Module,
     out = {}
     for name in targets:
         if name not in modules or name == '':
-            raise ValueError(
-                f'compile target {name!r} is not a submodule of '
-                f'{type(model).__name__}')
+            raise ValueError(f'compile target {name!r} is not a submodule of '
+                             f'{type(model).__name__}')
         out[name] = modules[name]
     return out
 

@@ -58,8 +58,10 @@ def ensure_compile_hook(cfg: Config) -> None:
         return
     hooks = list((cfg.get('default_hooks', None) or {}).values())
     hooks += list(cfg.get('custom_hooks', None) or [])
-    if any(isinstance(h, dict) and h.get('type') in
-           ('TorchCompileHook', 'mmseg.TorchCompileHook') for h in hooks):
+    if any(
+            isinstance(h, dict) and h.get('type') in ('TorchCompileHook',
+                                                      'mmseg.TorchCompileHook')
+            for h in hooks):
         return
-    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
-        dict(type='TorchCompileHook')]
+    cfg.custom_hooks = list(cfg.get('custom_hooks', None)
+                            or []) + [dict(type='TorchCompileHook')]

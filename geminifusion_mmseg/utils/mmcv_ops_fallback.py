@@ -86,7 +86,9 @@ def has_compiled_mmcv_ops() -> bool:
         return False
 
 
-def point_sample(input: Tensor, points: Tensor, align_corners: bool = False,
+def point_sample(input: Tensor,
+                 points: Tensor,
+                 align_corners: bool = False,
                  **kwargs) -> Tensor:
     """Sample ``input`` at normalised points, exactly as ``mmcv.ops``.
 
@@ -141,8 +143,8 @@ def _mmcv_ops_names() -> Optional[FrozenSet[str]]:
     spec = importlib.util.find_spec('mmcv')
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = osp.join(list(spec.submodule_search_locations)[0], 'ops',
-                    '__init__.py')
+    path = osp.join(
+        list(spec.submodule_search_locations)[0], 'ops', '__init__.py')
     if not osp.isfile(path):
         return None
     with open(path, encoding='utf-8') as f:
@@ -165,9 +167,9 @@ def _mmcv_ops_names() -> Optional[FrozenSet[str]]:
               and node.func.value.id == '__all__' and node.args):
             value = node.args[0]
         if isinstance(value, (ast.List, ast.Tuple)):
-            names.update(e.value for e in value.elts
-                         if isinstance(e, ast.Constant)
-                         and isinstance(e.value, str))
+            names.update(
+                e.value for e in value.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str))
     return frozenset(names)
 
 

@@ -33,9 +33,9 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     d = np.asarray(depth, dtype=np.float32)
     if d.ndim == 3 and d.shape[2] >= 3 and not all(
             np.array_equal(d[..., 0], d[..., c]) for c in range(1, 3)):
-        return np.stack([
-            _normalise(d[..., c], np.isfinite(d[..., c])) for c in range(3)
-        ], axis=-1)
+        return np.stack(
+            [_normalise(d[..., c], np.isfinite(d[..., c])) for c in range(3)],
+            axis=-1)
     if d.ndim == 3:
         d = d[..., 0]
     valid = np.isfinite(d) & (d > 0)
@@ -45,7 +45,8 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     return view
 
 
-def colorize_label(label: np.ndarray, palette: Sequence[Sequence[int]],
+def colorize_label(label: np.ndarray,
+                   palette: Sequence[Sequence[int]],
                    ignore_index: int = 255) -> np.ndarray:
     """Paint a label map with the palette; ``ignore_index`` stays black.
 
@@ -63,7 +64,8 @@ def colorize_label(label: np.ndarray, palette: Sequence[Sequence[int]],
     return lut[np.clip(label, 0, len(lut) - 1)]
 
 
-def overlay_label(rgb: np.ndarray, label: np.ndarray,
+def overlay_label(rgb: np.ndarray,
+                  label: np.ndarray,
                   palette: Sequence[Sequence[int]],
                   opacity: float = 0.5) -> np.ndarray:
     """Blend a painted label map over an RGB image: (H, W, 3) uint8."""
@@ -107,8 +109,9 @@ def make_rgbd_panel(rgb: np.ndarray,
 
     tiles = [
         _titled(
-            resize(np.clip(np.asarray(rgb, np.float32), 0, 255).astype(
-                np.uint8), cv2.INTER_LINEAR), 'rgb'),
+            resize(
+                np.clip(np.asarray(rgb, np.float32), 0, 255).astype(np.uint8),
+                cv2.INTER_LINEAR), 'rgb'),
         _titled(resize(colorize_depth(depth), cv2.INTER_LINEAR), 'depth'),
     ]
     for title, label in label_maps:
@@ -176,9 +179,7 @@ def present_classes(label: np.ndarray,
     """Class ids present in a label map, ascending, without
     ``ignore_index`` and ids outside ``0..num_classes-1``."""
     ids = np.unique(np.asarray(label))
-    return [
-        int(i) for i in ids if 0 <= i < num_classes and i != ignore_index
-    ]
+    return [int(i) for i in ids if 0 <= i < num_classes and i != ignore_index]
 
 
 def draw_legend(class_ids: Sequence[int],
@@ -208,8 +209,8 @@ def draw_legend(class_ids: Sequence[int],
     for row, (i, name) in enumerate(zip(class_ids, names)):
         y = 4 + row * LEGEND_ROW
         colour = tuple(int(c) for c in palette[i])
-        cv2.rectangle(legend, (4, y + 3), (4 + swatch, y + 3 + swatch),
-                      colour, -1)
+        cv2.rectangle(legend, (4, y + 3), (4 + swatch, y + 3 + swatch), colour,
+                      -1)
         cv2.rectangle(legend, (4, y + 3), (4 + swatch, y + 3 + swatch),
                       (0, 0, 0), 1)
         cv2.putText(legend, name, (4 + swatch + 6, y + LEGEND_ROW - 5), font,
@@ -237,11 +238,12 @@ def overlay_with_legend(rgb: np.ndarray,
         np.ndarray: (max(H, legend height), W + legend width, 3) uint8 RGB.
     """
     shown = overlay_label(rgb, label, palette, opacity)
-    ids = present_classes(label, min(len(classes), len(palette)),
-                          ignore_index)
+    ids = present_classes(label, min(len(classes), len(palette)), ignore_index)
     legend = draw_legend(ids, classes, palette, min_height=shown.shape[0])
     if legend.shape[0] > shown.shape[0]:
-        pad = np.full((legend.shape[0] - shown.shape[0], ) + shown.shape[1:],
-                      255, dtype=np.uint8)
+        pad = np.full(
+            (legend.shape[0] - shown.shape[0], ) + shown.shape[1:],
+            255,
+            dtype=np.uint8)
         shown = np.concatenate([shown, pad], axis=0)
     return np.concatenate([shown, legend], axis=1)

@@ -38,8 +38,8 @@ def write_capture(root: str,
         files.append((osp.join('rgb', stem + rgb_ext),
                       cv2.cvtColor(class_color(labels), cv2.COLOR_RGB2BGR)))
     if depth:
-        files.append((osp.join('depth', stem + '.png'),
-                      label_to_depth(labels, 16)))
+        files.append((osp.join('depth',
+                               stem + '.png'), label_to_depth(labels, 16)))
     if label:
         files.append((osp.join('label', stem + '.png'), labels))
     for rel, image in files:
@@ -56,6 +56,5 @@ def make_captures(root,
     """Complete captures for every stem (seeded by position)."""
     root = str(root)
     for i, stem in enumerate(stems):
-        write_capture(
-            root, stem, size=size, num_classes=num_classes, seed=i)
+        write_capture(root, stem, size=size, num_classes=num_classes, seed=i)
     return root

@@ -11,7 +11,6 @@ import torch
 from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
 
 
@@ -40,8 +39,7 @@ class FailCheckpointWriteHook(Hook):
         torch.save(checkpoint, buffer)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-        resource.setrlimit(resource.RLIMIT_FSIZE,
-                           (buffer.tell() // 2, hard))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (buffer.tell() // 2, hard))
 
 
 @HOOKS.register_module()

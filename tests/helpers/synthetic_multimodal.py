@@ -103,8 +103,8 @@ def make_deliver(root: str,
             _write(path('event', 'event'), event.astype(np.uint8))
             if k == 2:  # a colour label file: class id in the red channel
                 green = (stored.astype(np.int64) * 7 % 256).astype(np.uint8)
-                lab3 = np.stack([stored, green,
-                                 np.full_like(stored, 200)], axis=-1)
+                lab3 = np.stack(
+                    [stored, green, np.full_like(stored, 200)], axis=-1)
                 _write(path('semantic', 'semantic'), lab3, 'rgb')
             else:
                 _write(path('semantic', 'semantic'), stored)
@@ -143,8 +143,9 @@ def make_mfnet(root: str,
         _write(osp.join(root, 'labels', name + '.png'), stored)
         names[split].append(name)
     write_list(
-        osp.join(root, 'train.txt'),
-        [f'{n} extra tokens' if j == 0 else n
-         for j, n in enumerate(names['train'])] + [''])
+        osp.join(root, 'train.txt'), [
+            f'{n} extra tokens' if j == 0 else n
+            for j, n in enumerate(names['train'])
+        ] + [''])
     write_list(osp.join(root, 'test.txt'), names['test'])
     return root

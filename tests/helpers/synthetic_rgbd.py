@@ -115,8 +115,9 @@ def write_list(path: PathLike, lines: Sequence[str]) -> str:
 
 
 def _splits(num_train: int, num_test: int):
-    return (('train', range(num_train)),
-            ('test', range(num_train, num_train + num_test)))
+    return (('train', range(num_train)), ('test',
+                                          range(num_train,
+                                                num_train + num_test)))
 
 
 def make_nyudv2_tokenfusion(root: PathLike,
@@ -139,10 +140,11 @@ def make_nyudv2_tokenfusion(root: PathLike,
         for i in ids:
             name = f'{i:06d}.png'
             labels = block_labels(size, 40, rng, block=block)
-            _write(osp.join(root, 'rgb', name), _rgb_image(labels, rng),
-                   rgb=True)
-            _write(osp.join(root, 'depth', name),
-                   label_to_depth(labels, depth_bits))
+            _write(
+                osp.join(root, 'rgb', name), _rgb_image(labels, rng), rgb=True)
+            _write(
+                osp.join(root, 'depth', name),
+                label_to_depth(labels, depth_bits))
             _write(osp.join(root, 'masks', name), labels)
             lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
         write_list(osp.join(root, f'{split}.txt'), lines)
@@ -171,10 +173,13 @@ def make_sunrgbd_dformer(root: PathLike,
             stem = f'{split}_{k}'
             labels = block_labels(size, 37, rng, block=block)
             stored = np.where(labels == IGNORE, 0, labels + 1).astype(np.uint8)
-            _write(osp.join(root, 'RGB', stem + '.jpg'),
-                   _rgb_image(labels, rng), rgb=True)
-            _write(osp.join(root, 'Depth', stem + '.png'),
-                   label_to_depth(labels, 8))
+            _write(
+                osp.join(root, 'RGB', stem + '.jpg'),
+                _rgb_image(labels, rng),
+                rgb=True)
+            _write(
+                osp.join(root, 'Depth', stem + '.png'),
+                label_to_depth(labels, 8))
             _write(osp.join(root, 'labels', stem + '.png'), stored)
             lines.append(f'RGB/{stem}.jpg\tlabels/{stem}.png\t'
                          f'Depth/{stem}.png')
@@ -208,8 +213,10 @@ def make_nyudv2_dformer(root: PathLike,
         for i in ids:
             labels = block_labels(size, 40, rng, block=block)
             stored = np.where(labels == IGNORE, 0, labels + 1).astype(np.uint8)
-            _write(osp.join(root, 'RGB', f'{i}.jpg'), _rgb_image(labels, rng),
-                   rgb=True)
+            _write(
+                osp.join(root, 'RGB', f'{i}.jpg'),
+                _rgb_image(labels, rng),
+                rgb=True)
             _write(osp.join(root, 'Label', f'{i}.png'), stored)
             if depth == 'depth':
                 depth_rel = f'Depth/{i}.png'
@@ -218,8 +225,8 @@ def make_nyudv2_dformer(root: PathLike,
                 depth_rel = f'HHA/{i}.jpg'
                 d = label_to_depth(labels, 8).astype(np.int64)
                 hha = np.stack([d, 255 - d, (d * 3) % 256], axis=-1)
-                _write(osp.join(root, depth_rel), hha.astype(np.uint8),
-                       rgb=True)
+                _write(
+                    osp.join(root, depth_rel), hha.astype(np.uint8), rgb=True)
             if list_columns == 1:
                 lines.append(f'RGB/{i}.jpg')
             else:

@@ -64,11 +64,15 @@ import sys
 import model_counterparts as mc
 import torch
 
+# yapf: disable
 from geminifusion_mmseg.testing.benchmark import (PRECISIONS, MemoryMeter,
                                                   autocast, graphed_steps,
                                                   mmap_large_allocations,
-                                                  run_isolated, tf32_off,
-                                                  tf32_description, timed)
+                                                  run_isolated,
+                                                  tf32_description, tf32_off,
+                                                  timed)
+
+# yapf: enable
 
 
 def parse_args(argv=None):
@@ -78,72 +82,116 @@ def parse_args(argv=None):
         'published-style model and the unimodal RGB model.')
     p.add_argument('config', help='config file with a GeminiFusion model')
     p.add_argument('--batch-size', type=int, default=2)
-    p.add_argument('--img-size', type=int, nargs=2, default=[240, 320],
-                   metavar=('H', 'W'))
-    p.add_argument('--device', choices=['cpu', 'cuda'], default=None,
-                   help='default: cuda if available, else cpu')
-    p.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
-                   help='autocast dtype of (a) and (c)')
-    p.add_argument('--literal-precision', default='same',
-                   choices=['same'] + list(PRECISIONS),
-                   help='autocast dtype of (b); "same" as --precision. The '
-                   'bf16 GPU target compares (a) in bf16 with (b) in fp32.')
-    p.add_argument('--compile', action='store_true',
-                   help='torch.compile the backbone and head of (a) only')
-    p.add_argument('--compile-compare', action='store_true',
-                   help="measure (a) eager and (a') compiled (backbone and "
-                   'head) side by side')
-    p.add_argument('--compile-mode', default=None,
-                   help='torch.compile mode for --compile / '
-                   '--compile-compare, e.g. max-autotune-no-cudagraphs, '
-                   'reduce-overhead (default: torch\'s default)')
-    p.add_argument('--compile-targets', nargs='+',
-                   choices=['backbone', 'decode_head'],
-                   default=['backbone', 'decode_head'],
-                   help='what --compile / --compile-compare compile')
-    p.add_argument('--modes', nargs='+', choices=['train', 'infer'],
-                   default=['train', 'infer'],
-                   help='what to time: training step, inference, or both')
-    p.add_argument('--peak-tflops', type=float, default=None,
-                   help='the device\'s peak TFLOP/s at this precision: '
-                   'reports the share of it each model reaches')
-    p.add_argument('--cuda-graphs', action='store_true',
-                   help='also time our fusion layers replayed from CUDA '
-                   'graphs (fusion-layer comparison only; CUDA, fp32)')
+    p.add_argument(
+        '--img-size',
+        type=int,
+        nargs=2,
+        default=[240, 320],
+        metavar=('H', 'W'))
+    p.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        default=None,
+        help='default: cuda if available, else cpu')
+    p.add_argument(
+        '--precision',
+        choices=list(PRECISIONS),
+        default='fp32',
+        help='autocast dtype of (a) and (c)')
+    p.add_argument(
+        '--literal-precision',
+        default='same',
+        choices=['same'] + list(PRECISIONS),
+        help='autocast dtype of (b); "same" as --precision. The '
+        'bf16 GPU target compares (a) in bf16 with (b) in fp32.')
+    p.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the backbone and head of (a) only')
+    p.add_argument(
+        '--compile-compare',
+        action='store_true',
+        help="measure (a) eager and (a') compiled (backbone and "
+        'head) side by side')
+    p.add_argument(
+        '--compile-mode',
+        default=None,
+        help='torch.compile mode for --compile / '
+        '--compile-compare, e.g. max-autotune-no-cudagraphs, '
+        'reduce-overhead (default: torch\'s default)')
+    p.add_argument(
+        '--compile-targets',
+        nargs='+',
+        choices=['backbone', 'decode_head'],
+        default=['backbone', 'decode_head'],
+        help='what --compile / --compile-compare compile')
+    p.add_argument(
+        '--modes',
+        nargs='+',
+        choices=['train', 'infer'],
+        default=['train', 'infer'],
+        help='what to time: training step, inference, or both')
+    p.add_argument(
+        '--peak-tflops',
+        type=float,
+        default=None,
+        help='the device\'s peak TFLOP/s at this precision: '
+        'reports the share of it each model reaches')
+    p.add_argument(
+        '--cuda-graphs',
+        action='store_true',
+        help='also time our fusion layers replayed from CUDA '
+        'graphs (fusion-layer comparison only; CUDA, fp32)')
     p.add_argument('--repeats', type=int, default=10)
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--memory-steps', type=int, default=2,
-                   help='steps run after the timed ones to measure the peak '
-                   'memory')
-    p.add_argument('--rounds', type=int, default=1,
-                   help='repeat every measurement this many times, '
-                   'interleaving the models, and take the median (helps on '
-                   'a shared, noisy machine)')
+    p.add_argument(
+        '--memory-steps',
+        type=int,
+        default=2,
+        help='steps run after the timed ones to measure the peak '
+        'memory')
+    p.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='repeat every measurement this many times, '
+        'interleaving the models, and take the median (helps on '
+        'a shared, noisy machine)')
     p.add_argument('--no-literal', action='store_true')
     p.add_argument('--no-unimodal', action='store_true')
-    p.add_argument('--no-fusion-layer', action='store_true',
-                   help='skip the fusion-layer-only comparison')
+    p.add_argument(
+        '--no-fusion-layer',
+        action='store_true',
+        help='skip the fusion-layer-only comparison')
     p.add_argument('--no-flops', action='store_true')
-    p.add_argument('--isolation', choices=['fork', 'spawn', 'none'],
-                   default=None,
-                   help='one process per model and mode: fork (default on '
-                   'CPU: right after the imports), spawn (default on CUDA) '
-                   'or none (all in this process; CPU memory then less '
-                   'clean)')
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch.set_num_threads in every measurement')
+    p.add_argument(
+        '--isolation',
+        choices=['fork', 'spawn', 'none'],
+        default=None,
+        help='one process per model and mode: fork (default on '
+        'CPU: right after the imports), spawn (default on CUDA) '
+        'or none (all in this process; CPU memory then less '
+        'clean)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads in every measurement')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', help='also write all results to this file')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, e.g. '
-                   'model.backbone.arch=b0')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        'model.backbone.arch=b0')
     args = p.parse_args(argv)
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if args.isolation is None:
         args.isolation = 'fork' if args.device == 'cpu' else 'spawn'
-    if args.cuda_graphs and (args.device != 'cuda' or
-                             args.precision != 'fp32'):
+    if args.cuda_graphs and (args.device != 'cuda'
+                             or args.precision != 'fp32'):
         p.error('--cuda-graphs needs --device cuda and --precision fp32')
     if args.literal_precision == 'same':
         args.literal_precision = args.precision
@@ -188,18 +236,18 @@ def measure_model(spec: dict) -> dict:
     if compiled:
         kwargs = {} if spec.get('compile_mode') is None else dict(
             mode=spec['compile_mode'])
-        for target in spec.get('compile_targets',
-                               ('backbone', 'decode_head')):
+        for target in spec.get('compile_targets', ('backbone', 'decode_head')):
             getattr(model, target).compile(**kwargs)
-    precision = (spec['literal_precision']
-                 if kind == 'literal' else spec['precision'])
+    precision = (
+        spec['literal_precision'] if kind == 'literal' else spec['precision'])
     loss_fn, infer_fn = mc.step_functions(kind, model, inputs, labels)
     if mode == 'train':
         mc.set_train(model)
         params = [p for p in model.parameters() if p.requires_grad]
         optim = torch.optim.AdamW(params, lr=6e-5, weight_decay=0.01)
-        scaler = (torch.amp.GradScaler('cuda')
-                  if precision == 'fp16' and device.type == 'cuda' else None)
+        scaler = (
+            torch.amp.GradScaler('cuda')
+            if precision == 'fp16' and device.type == 'cuda' else None)
 
         def fn():
             optim.zero_grad(set_to_none=True)
@@ -270,8 +318,8 @@ def fusion_layer_benchmark(spec: dict) -> dict:
     ours (``torch.compile``-d with ``--compile``) vs ``LiteralGeminiFusion``
     with the same weights; forward+backward and forward-only, summed over
     all layers."""
-    from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
     from geminifusion_mmseg.models.layers import GeminiFusion
+    from geminifusion_mmseg.testing.literal_fusion import LiteralGeminiFusion
 
     cfg, device = _setup(spec)
     inputs, _ = _batch(spec, cfg, device)
@@ -282,8 +330,10 @@ def fusion_layer_benchmark(spec: dict) -> dict:
         key = (tuple(args[0].shape), module.num_heads)
         shapes.setdefault(key, [module, 0])[1] += 1
 
-    handles = [m.register_forward_pre_hook(hook) for m in fused.modules()
-               if isinstance(m, GeminiFusion)]
+    handles = [
+        m.register_forward_pre_hook(hook) for m in fused.modules()
+        if isinstance(m, GeminiFusion)
+    ]
     with torch.no_grad():
         fused(inputs, mode='tensor')
     for h in handles:
@@ -312,11 +362,14 @@ def fusion_layer_benchmark(spec: dict) -> dict:
         for name, prec in (('ours', spec['precision']),
                            ('literal', spec['literal_precision'])):
             if name == 'ours':
+
                 def forward(t, _m=ours_fn):
                     return _m(t)
             else:
+
                 def forward(t, _m=literal):
                     return torch.cat(_m([t[:B], t[B:]]))
+
             xr = x.clone().requires_grad_()
 
             def train_fn():
@@ -337,7 +390,10 @@ def fusion_layer_benchmark(spec: dict) -> dict:
     return dict(
         layers=sum(e['count'] for e in per_shape),
         per_shape=per_shape,
-        **{f'{n}_{m}_s': v for (n, m), v in totals.items()})
+        **{
+            f'{n}_{m}_s': v
+            for (n, m), v in totals.items()
+        })
 
 
 def flops(spec: dict) -> dict:
@@ -368,8 +424,8 @@ TASKS = {
 
 def run_task(spec: dict, isolation: str) -> dict:
     """Run one measurement, in a fresh process unless isolation='none'."""
-    label = ' '.join(
-        str(spec.get(k, '')) for k in ('task', 'kind', 'mode')).strip()
+    label = ' '.join(str(spec.get(k, ''))
+                     for k in ('task', 'kind', 'mode')).strip()
     return run_isolated(TASKS[spec['task']], spec, isolation, label)
 
 
@@ -390,7 +446,7 @@ def device_description(device: str) -> str:
     return f'{model}, {os.cpu_count()} logical cores'
 
 
-ALL_KINDS = tuple(mc.KINDS) + ('fused_compiled',)
+ALL_KINDS = tuple(mc.KINDS) + ('fused_compiled', )
 SHORT = ('(a)', '(b)', '(c)', "(a')")
 
 
@@ -420,8 +476,8 @@ def report(args, results: dict) -> str:
         f'{results["load_start"]:.2f} / {results["load_end"]:.2f}')
     add(f'- input: batch {args.batch_size}, {args.img_size[0]}x'
         f'{args.img_size[1]}; precision (a)/(c) {args.precision}, (b) '
-        f'{args.literal_precision}' + ('; (a) torch.compile' if args.compile
-                                       else ''))
+        f'{args.literal_precision}' +
+        ('; (a) torch.compile' if args.compile else ''))
     if args.device == 'cuda':
         add(f'- fp32 on CUDA: {results["tf32"]}')
     add(f'- timing: median of {args.repeats} steps after {args.warmup} '
@@ -434,9 +490,10 @@ def report(args, results: dict) -> str:
     add('| model | params (M) | train step (ms) | inference (ms) | '
         'train peak mem (MiB) | inference peak mem (MiB) | forward GFLOPs |')
     add('|---|---|---|---|---|---|---|')
-    labels = dict(mc.KIND_LABELS,
-                  fused_compiled="(a') ours, fused, torch.compile of "
-                  + ' + '.join(args.compile_targets))
+    labels = dict(
+        mc.KIND_LABELS,
+        fused_compiled="(a') ours, fused, torch.compile of " +
+        ' + '.join(args.compile_targets))
     for kind in ALL_KINDS:
         tr, inf = m.get((kind, 'train')), m.get((kind, 'infer'))
         if tr is None and inf is None:
@@ -452,10 +509,11 @@ def report(args, results: dict) -> str:
     add('')
     cpu = []
     for kind, short in zip(ALL_KINDS, SHORT):
-        parts = [f'{what} {m[(kind, mode)]["cpu_median_s"] * 1e3:.1f}'
-                 for mode, what in (('train', 'train'),
-                                    ('infer', 'inference'))
-                 if (kind, mode) in m]
+        parts = [
+            f'{what} {m[(kind, mode)]["cpu_median_s"] * 1e3:.1f}'
+            for mode, what in (('train', 'train'), ('infer', 'inference'))
+            if (kind, mode) in m
+        ]
         if parts:
             cpu.append(f'{short} ' + ' / '.join(parts))
     add('process CPU time per step, ms (all threads; on a shared machine '
@@ -498,8 +556,7 @@ def report(args, results: dict) -> str:
         add('')
     if ('fused_compiled', 'train') in m or ('fused_compiled', 'infer') in m:
         add("(a) eager vs (a') torch.compile:")
-        for mode, what in (('train', 'training step'),
-                           ('infer', 'inference')):
+        for mode, what in (('train', 'training step'), ('infer', 'inference')):
             if ('fused', mode) in m and ('fused_compiled', mode) in m:
                 ratio_line(f'{what} speed-up (a/a\')',
                            val('fused', mode, 'median_s'),
@@ -514,8 +571,7 @@ def report(args, results: dict) -> str:
 
     if 'literal' in {k for k, _ in m}:
         add('(a) vs (b) literal:')
-        for mode, what in (('train', 'training step'),
-                           ('infer', 'inference')):
+        for mode, what in (('train', 'training step'), ('infer', 'inference')):
             ratio_line(f'{what} speed-up (b/a)',
                        val('literal', mode, 'median_s'),
                        val('fused', mode, 'median_s'),
@@ -540,8 +596,9 @@ def report(args, results: dict) -> str:
                        val('unimodal', mode, 'peak_mib'))
         if 'fused' in flop and 'unimodal' in flop and \
                 ('unimodal', 'train') in m:
-            step_ratio = _ratio(val('fused', 'train', 'median_s'),
-                                val('unimodal', 'train', 'median_s'))
+            step_ratio = _ratio(
+                val('fused', 'train', 'median_s'),
+                val('unimodal', 'train', 'median_s'))
             fr = flop['fused']['train'] / flop['unimodal']['train']
             ff = flop['fused']['forward'] / flop['unimodal']['forward']
             add(f'- FLOPs ratio (a/c): forward {ff:.2f}x, training step '
@@ -561,8 +618,8 @@ def report(args, results: dict) -> str:
             f'{fl["literal_infer_s"] * 1e3:.1f} ms, speed-up '
             f'{fl["literal_infer_s"] / fl["ours_infer_s"]:.2f}x')
         if 'graphed_train_s' in fl:
-            for mode, what in (('train', 'forward+backward'),
-                               ('infer', 'forward')):
+            for mode, what in (('train', 'forward+backward'), ('infer',
+                                                               'forward')):
                 t = fl[f'graphed_{mode}_s']
                 add(f'- {what}, ours replayed from CUDA graphs: '
                     f'{t * 1e3:.1f} ms, speed-up over the literal '
@@ -618,11 +675,17 @@ def main(argv=None):
         for mode in args.modes:
             for kind in kinds:
                 for phase in phases:
-                    print(f'[round {rnd + 1}/{args.rounds}] {kind} {mode} '
-                          f'{phase} ...', flush=True)
+                    print(
+                        f'[round {rnd + 1}/{args.rounds}] {kind} {mode} '
+                        f'{phase} ...',
+                        flush=True)
                     r = run_task(
-                        dict(base, task='model', kind=kind, mode=mode,
-                             phase=phase), args.isolation)
+                        dict(
+                            base,
+                            task='model',
+                            kind=kind,
+                            mode=mode,
+                            phase=phase), args.isolation)
                     runs.setdefault((kind, mode), []).append(r)
     models = {}
     for key, rs in runs.items():
@@ -631,8 +694,7 @@ def main(argv=None):
         r = dict(timed[0])
         r['round_medians_s'] = [x['median_s'] for x in timed]
         r['median_s'] = statistics.median(r['round_medians_s'])
-        r['cpu_median_s'] = statistics.median(x['cpu_median_s']
-                                              for x in timed)
+        r['cpu_median_s'] = statistics.median(x['cpu_median_s'] for x in timed)
         r['round_peaks_mib'] = [x['peak_mib'] for x in measured]
         r['peak_mib'] = statistics.median(r['round_peaks_mib'])
         r['memory_method'] = measured[0]['memory_method']
@@ -647,19 +709,20 @@ def main(argv=None):
         models=models)
     if not args.no_fusion_layer and not args.no_literal:
         print('fusion layers ...', flush=True)
-        results['fusion_layer'] = run_task(dict(base, task='fusion'),
-                                           args.isolation)
+        results['fusion_layer'] = run_task(
+            dict(base, task='fusion'), args.isolation)
     if not args.no_flops:
         print('FLOPs ...', flush=True)
         results['flops'] = run_task(
-            dict(base, task='flops',
-                 kinds=[k for k in kinds
-                        if k not in ('literal', 'fused_compiled')]),
-            args.isolation)
+            dict(
+                base,
+                task='flops',
+                kinds=[
+                    k for k in kinds if k not in ('literal', 'fused_compiled')
+                ]), args.isolation)
     if not args.no_literal:
         print('sanity check ...', flush=True)
-        results['sanity'] = run_task(dict(base, task='sanity'),
-                                     args.isolation)
+        results['sanity'] = run_task(dict(base, task='sanity'), args.isolation)
     results['load_start'] = load_start
     results['load_end'] = os.getloadavg()[0]
     print()

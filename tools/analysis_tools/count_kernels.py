@@ -39,6 +39,9 @@ from geminifusion_mmseg.models.backbones.gemini_mit import \
 from geminifusion_mmseg.models.layers.gemini_fusion import \
     GeminiFusion  # noqa: E402
 
+#: Name prefixes of Inductor's Triton kernels in a profile.
+TRITON_PREFIXES = ('triton_', 'graph_0_triton_')
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -57,16 +60,44 @@ def parse_args(argv=None):
 #: aten operators that only make a view or read metadata (no kernel on a
 #: GPU); ``aten::reshape`` of a non-viewable tensor runs a nested copy,
 #: which is not counted at the top level either.
-VIEW_OPS = frozenset(
-    'aten::' + n for n in (
-        'view', 'reshape', 'transpose', 't', 'select', 'unsqueeze',
-        'squeeze', 'expand', 'split', 'chunk', 'narrow', 'permute',
-        'flatten', 'unbind', 'detach', 'as_strided', 'alias', 'slice',
-        '_reshape_alias', 'unflatten', 'contiguous', 'to', 'lift_fresh',
-        'view_as', 'expand_as', 'numpy_T', 'matrix_H', 'mT', '_unsafe_view',
-        'resolve_conj', 'resolve_neg', 'detach',
-        # allocations (no kernel)
-        'empty', 'empty_strided', 'new_empty_strided', 'empty_like'))
+VIEW_OPS = frozenset('aten::' + n for n in (
+    'view',
+    'reshape',
+    'transpose',
+    't',
+    'select',
+    'unsqueeze',
+    'squeeze',
+    'expand',
+    'split',
+    'chunk',
+    'narrow',
+    'permute',
+    'flatten',
+    'unbind',
+    'detach',
+    'as_strided',
+    'alias',
+    'slice',
+    '_reshape_alias',
+    'unflatten',
+    'contiguous',
+    'to',
+    'lift_fresh',
+    'view_as',
+    'expand_as',
+    'numpy_T',
+    'matrix_H',
+    'mT',
+    '_unsafe_view',
+    'resolve_conj',
+    'resolve_neg',
+    'detach',
+    # allocations (no kernel)
+    'empty',
+    'empty_strided',
+    'new_empty_strided',
+    'empty_like'))
 
 
 def _top_level_ops(events) -> collections.Counter:
@@ -92,8 +123,7 @@ def _kernels(events, device) -> collections.Counter:
     for e in events:
         if device.type == 'cpu' and 'cpp_fused' in e.name:
             counts['<inductor cpp kernel>'] += 1
-        elif device.type == 'cuda' and e.name.startswith(
-                ('triton_', 'graph_0_triton_')):
+        elif device.type == 'cuda' and e.name.startswith(TRITON_PREFIXES):
             counts['<inductor triton kernel>'] += 1
     return counts
 
@@ -122,13 +152,13 @@ def profile_fwd_bwd(fn, module, x, device, compiled: bool) -> dict:
     counts.pop('aten::ones_like', None)
     counts.pop('aten::empty_like', None)
     counts.pop('aten::fill_', None)
-    out = dict(total=sum(counts.values()),
-               compute=sum(v for k, v in counts.items()
-                           if k not in VIEW_OPS),
-               by_name=dict(counts))
+    out = dict(
+        total=sum(counts.values()),
+        compute=sum(v for k, v in counts.items() if k not in VIEW_OPS),
+        by_name=dict(counts))
     if device.type == 'cuda':
-        out['cuda_kernels'] = sum(
-            1 for e in events if e.device_type.name == 'CUDA')
+        out['cuda_kernels'] = sum(1 for e in events
+                                  if e.device_type.name == 'CUDA')
     return out
 
 
@@ -182,16 +212,15 @@ def main(argv=None):
     results = []
     for name, module, fn, x in subjects(args, device):
         row = dict(name=name)
-        row['eager'] = profile_fwd_bwd(fn, module, x, device,
-                                       compiled=False)
+        row['eager'] = profile_fwd_bwd(fn, module, x, device, compiled=False)
         row['eager']['median_ms'] = 1e3 * time_fwd_bwd(fn, x, device,
                                                        args.repeats)
         if not args.no_compile:
             import torch._inductor.config as inductor_config
             inductor_config.cpp.enable_kernel_profile = True
             module.compile()
-            row['compiled'] = profile_fwd_bwd(fn, module, x, device,
-                                              compiled=True)
+            row['compiled'] = profile_fwd_bwd(
+                fn, module, x, device, compiled=True)
             row['compiled']['median_ms'] = 1e3 * time_fwd_bwd(
                 fn, x, device, args.repeats)
         results.append(row)
@@ -203,8 +232,8 @@ def main(argv=None):
     print('|---|---|---|---|---|')
     for r in results:
         c = r.get('compiled')
-        gen = '-' if c is None else sum(
-            v for k, v in c['by_name'].items() if k.startswith('<'))
+        gen = '-' if c is None else sum(v for k, v in c['by_name'].items()
+                                        if k.startswith('<'))
         print(f'| {r["name"]} | {r["eager"]["total"]} '
               f'({r["eager"]["compute"]}) | '
               f'{"-" if c is None else c["compute"]} '

@@ -31,20 +31,31 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description='FLOPs and parameters of a '
                                 'GeminiFusion model and the unimodal one')
     p.add_argument('config')
-    p.add_argument('--shape', type=int, nargs=2, default=[480, 640],
-                   metavar=('H', 'W'), help='input size (default 480 640)')
+    p.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[480, 640],
+        metavar=('H', 'W'),
+        help='input size (default 480 640)')
     p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--literal', action='store_true',
-                   help='also count the literal published-style model')
-    p.add_argument('--train', action='store_true',
-                   help='also count a training step (forward + loss + '
-                   'backward)')
+    p.add_argument(
+        '--literal',
+        action='store_true',
+        help='also count the literal published-style model')
+    p.add_argument(
+        '--train',
+        action='store_true',
+        help='also count a training step (forward + loss + '
+        'backward)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
-def check_fusion_layer(channels: int = 32, tokens: int = 7,
-                       batch: int = 2, num_heads: int = 8) -> dict:
+def check_fusion_layer(channels: int = 32,
+                       tokens: int = 7,
+                       batch: int = 2,
+                       num_heads: int = 8) -> dict:
     """Count one :class:`GeminiFusion` forward and compare with the hand
     formula; the same for the literal layer. Returns the numbers and
     whether they agree exactly."""
@@ -76,8 +87,10 @@ def fusion_layer_flops(model, inputs) -> dict:
     def hook(module, args):
         shapes.append((module, tuple(args[0].shape)))
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, GeminiFusion)]
+    handles = [
+        m.register_forward_pre_hook(hook) for m in model.modules()
+        if isinstance(m, GeminiFusion)
+    ]
     with torch.no_grad():
         model(inputs, mode='tensor')
     for h in handles:
@@ -137,8 +150,8 @@ def main(argv=None):
     a, c = res['fused'], res['unimodal']
     print(f'fused / unimodal: forward {a["forward"] / c["forward"]:.2f}x, '
           f'params {a["params"] / c["params"]:.2f}x' +
-          (f', training step {a["train"] / c["train"]:.2f}x'
-           if args.train else ''))
+          (f', training step {a["train"] / c["train"]:.2f}x' if args.
+           train else ''))
     if args.literal:
         b = res['literal']
         print(f'fused / literal: forward {a["forward"] / b["forward"]:.2f}x')

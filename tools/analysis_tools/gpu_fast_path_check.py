@@ -41,17 +41,20 @@ REPO = osp.dirname(osp.dirname(HERE))
 
 B3 = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 INFER_CONFIGS = {
-    'mit-b3': B3,
-    'mit-b5': 'configs/geminifusion/'
+    'mit-b3':
+    B3,
+    'mit-b5':
+    'configs/geminifusion/'
     'geminifusion_mit-b5_3xb2-300e_nyudv2-480x640.py',
-    'swin-t': 'configs/geminifusion/'
+    'swin-t':
+    'configs/geminifusion/'
     'geminifusion_swin-t_3xb2-300e_nyudv2-480x640.py',
-    'swin-l': 'configs/geminifusion/'
+    'swin-l':
+    'configs/geminifusion/'
     'geminifusion_swin-l_3xb2-300e_nyudv2-480x640.py',
 }
 #: dense peak TFLOP/s (fp32 without TF32, bf16 tensor cores)
-PEAKS = {'H200': (67.0, 989.0), 'H100': (67.0, 989.0),
-         'A100': (19.5, 312.0)}
+PEAKS = {'H200': (67.0, 989.0), 'H100': (67.0, 989.0), 'A100': (19.5, 312.0)}
 SMOKE_OPTIONS = [
     'model.backbone.arch=b0',
     'model.decode_head.in_channels=[32,64,160,256]',
@@ -62,22 +65,34 @@ SMOKE_OPTIONS = [
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out-dir', default='work_dirs/gpu_fast_path_check')
-    p.add_argument('--steps', nargs='+',
-                   choices=['train-fp32', 'train-bf16', 'infer'],
-                   default=['train-fp32', 'train-bf16', 'infer'])
-    p.add_argument('--infer-compile', action='store_true',
-                   help='also time compiled inference (one compilation per '
-                   'model and batch size: minutes)')
-    p.add_argument('--compile-mode', default=None,
-                   help='torch.compile mode of the compiled runs')
+    p.add_argument(
+        '--steps',
+        nargs='+',
+        choices=['train-fp32', 'train-bf16', 'infer'],
+        default=['train-fp32', 'train-bf16', 'infer'])
+    p.add_argument(
+        '--infer-compile',
+        action='store_true',
+        help='also time compiled inference (one compilation per '
+        'model and batch size: minutes)')
+    p.add_argument(
+        '--compile-mode',
+        default=None,
+        help='torch.compile mode of the compiled runs')
     p.add_argument('--repeats', type=int, default=20)
-    p.add_argument('--warmup', type=int, default=5,
-                   help='warm-up steps (the compiled model compiles in the '
-                   'first one)')
+    p.add_argument(
+        '--warmup',
+        type=int,
+        default=5,
+        help='warm-up steps (the compiled model compiles in the '
+        'first one)')
     p.add_argument('--peak-fp32', type=float, default=None)
     p.add_argument('--peak-bf16', type=float, default=None)
-    p.add_argument('--timeout', type=int, default=570,
-                   help='seconds per benchmark.py run')
+    p.add_argument(
+        '--timeout',
+        type=int,
+        default=570,
+        help='seconds per benchmark.py run')
     p.add_argument('--dry-run', action='store_true')
     p.add_argument('--smoke', action='store_true')
     return p.parse_args(argv)
@@ -105,12 +120,17 @@ def device_peaks(args):
 def plan(args):
     """[(name, benchmark.py argv)] for the selected steps."""
     fp32_peak, bf16_peak = device_peaks(args)
-    common = ['--repeats', str(args.repeats), '--warmup', str(args.warmup),
-              '--no-unimodal', '--no-fusion-layer']
+    common = [
+        '--repeats',
+        str(args.repeats), '--warmup',
+        str(args.warmup), '--no-unimodal', '--no-fusion-layer'
+    ]
     if args.smoke:
-        common = ['--repeats', '1', '--warmup', '0', '--no-unimodal',
-                  '--no-fusion-layer', '--device', 'cpu', '--threads', '1',
-                  '--isolation', 'none']
+        common = [
+            '--repeats', '1', '--warmup', '0', '--no-unimodal',
+            '--no-fusion-layer', '--device', 'cpu', '--threads', '1',
+            '--isolation', 'none'
+        ]
         size = ['--img-size', '64', '64']
     else:
         common += ['--device', 'cuda', '--isolation', 'none']
@@ -123,15 +143,15 @@ def plan(args):
     if 'train-fp32' in args.steps:
         peak = ['--peak-tflops', str(fp32_peak)] if fp32_peak else []
         runs.append(('train-fp32', [
-            B3, '--batch-size', '2', *size, '--modes', 'train',
-            '--precision', 'fp32', *compile_flag, *peak, *common, *opts
+            B3, '--batch-size', '2', *size, '--modes', 'train', '--precision',
+            'fp32', *compile_flag, *peak, *common, *opts
         ]))
     if 'train-bf16' in args.steps:
         peak = ['--peak-tflops', str(bf16_peak)] if bf16_peak else []
         runs.append(('train-bf16', [
-            B3, '--batch-size', '2', *size, '--modes', 'train',
-            '--precision', 'bf16', '--literal-precision', 'fp32',
-            *compile_flag, *peak, *common, *opts
+            B3, '--batch-size', '2', *size, '--modes', 'train', '--precision',
+            'bf16', '--literal-precision', 'fp32', *compile_flag, *peak,
+            *common, *opts
         ]))
     if 'infer' in args.steps:
         infer_compile = compile_flag if args.infer_compile else []
@@ -140,9 +160,9 @@ def plan(args):
                 continue  # the smoke options are MiT-shaped
             for batch in (1, 8):
                 runs.append((f'infer-{arch}-b{batch}', [
-                    config, '--batch-size', str(batch), *size, '--modes',
-                    'infer', '--precision', 'bf16', '--no-flops',
-                    *infer_compile, *common, *opts
+                    config, '--batch-size',
+                    str(batch), *size, '--modes', 'infer', '--precision',
+                    'bf16', '--no-flops', *infer_compile, *common, *opts
                 ]))
     return runs
 
@@ -169,12 +189,14 @@ def summarize(out_dir, names) -> str:
         lines.append('|---|---|---|---|---|---|---|')
         for key, r in models.items():
             kind, mode = key.split('/')
-            label = {'fused': 'ours eager', 'fused_compiled':
-                     'ours compiled', 'literal': 'literal',
-                     'unimodal': 'unimodal'}.get(kind, kind)
+            label = {
+                'fused': 'ours eager',
+                'fused_compiled': 'ours compiled',
+                'literal': 'literal',
+                'unimodal': 'unimodal'
+            }.get(kind, kind)
             fl = flops.get('fused' if kind == 'fused_compiled' else kind,
-                           {}).get('train' if mode == 'train' else
-                                   'forward')
+                           {}).get('train' if mode == 'train' else 'forward')
             tf = fl / r['median_s'] / 1e12 if fl else None
             share = f'{100 * tf / peak:.1f}%' if tf and peak else '-'
             lines.append(
@@ -184,15 +206,16 @@ def summarize(out_dir, names) -> str:
         ms = {k: v['median_s'] for k, v in models.items()}
         for mode in ('train', 'infer'):
             lit = ms.get(f'literal/{mode}')
-            for kind, label in (('fused', 'ours eager'),
-                                ('fused_compiled', 'ours compiled')):
+            for kind, label in (('fused', 'ours eager'), ('fused_compiled',
+                                                          'ours compiled')):
                 ours = ms.get(f'{kind}/{mode}')
                 if lit and ours:
                     lines.append(f'- {mode}: speed-up of {label} over the '
                                  f'literal model: {lit / ours:.2f}x')
             if ms.get(f'fused/{mode}') and ms.get(f'fused_compiled/{mode}'):
+                speed_up = ms[f'fused/{mode}'] / ms[f'fused_compiled/{mode}']
                 lines.append(f'- {mode}: speed-up of compiled over eager: '
-                             f'{ms[f"fused/{mode}"] / ms[f"fused_compiled/{mode}"]:.2f}x')  # noqa: E501
+                             f'{speed_up:.2f}x')
         lines.append('')
     return '\n'.join(lines)
 
@@ -215,15 +238,22 @@ def main(argv=None):
     env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     failed = 0
     for name, argv_ in runs:
-        cmd = [sys.executable, bench, *argv_, '--json',
-               osp.join(args.out_dir, f'{name}.json')]
-        print(f'[{time.strftime("%H:%M:%S")}] {name}: {" ".join(cmd)}',
-              flush=True)
+        cmd = [
+            sys.executable, bench, *argv_, '--json',
+            osp.join(args.out_dir, f'{name}.json')
+        ]
+        print(
+            f'[{time.strftime("%H:%M:%S")}] {name}: {" ".join(cmd)}',
+            flush=True)
         with open(osp.join(args.out_dir, f'{name}.log'), 'w') as log:
             try:
-                rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT,
-                                    timeout=args.timeout).returncode
+                rc = subprocess.run(
+                    cmd,
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=args.timeout).returncode
             except subprocess.TimeoutExpired:
                 rc = 'timeout'
         print(f'[{time.strftime("%H:%M:%S")}] {name}: exit {rc}', flush=True)

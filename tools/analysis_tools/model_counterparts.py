@@ -157,8 +157,7 @@ def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
         KeyError: if a key of either model has no partner.
     """
     from geminifusion_mmseg.testing.literal_mit import LiteralMiT
-    from geminifusion_mmseg.testing.literal_segmenter import \
-        LiteralSegmenter
+    from geminifusion_mmseg.testing.literal_segmenter import LiteralSegmenter
     from geminifusion_mmseg.testing.literal_swin import (
         LiteralGeminiFusionSwin, LiteralSwinEncoder)
 
@@ -177,15 +176,18 @@ def build_literal(fused: nn.Module, drop_path_rate: float) -> nn.Module:
     else:
         encoder = LiteralSwinEncoder(
             LiteralGeminiFusionSwin(
-                bb.embed_dims, list(bb.depths), list(bb.num_heads),
-                bb.window_size, drop_path_rate=drop_path_rate))
+                bb.embed_dims,
+                list(bb.depths),
+                list(bb.num_heads),
+                bb.window_size,
+                drop_path_rate=drop_path_rate))
         in_channels = list(bb.num_features)
         if fusion_num_heads(bb) != 8:
             raise ValueError('the literal Swin uses 8 fusion heads; the '
                              f'config has {fusion_num_heads(bb)}')
     head = fused.decode_head
-    literal = LiteralSegmenter(encoder, in_channels, head.num_classes,
-                               embedding_dim=head.channels)
+    literal = LiteralSegmenter(
+        encoder, in_channels, head.num_classes, embedding_dim=head.channels)
     literal.decoder.dropout.p = head.dropout.p if head.dropout else 0.
     ours = fused.state_dict()
     state = {}
@@ -304,7 +306,9 @@ def build(kind: str, cfg) -> nn.Module:
 
 
 # ---------------------------------------------------------------- data
-def make_batch(batch_size: int, img_size: Tuple[int, int], num_classes: int,
+def make_batch(batch_size: int,
+               img_size: Tuple[int, int],
+               num_classes: int,
                seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Deterministic inputs: (B, 6, H, W) normalised rgb+depth and labels
     (B, H, W) in [0, K) with ~5 % ignore (255)."""
@@ -336,14 +340,17 @@ def data_samples(labels: torch.Tensor) -> list:
     return out
 
 
-def literal_loss(outs: List[torch.Tensor], labels: torch.Tensor,
+def literal_loss(outs: List[torch.Tensor],
+                 labels: torch.Tensor,
                  align_corners: bool = False) -> torch.Tensor:
     """The release's loss: CE (ignore 255, mean over valid pixels) of each
     of the 3 outputs upsampled bilinearly to the labels, summed."""
     total = 0
     for o in outs:
         o = F.interpolate(
-            o, size=labels.shape[1:], mode='bilinear',
+            o,
+            size=labels.shape[1:],
+            mode='bilinear',
             align_corners=align_corners)
         total = total + F.cross_entropy(o.float(), labels, ignore_index=255)
     return total
@@ -369,8 +376,7 @@ def step_functions(kind: str, model: nn.Module, inputs: torch.Tensor,
                 lambda: model(inputs, mode='tensor'))
     if kind == 'literal':
         pair = [inputs[:, :3].contiguous(), inputs[:, 3:].contiguous()]
-        return (lambda: literal_loss(model(pair), labels),
-                lambda: model(pair))
+        return (lambda: literal_loss(model(pair), labels), lambda: model(pair))
     if kind == 'unimodal':
         rgb = inputs[:, :3].contiguous()
         samples = data_samples(labels)
@@ -392,9 +398,18 @@ def set_train(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------- FLOPs
-def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride,
-                        _padding, _dilation, transposed, _output_padding,
-                        _groups, output_mask, out_shape=None,
+def _conv_backward_flop(grad_out_shape,
+                        x_shape,
+                        w_shape,
+                        _bias,
+                        _stride,
+                        _padding,
+                        _dilation,
+                        transposed,
+                        _output_padding,
+                        _groups,
+                        output_mask,
+                        out_shape=None,
                         **kwargs) -> int:
     """``aten.convolution_backward``: each requested gradient (input,
     weight) costs what the forward convolution costs.
@@ -430,7 +445,8 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def fusion_layer_flops_formula(num_tokens: int, channels: int,
+def fusion_layer_flops_formula(num_tokens: int,
+                               channels: int,
                                num_modalities: int = 2) -> int:
     """Hand count of one :class:`GeminiFusion` forward on (M*B, N, C).
 
@@ -447,7 +463,8 @@ def fusion_layer_flops_formula(num_tokens: int, channels: int,
     return 16 * M * num_tokens * C**2 + 4 * M * C**2
 
 
-def literal_fusion_flops_formula(num_tokens: int, channels: int,
+def literal_fusion_flops_formula(num_tokens: int,
+                                 channels: int,
                                  num_heads: int = 8,
                                  num_modalities: int = 2) -> int:
     """Hand count of the literal layer: judger 3 C^2, MHA in-projection of

@@ -48,8 +48,7 @@ from geminifusion_mmseg.utils.pipeline_cfg import transform_name
 
 LOADER = 'LoadRGBDImageFromFile'
 #: (metric key, column name) of the predictions reported.
-PREDICTIONS = (('mIoU', 'fused'), ('rgb.mIoU', 'rgb'), ('depth.mIoU',
-                                                        'depth'))
+PREDICTIONS = (('mIoU', 'fused'), ('rgb.mIoU', 'rgb'), ('depth.mIoU', 'depth'))
 #: Conditions: (corruption name or 'clean', severity or None).
 Condition = Tuple[str, Optional[int]]
 
@@ -65,8 +64,7 @@ def parse_args():
         default=list(CORRUPTIONS),
         choices=list(CORRUPTIONS),
         metavar='NAME',
-        help='corruptions to run (default: all): ' +
-        ', '.join(CORRUPTIONS))
+        help='corruptions to run (default: all): ' + ', '.join(CORRUPTIONS))
     parser.add_argument(
         '--severities',
         nargs='+',
@@ -176,7 +174,10 @@ class _ProgressHook(Hook):
     def __init__(self, total: int) -> None:
         self.bar = ProgressBar(total) if get_rank() == 0 else None
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
                         outputs=None) -> None:
         if self.bar is not None:
             self.bar.update()
@@ -193,9 +194,12 @@ def _run_condition(runner: Runner, cfg: Config, pipeline: List[dict],
     runner._test_evaluator = copy.deepcopy(cfg.test_evaluator)
     runner._test_loop = runner.build_test_loop(copy.deepcopy(test_cfg))
     metrics = runner.test_loop.run()
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (numbers.Number, np.floating)) or
-            (isinstance(v, np.ndarray) and v.size == 1)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (numbers.Number, np.floating)) or (
+            isinstance(v, np.ndarray) and v.size == 1)
+    }
 
 
 def format_table(records: List[dict], markdown: bool = False) -> str:
@@ -206,8 +210,10 @@ def format_table(records: List[dict], markdown: bool = False) -> str:
     header = ['corruption', 'severity'] + [f'{n} mIoU' for _, n in keys]
     rows = []
     for r in records:
-        row = [r['corruption'], '-' if r['severity'] is None else
-               str(r['severity'])]
+        row = [
+            r['corruption'],
+            '-' if r['severity'] is None else str(r['severity'])
+        ]
         for k, _ in keys:
             value = r['metrics'][k]
             if r['corruption'] == 'clean':
@@ -216,8 +222,7 @@ def format_table(records: List[dict], markdown: bool = False) -> str:
                 row.append(f'{value:.2f} ({value - clean[k]:+.2f})')
         rows.append(row)
     if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |',
-                 '|' + '---|' * len(header)]
+        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
         lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
         return '\n'.join(lines)
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
@@ -245,15 +250,22 @@ def plot(records: List[dict], path: str, title: str) -> Optional[str]:
         if r['corruption'] not in names:
             names.append(r['corruption'])
     fig, axes = plt.subplots(
-        1, len(keys), figsize=(5 * len(keys) + 1.5, 4), sharey=True, squeeze=False)
+        1,
+        len(keys),
+        figsize=(5 * len(keys) + 1.5, 4),
+        sharey=True,
+        squeeze=False)
     cmap = plt.get_cmap('tab10')
     for ax, (key, label) in zip(axes[0], keys):
         ax.axhline(clean[key], color='black', lw=1, label='clean')
         for c, name in enumerate(names):
             rows = [r for r in records if r['corruption'] == name]
             if rows[0]['severity'] is None:
-                ax.axhline(rows[0]['metrics'][key], color=cmap(c % 10),
-                           ls='--', label=name)
+                ax.axhline(
+                    rows[0]['metrics'][key],
+                    color=cmap(c % 10),
+                    ls='--',
+                    label=name)
                 continue
             xs = [0] + [r['severity'] for r in rows]
             ys = [clean[key]] + [r['metrics'][key] for r in rows]
@@ -313,13 +325,17 @@ def main():
     runner = Runner.from_cfg(cfg)
     runner.call_hook('before_run')
     runner.load_or_resume()
-    num_iters = len(runner.build_dataloader(
-        dict(copy.deepcopy(cfg.test_dataloader), persistent_workers=False)))
+    num_iters = len(
+        runner.build_dataloader(
+            dict(copy.deepcopy(cfg.test_dataloader),
+                 persistent_workers=False)))
     rank = get_rank()
     if rank == 0:
-        print(f'{len(conditions)} runs (clean + corruptions) x {num_iters} '
-              f'test iterations per process, {get_world_size()} '
-              'process(es)', flush=True)
+        print(
+            f'{len(conditions)} runs (clean + corruptions) x {num_iters} '
+            f'test iterations per process, {get_world_size()} '
+            'process(es)',
+            flush=True)
     runner.register_hook(_ProgressHook(len(conditions) * num_iters))
 
     records = []
@@ -351,7 +367,10 @@ def main():
         checkpoint=args.checkpoint,
         seed=args.seed,
         depth_unit=args.depth_unit,
-        loader={k: v for k, v in loader.items() if k != 'type'},
+        loader={
+            k: v
+            for k, v in loader.items() if k != 'type'
+        },
         num_samples=len(runner.test_loop.dataloader.dataset),
         world_size=get_world_size(),
         wall_s=round(total, 1),
@@ -362,8 +381,10 @@ def main():
     with open(osp.join(out_dir, 'robustness.md'), 'w') as f:
         f.write(format_table(records, markdown=True) + '\n')
     print(format_table(records))
-    print(f'{len(records)} runs in {total:.1f} s; written: '
-          f'{osp.join(out_dir, "robustness.json")}, robustness.md', end='')
+    print(
+        f'{len(records)} runs in {total:.1f} s; written: '
+        f'{osp.join(out_dir, "robustness.json")}, robustness.md',
+        end='')
     if args.no_plot:
         print()
         return

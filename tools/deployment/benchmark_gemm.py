@@ -25,13 +25,20 @@ def parse_args():
         description='ONNX Runtime Gemm vs torch.addmm at MiT shapes')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=20)
-    parser.add_argument('--shape', type=int, nargs=2, default=[480, 640],
-                        metavar=('H', 'W'))
-    parser.add_argument('--width', type=int, nargs=4,
-                        default=[64, 128, 320, 512],
-                        help='embedding widths of the 4 stages')
-    parser.add_argument('--depths', type=int, nargs=4, default=[3, 4, 18, 3],
-                        help='blocks per stage (weights of the summary)')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, default=[480, 640], metavar=('H', 'W'))
+    parser.add_argument(
+        '--width',
+        type=int,
+        nargs=4,
+        default=[64, 128, 320, 512],
+        help='embedding widths of the 4 stages')
+    parser.add_argument(
+        '--depths',
+        type=int,
+        nargs=4,
+        default=[3, 4, 18, 3],
+        help='blocks per stage (weights of the summary)')
     return parser.parse_args()
 
 
@@ -40,19 +47,19 @@ def _gemm_session(weight, bias, rows, threads):
     from onnx import TensorProto, helper, numpy_helper
     n, k = weight.shape
     graph = helper.make_graph(
-        [helper.make_node('Gemm', ['a', 'w', 'b'], ['y'], transB=1)],
-        'gemm', [helper.make_tensor_value_info('a', TensorProto.FLOAT,
-                                               [rows, k])],
-        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [rows, n])],
-        [numpy_helper.from_array(weight, 'w'),
-         numpy_helper.from_array(bias, 'b')])
+        [helper.make_node('Gemm', ['a', 'w', 'b'], ['y'], transB=1)], 'gemm',
+        [helper.make_tensor_value_info('a', TensorProto.FLOAT, [rows, k])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [rows, n])], [
+            numpy_helper.from_array(weight, 'w'),
+            numpy_helper.from_array(bias, 'b')
+        ])
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid('', 18)])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(
+        model.SerializeToString(), opts, providers=['CPUExecutionProvider'])
 
 
 def main():

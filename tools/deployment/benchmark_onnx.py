@@ -34,25 +34,34 @@ def parse_args():
         description='ONNX Runtime vs PyTorch eager latency (same model)')
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', default=None)
-    parser.add_argument('--shape', type=int, nargs=2, default=[480, 640],
-                        metavar=('H', 'W'))
-    parser.add_argument('--threads', type=int, default=1,
-                        help='intra-op threads of both runtimes (CPU)')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, default=[480, 640], metavar=('H', 'W'))
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='intra-op threads of both runtimes (CPU)')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--fp16', action='store_true',
-                        help='fp16 graph (and PyTorch in fp16 on CUDA)')
+    parser.add_argument(
+        '--fp16',
+        action='store_true',
+        help='fp16 graph (and PyTorch in fp16 on CUDA)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
-    parser.add_argument('--ort-fusions', action='store_true',
-                        help='also time a second export with ONNX Runtime '
-                        'contrib-op fusions (Gelu, MultiHeadAttention)')
-    parser.add_argument('--onnx', default=None,
-                        help='reuse/keep the exported file here')
+    parser.add_argument(
+        '--ort-fusions',
+        action='store_true',
+        help='also time a second export with ONNX Runtime '
+        'contrib-op fusions (Gelu, MultiHeadAttention)')
+    parser.add_argument(
+        '--onnx', default=None, help='reuse/keep the exported file here')
     parser.add_argument('--json', default=None, help='write results here')
-    parser.add_argument('--profile', action='store_true',
-                        help='after timing, profile one run of each: '
-                        'milliseconds per operator type (torch.profiler '
-                        'self CPU time; ONNX Runtime profiler kernel time)')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='after timing, profile one run of each: '
+        'milliseconds per operator type (torch.profiler '
+        'self CPU time; ONNX Runtime profiler kernel time)')
     parser.add_argument('--cfg-options', nargs='+', default=None)
     return parser.parse_args()
 
@@ -73,8 +82,9 @@ def main():
     options = None
     if args.cfg_options:
         ns = argparse.Namespace()
-        DictAction(option_strings=['--cfg-options'], dest='o')(
-            None, ns, args.cfg_options)
+        DictAction(
+            option_strings=['--cfg-options'], dest='o')(None, ns,
+                                                        args.cfg_options)
         options = ns.o
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -86,8 +96,12 @@ def main():
         paths['onnxruntime_fused'] = osp.splitext(path)[0] + '_fused.onnx'
     for name, p in paths.items():
         if not osp.isfile(p):
-            export_onnx(model, p, shape=(h, w), fp16=args.fp16,
-                        ort_fusions=name.endswith('fused'))
+            export_onnx(
+                model,
+                p,
+                shape=(h, w),
+                fp16=args.fp16,
+                ort_fusions=name.endswith('fused'))
     size_mib = os.path.getsize(path) / 2**20
 
     spec = preprocess_spec(model)
@@ -112,8 +126,8 @@ def main():
     wrapper.to(dev)
     if cuda and args.fp16:
         model.half()
-    t_rgb, t_depth = torch.from_numpy(rgb).to(dev), torch.from_numpy(
-        depth).to(dev)
+    t_rgb, t_depth = torch.from_numpy(rgb).to(dev), torch.from_numpy(depth).to(
+        dev)
 
     def run_torch(module):
         with torch.inference_mode():
@@ -174,13 +188,16 @@ def main():
         # machine whose speed drifts between rounds
         paired = [a / b for a, b in zip(wall[name], wall['pytorch'])]
         result['runs'][name] = dict(
-            wall_ms=1000 * w_ms, cpu_ms=1000 * c_ms,
-            wall_ratio=w_ms / pt_wall, cpu_ratio=c_ms / max(pt_cpu, 1e-9),
+            wall_ms=1000 * w_ms,
+            cpu_ms=1000 * c_ms,
+            wall_ratio=w_ms / pt_wall,
+            cpu_ratio=c_ms / max(pt_cpu, 1e-9),
             paired_ratio=statistics.median(paired),
             paired_ratio_range=[min(paired), max(paired)],
             wall_ms_all=[1000 * t for t in wall[name]],
             cpu_ms_all=[1000 * t for t in cpu[name]],
-            max_rel_error=rel, agreement=agree)
+            max_rel_error=rel,
+            agreement=agree)
         print(f'{name:19s} {1000 * w_ms:9.1f} ms wall ({w_ms / pt_wall:.2f}x'
               f'; per round {statistics.median(paired):.2f}x, '
               f'{min(paired):.2f}-{max(paired):.2f}), {1000 * c_ms:9.1f} ms '
@@ -199,6 +216,7 @@ def _profile(run_torch, wrapper, paths, opts, providers, feeds, top=15):
     """Milliseconds per operator type of one run of PyTorch eager and of
     each ONNX Runtime session; prints the largest ``top`` of each."""
     import collections
+
     import onnxruntime as ort
     from torch.profiler import ProfilerActivity, profile
     tables = {}

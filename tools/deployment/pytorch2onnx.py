@@ -139,10 +139,7 @@ def main(argv=None) -> int:
     options = _cfg_options(args.cfg_options)
     _check_mode(args.config, options)
     model = init_model(
-        args.config,
-        args.checkpoint,
-        device='cpu',
-        cfg_options=options)
+        args.config, args.checkpoint, device='cpu', cfg_options=options)
     info = export_onnx(
         model,
         args.out,

@@ -21,12 +21,20 @@ import tempfile
 
 MIT = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 ZOO = {
-    'mit-b0': (MIT, {'model.backbone.arch': 'b0',
-                     'model.decode_head.in_channels': [32, 64, 160, 256]}),
-    'mit-b1': (MIT, {'model.backbone.arch': 'b1'}),
-    'mit-b2': (MIT, {'model.backbone.arch': 'b2'}),
+    'mit-b0': (MIT, {
+        'model.backbone.arch': 'b0',
+        'model.decode_head.in_channels': [32, 64, 160, 256]
+    }),
+    'mit-b1': (MIT, {
+        'model.backbone.arch': 'b1'
+    }),
+    'mit-b2': (MIT, {
+        'model.backbone.arch': 'b2'
+    }),
     'mit-b3': (MIT, {}),
-    'mit-b4': (MIT, {'model.backbone.arch': 'b4'}),
+    'mit-b4': (MIT, {
+        'model.backbone.arch': 'b4'
+    }),
     'mit-b5': ('configs/geminifusion/'
                'geminifusion_mit-b5_3xb2-300e_nyudv2-480x640.py', {}),
     'swin-t': ('configs/geminifusion/'
@@ -45,8 +53,7 @@ def main():
     parser.add_argument('--shape', type=int, nargs=2, default=[161, 211])
     parser.add_argument('--dynamic-mit', action='store_true')
     parser.add_argument('--dynamic-swin', action='store_true')
-    parser.add_argument('--only', nargs='+', default=None,
-                        choices=sorted(ZOO))
+    parser.add_argument('--only', nargs='+', default=None, choices=sorted(ZOO))
     parser.add_argument('--json', default=None)
     args = parser.parse_args()
     import torch
@@ -58,28 +65,29 @@ def main():
     tmp = tempfile.mkdtemp()
     for name in args.only or ZOO:
         cfg, opts = ZOO[name]
-        dynamic = (args.dynamic_mit and name.startswith('mit')) or (
-            args.dynamic_swin and name.startswith('swin'))
+        dynamic = (args.dynamic_mit
+                   and name.startswith('mit')) or (args.dynamic_swin
+                                                   and name.startswith('swin'))
         kinds = [False] + ([True] if dynamic else [])
         torch.manual_seed(0)
         model = init_model(cfg, None, cfg_options=opts or None)
         for dynamic in kinds:
             path = osp.join(tmp, f'{name}.onnx')
-            row = dict(backbone=name, dynamic=dynamic,
-                       shape=list(args.shape))
+            row = dict(backbone=name, dynamic=dynamic, shape=list(args.shape))
             try:
-                info = export_onnx(model, path, shape=tuple(args.shape),
-                                   dynamic=dynamic)
+                info = export_onnx(
+                    model, path, shape=tuple(args.shape), dynamic=dynamic)
                 rep = verify_onnx(path, model, raise_on_failure=False)
-                row.update(export_s=round(info.seconds, 1),
-                           mib=round(info.file_size / 2**20, 1),
-                           checked=[r['size'] for r in rep.rows],
-                           max_rel_error=rep.max_rel_error,
-                           min_agreement=rep.min_agreement,
-                           passed=rep.passed)
+                row.update(
+                    export_s=round(info.seconds, 1),
+                    mib=round(info.file_size / 2**20, 1),
+                    checked=[r['size'] for r in rep.rows],
+                    max_rel_error=rep.max_rel_error,
+                    min_agreement=rep.min_agreement,
+                    passed=rep.passed)
             except Exception as e:  # report and go on
-                row.update(passed=False,
-                           error=f'{type(e).__name__}: {e}'[:500])
+                row.update(
+                    passed=False, error=f'{type(e).__name__}: {e}'[:500])
             if osp.exists(path):
                 os.remove(path)
             rows.append(row)

@@ -95,9 +95,10 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
+    from mmseg.registry import DATASETS
+
     import geminifusion_mmseg  # noqa: F401  (registers the RGB-D modules)
     from geminifusion_mmseg.visualization import make_multimodal_panel
-    from mmseg.registry import DATASETS
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     loader_cfg = cfg.get(f'{args.phase}_dataloader')

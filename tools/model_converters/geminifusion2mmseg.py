@@ -28,10 +28,13 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, ROOT)
 
-from geminifusion_mmseg.checkpoints import (  # noqa
+# isort: off
+from geminifusion_mmseg.checkpoints import (  # noqa: E402
     ReleasedCheckpointError, convert_released_checkpoint,
     find_matching_configs, model_config_fragment)
-from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError  # noqa
+from geminifusion_mmseg.utils.checkpoint import (  # noqa: E402
+    CheckpointLoadError)
+# isort: on
 
 
 def parse_args(argv=None):
@@ -70,18 +73,19 @@ def main(argv=None) -> int:
           f'{meta["released_epoch_start"]}, best_val='
           f'{meta["released_best_val"]})')
     print(f'model:       {info.describe()}')
-    print(f'backbone:    {info.backbone_type} arch={info.arch!r}'
-          + (f' num_modalities={info.num_modalities}'
-             if info.num_modalities != 2 else ''))
-    print(f'num_classes: {info.num_classes}'
-          + (f' ({info.dataset})' if info.dataset else ''))
+    print(f'backbone:    {info.backbone_type} arch={info.arch!r}' +
+          (f' num_modalities={info.num_modalities}' if info.num_modalities !=
+           2 else ''))
+    print(f'num_classes: {info.num_classes}' +
+          (f' ({info.dataset})' if info.dataset else ''))
     if info.dropped_keys:
         print(f'dropped:     {len(info.dropped_keys)} score_predictor key(s)')
     print(f'written:     {args.dst} ({len(ckpt["state_dict"])} tensors)')
     print('config fragment: ' + json.dumps(model_config_fragment(info)))
     configs = find_matching_configs(info, args.config_dir)
     if info.name is not None:
-        print(f'matching configs ({osp.join(args.config_dir, "geminifusion_" + info.name + "_*.py")}):')  # noqa: E501
+        pattern = osp.join(args.config_dir, f'geminifusion_{info.name}_*.py')
+        print(f'matching configs ({pattern}):')
         for path in configs:
             print(f'  {path}')
         if not configs:

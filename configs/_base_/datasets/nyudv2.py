@@ -1,5 +1,6 @@
-# NYUDv2, TokenFusion/RefineNet layout (docs/dataset_prepare.md): data/nyudv2/{rgb,depth,masks}
-# with train.txt / test.txt. 795 train / 654 test images, 480x640, 40 classes.
+# NYUDv2, TokenFusion/RefineNet layout (docs/dataset_prepare.md):
+# data/nyudv2/{rgb,depth,masks} with train.txt / test.txt. 795 train / 654
+# test images, 480x640, 40 classes.
 dataset_type = 'NYUDv2Dataset'
 data_root = 'data/nyudv2'
 crop_size = (480, 640)  # (h, w)
@@ -33,8 +34,9 @@ train_pipeline = [
         pad_val=dict(img=0, seg=255)),
     dict(type='PackSegInputs'),
 ]
-# Published evaluation protocol (docs/dataset_prepare.md): short side 480, each side up to a
-# multiple of 32, label resized the same way (nearest) and scored there.
+# Published evaluation protocol (docs/dataset_prepare.md): short side 480,
+# each side up to a multiple of 32, label resized the same way (nearest) and
+# scored there.
 test_pipeline = [
     dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
     dict(type='LoadRGBDAnnotations'),

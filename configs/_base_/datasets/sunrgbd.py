@@ -1,5 +1,6 @@
-# SUN RGB-D, DFormer layout (docs/dataset_prepare.md): data/sunrgbd/{RGB,Depth,labels} with
-# train.txt (5285) / test.txt (5050); labels 0 = unlabelled -> 255; 37 classes.
+# SUN RGB-D, DFormer layout (docs/dataset_prepare.md):
+# data/sunrgbd/{RGB,Depth,labels} with train.txt (5285) / test.txt (5050);
+# labels 0 = unlabelled -> 255; 37 classes.
 _base_ = ['./nyudv2.py']
 dataset_type = 'SUNRGBDDataset'
 data_root = 'data/sunrgbd'

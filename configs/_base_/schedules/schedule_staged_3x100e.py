@@ -1,6 +1,6 @@
-# The published recipe (docs/training.md): 3 stages of 100 epochs, each a fresh AdamW
-# at base lr 6e-5 / 3e-5 / 1.5e-5 with its own 1500-iteration warmup and a
-# poly decay over 40000 iterations counted from the stage start.
+# The published recipe (docs/training.md): 3 stages of 100 epochs, each a
+# fresh AdamW at base lr 6e-5 / 3e-5 / 1.5e-5 with its own 1500-iteration
+# warmup and a poly decay over 40000 iterations counted from the stage start.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(

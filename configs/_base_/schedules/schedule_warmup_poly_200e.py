@@ -31,7 +31,9 @@ param_scheduler = [
 ]
 # validation every epoch after epoch 100 (EVAL_START 100, EVAL_INTERVAL 1)
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_begin=101,
+    type='EpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_begin=101,
     val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -3,8 +3,7 @@ from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
                           RandomDepthDegradation, RGBLowLight, RGBMissing,
                           RGBMotionBlur, build_corruption)
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
-                      LoadRGBDImageFromNDArray, encode_depth,
-                      read_depth_image)
+                      LoadRGBDImageFromNDArray, encode_depth, read_depth_image)
 from .missing import RGB_MISSING_VALUE, depth_missing_value
 from .modality_drop import RandomModalityDrop
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,

@@ -90,7 +90,8 @@ class _Corruption(BaseTransform):
     MODALITY = ''
     LEVELS: Optional[Tuple[dict, ...]] = None
 
-    def __init__(self, severity: Optional[int] = 3,
+    def __init__(self,
+                 severity: Optional[int] = 3,
                  seed: Optional[int] = 0) -> None:
         owner = type(self).__name__
         if self.LEVELS is None:
@@ -324,7 +325,9 @@ class DepthHoles(_DepthCorruption):
         sigma = max(self.blob_size * min(h, w), 0.5)
         field = cv2.GaussianBlur(
             rng.standard_normal((h, w)).astype(np.float32), (0, 0),
-            sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+            sigmaX=sigma,
+            sigmaY=sigma,
+            borderType=cv2.BORDER_REFLECT_101)
         field = field.ravel()
         holes = np.zeros(h * w, bool)
         if total == 0:
@@ -368,7 +371,9 @@ class DepthNoise(_DepthCorruption):
     NEEDS_METRIC = True
     LEVELS = tuple(dict(a=a) for a in (0.0025, 0.005, 0.01, 0.02, 0.04))
 
-    def __init__(self, severity: int = 3, a: Optional[float] = None,
+    def __init__(self,
+                 severity: int = 3,
+                 a: Optional[float] = None,
                  **kwargs) -> None:
         super().__init__(severity, **kwargs)
         self._override(a=a)
@@ -410,7 +415,9 @@ class DepthQuantisation(_DepthCorruption):
     NEEDS_METRIC = True
     LEVELS = tuple(dict(step=s) for s in (0.005, 0.01, 0.02, 0.04, 0.08))
 
-    def __init__(self, severity: int = 3, step: Optional[float] = None,
+    def __init__(self,
+                 severity: int = 3,
+                 step: Optional[float] = None,
                  **kwargs) -> None:
         super().__init__(severity, **kwargs)
         self._override(step=step)
@@ -513,7 +520,8 @@ class RGBMissing(_RGBCorruption):
     NAME = 'rgb_missing'
     LEVELS = None
 
-    def __init__(self, severity: Optional[int] = None,
+    def __init__(self,
+                 severity: Optional[int] = None,
                  seed: Optional[int] = 0) -> None:
         super().__init__(severity, seed)
 

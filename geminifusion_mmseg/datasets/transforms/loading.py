@@ -21,8 +21,7 @@ def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
         raise FileNotFoundError(f'{what} file {path} does not exist.') from e
 
 
-def _decode_cv2(content: bytes, flag: int, path: str,
-                what: str) -> np.ndarray:
+def _decode_cv2(content: bytes, flag: int, path: str, what: str) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(content, np.uint8), flag)
     if img is None:
         raise OSError(f'Cannot decode {what} file {path}: the file is '
@@ -212,7 +211,8 @@ class LoadRGBDImageFromFile(BaseTransform):
         return self.encode_depth(
             read_depth_image(path, self.backend_args), path)
 
-    def encode_depth(self, depth: np.ndarray,
+    def encode_depth(self,
+                     depth: np.ndarray,
                      source: str = 'depth') -> np.ndarray:
         """Apply this loader's depth encoding to a decoded depth array.
 
@@ -412,8 +412,7 @@ class LoadRGBDAnnotations(LoadAnnotations):
                 f'{reduce_zero_label} but the dataset was built with '
                 f"reduce_zero_label={results['reduce_zero_label']}.")
         if reduce_zero_label:
-            seg = np.where(seg == 0, 255,
-                           np.where(seg == 255, 255, seg - 1))
+            seg = np.where(seg == 0, 255, np.where(seg == 255, 255, seg - 1))
         label_map = results.get('label_map', None)
         if label_map is not None:
             mapped = seg.copy()

@@ -33,10 +33,10 @@ RGB_CHANNELS = slice(0, 3)
 DEPTH_CHANNELS = slice(3, 6)
 
 
-def depth_missing_value(depth_encoding: str = 'raw',
-                        depth_scale: float = 1.0,
-                        depth_range: Optional[Sequence[float]] = None
-                        ) -> float:
+def depth_missing_value(
+        depth_encoding: str = 'raw',
+        depth_scale: float = 1.0,
+        depth_range: Optional[Sequence[float]] = None) -> float:
     """The encoded value of a depth pixel without a measurement.
 
     Args:

@@ -71,8 +71,7 @@ class RandomModalityDrop(BaseTransform):
                 'RandomModalityDrop: rgb_prob + depth_prob must be <= 1 '
                 f'(at most one modality is dropped), got {rgb_prob} + '
                 f'{depth_prob}.')
-        check_depth_encoding(depth_encoding, depth_range,
-                             'RandomModalityDrop')
+        check_depth_encoding(depth_encoding, depth_range, 'RandomModalityDrop')
         self.rgb_prob = float(rgb_prob)
         self.depth_prob = float(depth_prob)
         self.depth_encoding = depth_encoding

@@ -135,8 +135,7 @@ def _parse_encoding(name: str, cfg: EncodingCfg) -> dict:
             f"encodings[{name!r}] = {enc!r}: the encoding 'rgb' is the one "
             "and only encoding of the modality 'rgb'.")
     rng = cfg.get('range')
-    if enc == 'clip' and (rng is None or len(rng) != 2
-                          or not rng[1] > rng[0]):
+    if enc == 'clip' and (rng is None or len(rng) != 2 or not rng[1] > rng[0]):
         raise ValueError(
             f"encodings[{name!r}]: 'clip' needs range=(min, max) with "
             f'max > min, got {rng!r}.')
@@ -284,8 +283,8 @@ class LoadMultiModalImageFromFile(BaseTransform):
         if enc['encoding'] == 'rgb':
             try:
                 # the RGB decoding of the RGB-D loader (same arguments)
-                return LoadRGBDImageFromFile._load_rgb(self, path).astype(
-                    np.float32)
+                return LoadRGBDImageFromFile._load_rgb(self,
+                                                       path).astype(np.float32)
             except FileNotFoundError as e:
                 raise FileNotFoundError(
                     f"Modality 'rgb': image file {path} does not exist."
@@ -328,14 +327,13 @@ class LoadMultiModalImageFromFile(BaseTransform):
                 f'modalities {missing} (it has {sorted(paths)}).')
         rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
         return self._stack(
-            results, rgb, names,
-            lambda name: (self._load_one(name, paths[name], paths['rgb']),
-                          f'{name} image', f' of {paths[name]}'),
-            f" of {paths['rgb']}")
+            results, rgb, names, lambda name:
+            (self._load_one(name, paths[name], paths['rgb']), f'{name} image',
+             f' of {paths[name]}'), f" of {paths['rgb']}")
 
     def _stack(self, results: dict, rgb: np.ndarray, names: Sequence[str],
-               load: Callable[[str], Tuple[np.ndarray, str, str]],
-               rgb_source: str) -> dict:
+               load: Callable[[str], Tuple[np.ndarray, str,
+                                           str]], rgb_source: str) -> dict:
         """Stack RGB (H, W, 3) and the other modalities into ``img``.
 
         Args:

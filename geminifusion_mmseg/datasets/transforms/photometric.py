@@ -14,8 +14,9 @@ _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 def _gray(rgb: np.ndarray) -> np.ndarray:
     """Luma of an (H, W, 3) float32 RGB image, shape (H, W, 1)."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    gray = (np.float32(_GRAY_WEIGHTS[0]) * r + np.float32(_GRAY_WEIGHTS[1]) *
-            g + np.float32(_GRAY_WEIGHTS[2]) * b)
+    gray = (
+        np.float32(_GRAY_WEIGHTS[0]) * r + np.float32(_GRAY_WEIGHTS[1]) * g +
+        np.float32(_GRAY_WEIGHTS[2]) * b)
     return gray[..., None]
 
 

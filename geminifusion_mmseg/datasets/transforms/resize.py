@@ -179,8 +179,8 @@ class ResizeShortSideToMultiple(BaseTransform):
             for s in mid)
         return mid, final
 
-    def _resize_img(self, img: np.ndarray,
-                    size: Tuple[int, int]) -> np.ndarray:
+    def _resize_img(self, img: np.ndarray, size: Tuple[int,
+                                                       int]) -> np.ndarray:
         if img.shape[:2] == tuple(size):
             return img
         out = tensor_resize(

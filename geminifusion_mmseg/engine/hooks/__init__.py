@@ -8,6 +8,6 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ReinitClassifierHook', 'ResumeRNGStateHook',
-    'RGBDVisualizationHook', 'StageOptimizerResetHook',
-    'TorchCompileHook', 'WeightsOnlyCheckpointHook'
+    'RGBDVisualizationHook', 'StageOptimizerResetHook', 'TorchCompileHook',
+    'WeightsOnlyCheckpointHook'
 ]

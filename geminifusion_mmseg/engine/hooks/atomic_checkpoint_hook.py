@@ -33,7 +33,6 @@ from mmengine.dist import barrier, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.utils import digit_version
-
 from mmseg.registry import HOOKS
 
 __all__ = [
@@ -266,8 +265,10 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def _newest_checkpoint(self, directory: str) -> Optional[str]:
         """The checkpoint of ``filename_tmpl`` with the highest step."""
-        pattern = re.compile('^' + re.escape(self.filename_tmpl).replace(
-            re.escape('{}'), r'(\d+)') + '$')
+        pattern = re.compile(
+            '^' +
+            re.escape(self.filename_tmpl).replace(re.escape('{}'), r'(\d+)') +
+            '$')
         best: Optional[Tuple[int, str]] = None
         for name in os.listdir(directory) if osp.isdir(directory) else []:
             match = pattern.match(name)
@@ -333,8 +334,7 @@ class AtomicCheckpointHook(CheckpointHook):
                 'AtomicCheckpointHook: mmengine '
                 f'{mmengine.__version__} built CheckpointHook.file_backend '
                 f'as {type(self.file_backend).__name__}, not from '
-                f'backend_args={self.backend_args}. ' +
-                _CHECK_HINT)
+                f'backend_args={self.backend_args}. ' + _CHECK_HINT)
         self._flush(runner)
 
     def _flush(self, runner) -> None:
@@ -345,8 +345,8 @@ class AtomicCheckpointHook(CheckpointHook):
     def _saved(self) -> tuple:
         """The latest and best checkpoint paths mmengine's hook recorded."""
         return (self.last_ckpt, getattr(self, 'best_ckpt_path', None),
-                tuple(sorted(getattr(self, 'best_ckpt_path_dict',
-                                     {}).items())))
+                tuple(
+                    sorted(getattr(self, 'best_ckpt_path_dict', {}).items())))
 
     def _checked_save(self, runner, save) -> None:
         """Run an mmengine save step, check it, then delete what it
@@ -370,8 +370,8 @@ class AtomicCheckpointHook(CheckpointHook):
                          outputs=None) -> None:
         """mmengine's (latest checkpoint every ``interval`` iterations)."""
         self._checked_save(
-            runner, lambda: super(AtomicCheckpointHook, self).
-            after_train_iter(runner, batch_idx, data_batch, outputs))
+            runner, lambda: super(AtomicCheckpointHook, self).after_train_iter(
+                runner, batch_idx, data_batch, outputs))
 
     def after_train_epoch(self, runner) -> None:
         """mmengine's (latest checkpoint every ``interval`` epochs)."""
@@ -382,8 +382,8 @@ class AtomicCheckpointHook(CheckpointHook):
     def after_val_epoch(self, runner, metrics) -> None:
         """mmengine's (best checkpoint; latest saved again if it changed)."""
         self._checked_save(
-            runner, lambda: super(AtomicCheckpointHook, self).
-            after_val_epoch(runner, metrics))
+            runner, lambda: super(AtomicCheckpointHook, self).after_val_epoch(
+                runner, metrics))
 
 
 _CHECK_HINT = (

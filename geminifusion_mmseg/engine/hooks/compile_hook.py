@@ -5,8 +5,8 @@ from typing import Optional, Sequence
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
+
 from ...utils.compile import (compile_modules, compile_unavailable_reason,
                               default_targets, normalize_compile_cfg,
                               resolve_targets, set_compiled)
@@ -110,8 +110,9 @@ class TorchCompileHook(Hook):
             device = 'cpu'
         reason = compile_unavailable_reason(kwargs, device)
         if reason is not None:
-            _log(f'torch.compile is not applied, training runs eagerly: '
-                 f'{reason}.', logging.WARNING)
+            _log(
+                f'torch.compile is not applied, training runs eagerly: '
+                f'{reason}.', logging.WARNING)
             return
         targets = self.targets
         if targets is None:
@@ -144,18 +145,20 @@ class TorchCompileHook(Hook):
             return
         self._shapes.append(shape)
         if len(self._shapes) == 2:
-            _log(f'the training input size changes ({self._shapes[0]} -> '
-                 f'{shape}): dynamo recompiles for it '
-                 f'(dynamic={self._kwargs.get("dynamic")}); a fixed crop '
-                 f'(RandomCrop + Pad to crop_size) avoids this.',
-                 logging.WARNING)
+            _log(
+                f'the training input size changes ({self._shapes[0]} -> '
+                f'{shape}): dynamo recompiles for it '
+                f'(dynamic={self._kwargs.get("dynamic")}); a fixed crop '
+                f'(RandomCrop + Pad to crop_size) avoids this.',
+                logging.WARNING)
         if (self._kwargs.get('dynamic') is False
                 and len(self._shapes) > self.max_shapes):
             set_compiled(self._modules, False, self._stash)
             self._modules = []
-            _log(f'{len(self._shapes)} different training input sizes with '
-                 f'dynamic=False: torch.compile turned off, training '
-                 f'continues eagerly.', logging.WARNING)
+            _log(
+                f'{len(self._shapes)} different training input sizes with '
+                f'dynamic=False: torch.compile turned off, training '
+                f'continues eagerly.', logging.WARNING)
 
     # -------------------------------------------------------- eval
     def before_val(self, runner) -> None:

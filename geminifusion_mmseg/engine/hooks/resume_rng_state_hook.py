@@ -5,7 +5,6 @@ import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-
 from mmseg.registry import HOOKS
 
 
@@ -39,7 +38,9 @@ class ResumeRNGStateHook(Hook):
         if state is not None and get_world_size() == 1:
             self._pending = state
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         if self._pending is None:
             return
@@ -47,5 +48,6 @@ class ResumeRNGStateHook(Hook):
         if 'cuda' in self._pending and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(self._pending['cuda'])
         self._pending = None
-        print_log('restored the torch RNG state of the resumed checkpoint',
-                  logger='current')
+        print_log(
+            'restored the torch RNG state of the resumed checkpoint',
+            logger='current')

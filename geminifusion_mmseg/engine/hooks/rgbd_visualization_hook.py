@@ -7,9 +7,9 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 from mmengine.hooks import Hook
-
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
+
 from ...visualization import make_multimodal_panel, make_rgbd_panel
 
 
@@ -35,13 +35,18 @@ class RGBDVisualizationHook(Hook):
         draw_val (bool): Also save during validation. Defaults to False.
     """
 
-    def __init__(self, out_dir: str, interval: int = 1,
+    def __init__(self,
+                 out_dir: str,
+                 interval: int = 1,
                  draw_val: bool = False):
         self.out_dir = out_dir
         self.interval = interval
         self.draw_val = draw_val
 
-    def _draw(self, evaluator, batch_idx: int, data_batch: dict,
+    def _draw(self,
+              evaluator,
+              batch_idx: int,
+              data_batch: dict,
               outputs: Sequence[SegDataSample],
               modalities: Optional[Sequence[str]] = None) -> None:
         if batch_idx % self.interval != 0:
@@ -52,10 +57,10 @@ class RGBDVisualizationHook(Hook):
             image = inputs.permute(1, 2, 0).cpu().float().numpy()
             maps = []
             if 'gt_sem_seg' in sample:
-                maps.append(('ground truth',
-                             sample.gt_sem_seg.data[0].cpu().numpy()))
-            maps.append(('prediction',
-                         sample.pred_sem_seg.data[0].cpu().numpy()))
+                maps.append(
+                    ('ground truth', sample.gt_sem_seg.data[0].cpu().numpy()))
+            maps.append(
+                ('prediction', sample.pred_sem_seg.data[0].cpu().numpy()))
             if palette is None:
                 num = int(max(m.max() for _, m in maps if m.size)) + 1
                 palette = np.random.RandomState(0).randint(0, 255, (num, 3))
@@ -63,22 +68,29 @@ class RGBDVisualizationHook(Hook):
             if channels > 6 and channels % 3 == 0:
                 names = modalities
                 if names is None or 3 * len(names) != channels:
-                    names = ['rgb'] + [f'modality {i}'
-                                       for i in range(1, channels // 3)]
+                    names = ['rgb'] + [
+                        f'modality {i}' for i in range(1, channels // 3)
+                    ]
                 panel = make_multimodal_panel(image, names, maps, palette)
             else:
                 panel = make_rgbd_panel(image[..., :3], image[..., 3], maps,
                                         palette)
             stem = osp.splitext(osp.basename(sample.img_path))[0]
-            cv2.imwrite(osp.join(self.out_dir, f'{stem}.png'),
-                        panel[..., ::-1])
+            cv2.imwrite(
+                osp.join(self.out_dir, f'{stem}.png'), panel[..., ::-1])
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
                         outputs=None) -> None:
         self._draw(runner.test_evaluator, batch_idx, data_batch, outputs,
                    _modalities(runner.test_dataloader))
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
+    def after_val_iter(self,
+                       runner,
+                       batch_idx,
+                       data_batch=None,
                        outputs=None) -> None:
         if self.draw_val:
             self._draw(runner.val_evaluator, batch_idx, data_batch, outputs,

@@ -14,7 +14,6 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapperDict
-
 from mmseg.registry import HOOKS
 
 from ..schedulers.staged_poly_lr import StagedPolyLR

@@ -3,7 +3,6 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
-
 from mmseg.registry import HOOKS
 
 _MARK = '__history_buffer__'

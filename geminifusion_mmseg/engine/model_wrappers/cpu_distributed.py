@@ -1,6 +1,5 @@
 """DistributedDataParallel that also wraps CPU models (gloo backend)."""
 from mmengine.model import MMDistributedDataParallel
-
 # registered in mmengine's root registry: the Runner looks wrappers up there
 from mmengine.registry import MODEL_WRAPPERS
 

@@ -4,7 +4,6 @@ from typing import List
 import torch
 from mmengine.model import BaseTTAModel
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList

@@ -30,8 +30,8 @@ the stage boundaries from this scheduler.
 from typing import List, Sequence, Union
 
 from mmengine.optim.scheduler.param_scheduler import INF
-
 from mmseg.registry import PARAM_SCHEDULERS
+
 from .closed_form_lr import ClosedFormIterLR
 
 __all__ = ['StagedPolyLR', 'staged_poly_factor']
@@ -180,10 +180,9 @@ class StagedPolyLR(ClosedFormIterLR):
 
     def factor_at(self, step: int) -> float:
         """Factor of the base lr at ``step`` steps after ``begin``."""
-        return staged_poly_factor(step, self.stage_lengths,
-                                  self.stage_factors, self.warmup_iters,
-                                  self.warmup_ratio, self.poly_iters,
-                                  self.power)
+        return staged_poly_factor(step, self.stage_lengths, self.stage_factors,
+                                  self.warmup_iters, self.warmup_ratio,
+                                  self.poly_iters, self.power)
 
     def _get_value(self):
         """Closed form: base lr of each group times the staged factor."""

@@ -17,14 +17,16 @@ warmup_ratio) * (W - 1) / W``, not from 1), hence this closed-form scheduler,
 which also resumes exactly (the factor depends on the step count only).
 """
 from mmengine.optim.scheduler.param_scheduler import INF
-
 from mmseg.registry import PARAM_SCHEDULERS
+
 from .closed_form_lr import ClosedFormIterLR
 
 __all__ = ['WarmupPolyLR', 'warmup_poly_factor']
 
 
-def warmup_poly_factor(step: int, warmup_iters: int, max_iters: int,
+def warmup_poly_factor(step: int,
+                       warmup_iters: int,
+                       max_iters: int,
                        warmup_ratio: float = 0.1,
                        power: float = 0.9) -> float:
     """Factor of the base lr before optimizer step ``step`` (0-based)."""
@@ -88,8 +90,8 @@ class WarmupPolyLR(ClosedFormIterLR):
     def lengths_in_iters(cls, kwargs: dict, epoch_length: int) -> dict:
         """``warmup_iters`` and ``max_iters`` from epochs to iterations."""
         return {
-            k: int(v * epoch_length) if k in ('warmup_iters',
-                                              'max_iters') else v
+            k:
+            int(v * epoch_length) if k in ('warmup_iters', 'max_iters') else v
             for k, v in kwargs.items()
         }
 

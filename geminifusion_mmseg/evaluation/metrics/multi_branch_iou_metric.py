@@ -5,10 +5,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
-from PIL import Image
-
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+from PIL import Image
 
 
 @METRICS.register_module()
@@ -103,14 +102,15 @@ class MultiBranchIoUMetric(IoUMetric):
             if len(stats) != len(results):
                 continue
             areas = [sum(s[i] for s in stats) for i in range(4)]
-            ret = self.total_area_to_metrics(*areas, ['mIoU'],
-                                             self.nan_to_num, self.beta)
+            ret = self.total_area_to_metrics(*areas, ['mIoU'], self.nan_to_num,
+                                             self.beta)
             for name, value in ret.items():
                 prefix = '' if name == 'aAcc' else 'm'
                 metrics[f'{branch}.{prefix}{name}'] = float(
                     np.round(np.nanmean(value) * 100, 2))
         summary = ', '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
                             if k in ('mIoU', ) or k.endswith('.mIoU'))
-        print_log(f'mIoU by branch (ens = fused prediction): {summary}',
-                  logger='current')
+        print_log(
+            f'mIoU by branch (ens = fused prediction): {summary}',
+            logger='current')
         return metrics

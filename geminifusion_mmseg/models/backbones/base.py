@@ -86,9 +86,8 @@ class GeminiFusionBackbone(BaseModule):
         else:
             super().init_weights()
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         """Rename this backbone's keys in ``state_dict`` (in place) from
         the layout of the recorded ``version`` (None: treated as 1) to the
         current one (:meth:`BackboneKeyMap.upgrade_key`), then load as

@@ -31,9 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmengine.model.weight_init import trunc_normal_
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
 from ..utils.token_maps import map_to_tokens, tokens_to_map
@@ -261,10 +261,18 @@ class MiTStage(nn.Module):
     input (K*B, C, H', W'); with K = 2 the outputs themselves).
     """
 
-    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
-                 stride: int, depth: int, num_heads: int, sr_ratio: int,
-                 mlp_ratio: int, drop_path_rates: Sequence[float],
-                 num_modalities: int, fusion_cfg: Optional[dict],
+    def __init__(self,
+                 in_channels: int,
+                 embed_dims: int,
+                 patch_size: int,
+                 stride: int,
+                 depth: int,
+                 num_heads: int,
+                 sr_ratio: int,
+                 mlp_ratio: int,
+                 drop_path_rates: Sequence[float],
+                 num_modalities: int,
+                 fusion_cfg: Optional[dict],
                  num_inputs: Optional[int] = None):
         super().__init__()
         num_inputs = num_inputs or num_modalities
@@ -400,10 +408,19 @@ class GeminiFusionMiT(GeminiFusionBackbone):
             patch, stride = (7, 4) if s == 0 else (3, 2)
             start = sum(depths[:s])
             self.layers.append(
-                MiTStage(stage_in, embed_dims[s], patch, stride, depths[s],
-                         self.num_heads[s], self.sr_ratios[s], mlp_ratio,
-                         dpr[start:start + depths[s]], self.num_streams,
-                         self.fusion_cfg, num_inputs=num_modalities))
+                MiTStage(
+                    stage_in,
+                    embed_dims[s],
+                    patch,
+                    stride,
+                    depths[s],
+                    self.num_heads[s],
+                    self.sr_ratios[s],
+                    mlp_ratio,
+                    dpr[start:start + depths[s]],
+                    self.num_streams,
+                    self.fusion_cfg,
+                    num_inputs=num_modalities))
             stage_in = embed_dims[s]
 
     def _init_default_weights(self) -> None:

@@ -33,13 +33,16 @@ _STAGE_RE = re.compile(r'^layers\.([0-3])\.(patch_embed|blocks|norm)\.')
 #: their initialisation (it fills ``ln_0`` and ``ln_1`` only).
 _NO_UNIMODAL_RE = re.compile(
     r'(\.token_select\.|\.patch_embed\.norm\.ln_([2-9]|\d{2,})\.)')
-_FLAT_TO_STAGE = {'patch_embed': 'patch_embed', 'block': 'blocks',
-                  'norm': 'norm'}
+_FLAT_TO_STAGE = {
+    'patch_embed': 'patch_embed',
+    'block': 'blocks',
+    'norm': 'norm'
+}
 _STAGE_TO_FLAT = {v: k for k, v in _FLAT_TO_STAGE.items()}
 
 
-def mmseg_mit_to_nvlabs(sd: Dict[str, Tensor]
-                        ) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
+def mmseg_mit_to_nvlabs(
+        sd: Dict[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
     """mmseg ``MixVisionTransformer`` names -> NVlabs SegFormer names (the
     inverse of mmseg's ``mit2mmseg``: ``attn.attn.in_proj_*`` is [q; kv],
     ``attn.attn.out_proj`` is ``proj``, ``ffn.layers.0/1/4`` are fc1 (1x1

@@ -75,9 +75,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
 from ..utils.token_maps import map_to_tokens
@@ -92,8 +92,8 @@ def window_partition(x: Tensor, window_size: int) -> Tensor:
     """(B, H, W, C) -> (B * nW, window_size**2, C), windows in row-major
     order per image (H and W multiples of ``window_size``)."""
     B, H, W, C = x.shape
-    x = x.view(B, H // window_size, window_size, W // window_size,
-               window_size, C)
+    x = x.view(B, H // window_size, window_size, W // window_size, window_size,
+               C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size,
                                                C)
 
@@ -107,8 +107,12 @@ def window_reverse(windows: Tensor, window_size: int, H: int,
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
 
 
-def shift_window_mask(Hp: int, Wp: int, window_size: int, shift_size: int,
-                      device=None, dtype=torch.float32) -> Tensor:
+def shift_window_mask(Hp: int,
+                      Wp: int,
+                      window_size: int,
+                      shift_size: int,
+                      device=None,
+                      dtype=torch.float32) -> Tensor:
     """Attention mask of the shifted windows, as in the release.
 
     The (Hp, Wp) padded map is cut into 3 x 3 regions (rows/columns
@@ -190,8 +194,8 @@ class WindowMSA(nn.Module):
         # Windows and heads share SDPA's head axis, so that the (nW, nH)
         # mask broadcasts over the batch without being copied per sample.
         qkv = self.qkv(x).view(B, nW, N, 3, nH, C // nH)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, B, nW * nH, N,
-                                                        C // nH).unbind(0)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2,
+                              5).reshape(3, B, nW * nH, N, C // nH).unbind(0)
         bias = self.relative_position_bias().to(q.dtype)
         if mask is None:
             attn_mask = bias.unsqueeze(0)
@@ -238,9 +242,14 @@ class GeminiSwinBlock(nn.Module):
         x: (M * B, H * W, C) modality-stacked -> same.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, window_size: int,
-                 shift: bool, drop_path_rate: float,
-                 fusion_cfg: Optional[dict], num_modalities: int,
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 window_size: int,
+                 shift: bool,
+                 drop_path_rate: float,
+                 fusion_cfg: Optional[dict],
+                 num_modalities: int,
                  mlp_ratio: float = 4.):
         super().__init__()
         self.window_size = window_size
@@ -299,8 +308,11 @@ class PatchMerging(nn.Module):
         x = x.view(B, H, W, C)
         if H % 2 or W % 2:
             x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2],
-                       x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        x = torch.cat([
+            x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2,
+                                                                    1::2]
+        ],
+                      dim=-1)
         out_hw = (x.shape[1], x.shape[2])
         x = self.reduction(self.norm(x.reshape(B, -1, 4 * C)))
         return x, out_hw
@@ -322,8 +334,8 @@ class GeminiSwinStage(nn.Module):
         self.window_size = window_size
         self.blocks = nn.ModuleList([
             GeminiSwinBlock(embed_dims, num_heads, window_size, i % 2 == 1,
-                            drop_path_rates[i], fusion_cfg,
-                            num_modalities) for i in range(depth)
+                            drop_path_rates[i], fusion_cfg, num_modalities)
+            for i in range(depth)
         ])
         self.downsample = PatchMerging(embed_dims) if downsample else None
 
@@ -355,8 +367,7 @@ class GeminiPatchEmbed(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.proj = nn.Conv2d(
-            in_channels, embed_dims, kernel_size=patch_size,
-            stride=patch_size)
+            in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
         self.norm = ModalityLayerNorm(embed_dims, num_modalities, eps=1e-6)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
@@ -422,19 +433,33 @@ class GeminiFusionSwin(GeminiFusionBackbone):
     """
     arch_zoo = {
         'tiny':
-        dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
-             window_size=7, pretrain_img_size=224),
+        dict(
+            embed_dims=96,
+            depths=[2, 2, 6, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            pretrain_img_size=224),
         'small':
-        dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24],
-             window_size=7, pretrain_img_size=224),
+        dict(
+            embed_dims=96,
+            depths=[2, 2, 18, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            pretrain_img_size=224),
         'large':
-        dict(embed_dims=192, depths=[2, 2, 18, 2],
-             num_heads=[6, 12, 24, 48], window_size=7,
-             pretrain_img_size=224),
+        dict(
+            embed_dims=192,
+            depths=[2, 2, 18, 2],
+            num_heads=[6, 12, 24, 48],
+            window_size=7,
+            pretrain_img_size=224),
         'large-384':
-        dict(embed_dims=192, depths=[2, 2, 18, 2],
-             num_heads=[6, 12, 24, 48], window_size=12,
-             pretrain_img_size=384),
+        dict(
+            embed_dims=192,
+            depths=[2, 2, 18, 2],
+            num_heads=[6, 12, 24, 48],
+            window_size=12,
+            pretrain_img_size=384),
     }
     patch_size = 4
     channels_per_modality = 3
@@ -526,8 +551,8 @@ class GeminiFusionSwin(GeminiFusionBackbone):
         for i in out_indices:
             self.add_module(
                 f'norm{i}',
-                ModalityLayerNorm(self.num_features[i], num_modalities,
-                                  eps=1e-6))
+                ModalityLayerNorm(
+                    self.num_features[i], num_modalities, eps=1e-6))
 
     def _init_default_weights(self) -> None:
         """Swin initialisation: Linear weights trunc-normal(0.02) and zero

@@ -18,8 +18,8 @@ from torch import Tensor
 from .key_maps import UNIMODAL_IGNORED_RE, BackboneKeyMap
 
 __all__ = [
-    'SwinKeyMap', 'mmpretrain_swin_to_microsoft',
-    'unfold_to_concat_reduction', 'unfold_to_concat_norm'
+    'SwinKeyMap', 'mmpretrain_swin_to_microsoft', 'unfold_to_concat_reduction',
+    'unfold_to_concat_norm'
 ]
 
 
@@ -42,8 +42,7 @@ def unfold_to_concat_norm(vector: Tensor) -> Tensor:
 
 
 def mmpretrain_swin_to_microsoft(
-        sd: Dict[str, Tensor]
-) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
+        sd: Dict[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
     """mmpretrain / mmseg ``SwinTransformer`` names -> Microsoft names (the
     inverse of mmseg's ``swin2mmseg``, patch-merging order included; keys
     without a counterpart, :data:`UNIMODAL_IGNORED_RE`, pass through).
@@ -85,8 +84,8 @@ def mmpretrain_swin_to_microsoft(
     return out, unknown
 
 
-def _classifier_norm_to_norm3(sd: Dict[str, Tensor]
-                              ) -> 'OrderedDict[str, Tensor]':
+def _classifier_norm_to_norm3(
+        sd: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """A classifier checkpoint's final ``norm`` normalises the output of
     the last stage: it becomes ``norm3`` (unless the file has one)."""
     out = OrderedDict(sd)

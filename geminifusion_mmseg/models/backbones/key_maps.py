@@ -91,7 +91,8 @@ class BackboneKeyMap:
         return key
 
     @classmethod
-    def upgrade_state_dict(cls, state_dict: Dict[str, Tensor],
+    def upgrade_state_dict(cls,
+                           state_dict: Dict[str, Tensor],
                            version: Optional[int] = None) -> StateDict:
         """:meth:`upgrade_key` on every key (order kept)."""
         return OrderedDict(
@@ -110,8 +111,8 @@ class BackboneKeyMap:
         """
         key = cls.release_layout_to_ours(key.replace('.module.', '.'))
         return re.sub(
-            '^(' + cls.fusion_parent + r'\.)(' + '|'.join(FUSION_PARAM_NAMES)
-            + r')\.', r'\1fusion.\2.', key)
+            '^(' + cls.fusion_parent + r'\.)(' + '|'.join(FUSION_PARAM_NAMES) +
+            r')\.', r'\1fusion.\2.', key)
 
     @classmethod
     def ours_to_released_name(cls, key: str) -> str:

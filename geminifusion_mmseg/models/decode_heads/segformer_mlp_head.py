@@ -6,14 +6,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class LinearEmbedding(nn.Module):
@@ -30,7 +29,8 @@ class LinearEmbedding(nn.Module):
         return self.proj(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-def pixel_linear(x: Tensor, weight: Tensor,
+def pixel_linear(x: Tensor,
+                 weight: Tensor,
                  bias: Optional[Tensor] = None) -> Tensor:
     """A 1x1 convolution as one GEMM over channels-last pixels.
 
@@ -71,7 +71,9 @@ class SegFormerMLPHead(BaseDecodeHead):
         - Output: (N, num_classes, H_1, W_1).
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int = 256,
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 channels: int = 256,
                  **kwargs):
         kwargs.setdefault('in_index', [0, 1, 2, 3])
         kwargs.setdefault('input_transform', 'multiple_select')
@@ -299,7 +301,8 @@ def _is_plain_softmax_ce(loss: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def top1_accuracy(logits: Tensor, labels: Tensor,
+def top1_accuracy(logits: Tensor,
+                  labels: Tensor,
                   ignore_index: Optional[int] = 255) -> Tensor:
     """Pixel accuracy in percent, as ``mmseg.models.losses.accuracy`` with
     ``topk=1`` (same eps): a pixel is correct when its label's logit is the

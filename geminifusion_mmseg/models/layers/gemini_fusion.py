@@ -6,9 +6,9 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from mmengine.model.weight_init import trunc_normal_
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .gelu_linear import gelu_linear
 
 
@@ -39,8 +39,8 @@ class CrossModalAttentionWeights(nn.Module):
 
     def __init__(self, embed_dims: int):
         super().__init__()
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims,
-                                                       embed_dims))
+        self.in_proj_weight = nn.Parameter(
+            torch.empty(3 * embed_dims, embed_dims))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         nn.init.xavier_uniform_(self.in_proj_weight)
@@ -83,13 +83,14 @@ class GeminiFusion(nn.Module):
         - Output: (M * B, N, C).
     """
 
-    def __init__(self, embed_dims: int, num_heads: int = 8,
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int = 8,
                  num_modalities: int = 2):
         super().__init__()
         if num_modalities != 2:
-            raise ValueError(
-                f'GeminiFusion fuses exactly 2 modalities, got '
-                f'num_modalities={num_modalities}')
+            raise ValueError(f'GeminiFusion fuses exactly 2 modalities, got '
+                             f'num_modalities={num_modalities}')
         if embed_dims % num_heads != 0:
             raise ValueError(f'GeminiFusion: embed_dims={embed_dims} is not '
                              f'divisible by num_heads={num_heads}')
@@ -184,8 +185,7 @@ class GeminiFusion(nn.Module):
         tokens = xs.reshape(M * L, C)
         hidden = torch.addmm(judger.fc1.bias, tokens, j_own).view(M, L, C)
         hidden = hidden + (tokens @ j_other).view(M, L, C).flip(0)
-        r = torch.softmax(
-            gelu_linear(hidden, judger.fc2), dim=-1)  # (M, L, C)
+        r = torch.softmax(gelu_linear(hidden, judger.fc2), dim=-1)  # (M, L, C)
 
         # key difference Wk (x * r - x - k_noise); score s2 - s1 per head
         k_diff = torch.baddbmm(-torch.bmm(k_noise, w_k),
@@ -228,8 +228,8 @@ def build_fusion_layer(fusion_cfg: Optional[dict], embed_dims: int,
                          f'(e.g. dict(type="GeminiFusion", num_heads=8)), '
                          f'got {fusion_cfg!r}')
     cfg = dict(fusion_cfg)
-    for key, value in (('embed_dims', embed_dims),
-                       ('num_modalities', num_modalities)):
+    for key, value in (('embed_dims', embed_dims), ('num_modalities',
+                                                    num_modalities)):
         if cfg.setdefault(key, value) != value:
             raise ValueError(f'fusion_cfg sets {key}={cfg[key]}, but the '
                              f'block has {key}={value}')

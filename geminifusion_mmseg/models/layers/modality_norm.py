@@ -31,7 +31,9 @@ class ModalityLayerNorm(nn.Module):
         - Output: same shape.
     """
 
-    def __init__(self, num_features: int, num_modalities: int = 2,
+    def __init__(self,
+                 num_features: int,
+                 num_modalities: int = 2,
                  eps: float = 1e-6):
         super().__init__()
         self.num_features = num_features

@@ -5,15 +5,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.structures import PixelData
-from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 RESIZE_MODES = ('bilinear', 'bicubic')
 
@@ -262,8 +261,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                 y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
                 crop = inputs[:, :, y1:y2, x1:x2]
                 batch_img_metas[0]['img_shape'] = crop.shape[2:]
-                preds[..., y1:y2, x1:x2] += self._encode_decode_all(
-                    crop, batch_img_metas)
+                preds[..., y1:y2,
+                      x1:x2] += self._encode_decode_all(crop, batch_img_metas)
                 count[..., y1:y2, x1:x2] += 1
         return preds / count
 
@@ -322,8 +321,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                                 self._branch_logits(inputs)):
             losses.update(
                 add_prefix(
-                    self.decode_head.loss_by_feat(logits, data_samples),
-                    name))
+                    self.decode_head.loss_by_feat(logits, data_samples), name))
         return losses
 
     def _forward(self,

@@ -29,7 +29,8 @@ def check_modal_input(x: Tensor, in_channels: int, num_modalities: int,
     return torch.cat(split_modalities(x, num_modalities), dim=0)
 
 
-def split_modalities(x: Tensor, num_modalities: int, dim: int = 1
-                     ) -> List[Tensor]:
+def split_modalities(x: Tensor,
+                     num_modalities: int,
+                     dim: int = 1) -> List[Tensor]:
     """Split (B, M*C, ...) along ``dim`` into M tensors of C channels."""
     return list(x.chunk(num_modalities, dim=dim))

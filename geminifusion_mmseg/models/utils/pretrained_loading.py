@@ -61,7 +61,8 @@ def pretrained_kwargs(init_cfg: dict) -> dict:
     return kwargs
 
 
-def load_pretrained(backbone: nn.Module, init_cfg: dict,
+def load_pretrained(backbone: nn.Module,
+                    init_cfg: dict,
                     loader: str = 'default') -> Optional[dict]:
     """Load ``init_cfg``'s checkpoint into ``backbone`` with the registered
     loader.
