@@ -31,21 +31,11 @@ from mmengine.utils import ProgressBar
 
 from ..nyudv2_meta import (NYU894_TO_40, NYU_NUM_FRAMES, NYU_TEST_FRAMES,
                            NYU_TRAIN_FRAMES, RELEASED_BORDER)
+from .matlab import open_v73
 from .output import ConverterError, OutputFolder
 
 DEPTH_SOURCES = ('depths', 'rawDepths')
 TOOL = 'nyudv2'
-
-
-def import_h5py():
-    """h5py, or a :class:`ConverterError` saying how to install it."""
-    try:
-        import h5py
-    except ImportError as e:
-        raise ConverterError(
-            'Reading MATLAB v7.3 files needs h5py: pip install -e '
-            '".[converters]" (or pip install h5py).') from e
-    return h5py
 
 
 def label_lut() -> np.ndarray:
@@ -106,14 +96,8 @@ class _LabeledMat:
     """The datasets of ``nyu_depth_v2_labeled.mat``, read frame by frame."""
 
     def __init__(self, path: str, depth_source: str) -> None:
-        h5py = import_h5py()
         self.path = path
-        try:
-            self.file = h5py.File(path, 'r')
-        except OSError as e:
-            raise ConverterError(
-                f'{path} is not a MATLAB v7.3 (HDF5) file: {e}. Expected '
-                'the official nyu_depth_v2_labeled.mat.') from e
+        self.file = open_v73(path, 'the official nyu_depth_v2_labeled.mat')
         missing = [
             k for k in ('images', depth_source, 'labels') if k not in self.file
         ]

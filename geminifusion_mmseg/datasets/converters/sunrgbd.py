@@ -36,7 +36,7 @@ import numpy as np
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
-from .nyudv2 import import_h5py
+from .matlab import load_v5, mat_string, mat_strings, open_v73
 from .output import ConverterError, OutputFolder
 
 TOOL = 'sunrgbd'
@@ -90,43 +90,21 @@ def sample_folder(path: str) -> str:
     return ('/' + path)[at + len(marker):]
 
 
-def _loadmat(path: str, what: str) -> dict:
-    import scipy.io
-    if not osp.isfile(path):
-        raise ConverterError(f'{what} {path} does not exist.')
-    try:
-        return scipy.io.loadmat(path, squeeze_me=False)
-    except NotImplementedError as e:  # v7.3
-        raise ConverterError(f'{path} is a MATLAB v7.3 file; expected the '
-                             f'toolbox {what} (MATLAB v5).') from e
-
-
-def _string(value) -> str:
-    """A MATLAB char array as scipy loads it (``array(['abc'])``) -> str."""
-    value = np.asarray(value).ravel()
-    return str(value[0]) if value.size else ''
-
-
-def _strings(cell: np.ndarray) -> List[str]:
-    """A MATLAB cell array of char (as scipy loads it) -> list of str."""
-    return [_string(item) for item in np.asarray(cell).ravel(order='F')]
-
-
 def read_split(path: str) -> Dict[str, List[str]]:
     """``allsplit.mat`` -> ``{'train': [...], 'test': [...]}`` folders."""
-    mat = _loadmat(path, 'split file')
+    mat = load_v5(path, 'split file')
     for key in ('alltrain', 'alltest'):
         if key not in mat:
             raise ConverterError(f'{path} has no {key!r}.')
     return {
-        'train': [sample_folder(p) for p in _strings(mat['alltrain'])],
-        'test': [sample_folder(p) for p in _strings(mat['alltest'])]
+        'train': [sample_folder(p) for p in mat_strings(mat['alltrain'])],
+        'test': [sample_folder(p) for p in mat_strings(mat['alltest'])]
     }
 
 
 def read_meta_folders(path: str) -> List[str]:
     """``SUNRGBDMeta.mat`` -> the sample folder of every entry, in order."""
-    mat = _loadmat(path, 'metadata file')
+    mat = load_v5(path, 'metadata file')
     if 'SUNRGBDMeta' not in mat:
         raise ConverterError(f'{path} has no SUNRGBDMeta.')
     meta = mat['SUNRGBDMeta'].ravel(order='F')
@@ -134,7 +112,7 @@ def read_meta_folders(path: str) -> List[str]:
         raise ConverterError(f'{path}: SUNRGBDMeta has no rgbpath field.')
     folders = []
     for entry in meta:
-        rgbpath = _string(entry['rgbpath'])
+        rgbpath = mat_string(entry['rgbpath'])
         # .../<sample>/image/<name>.jpg -> <sample>
         folders.append(sample_folder(rgbpath.rsplit('/', 2)[0]))
     return folders
@@ -142,7 +120,7 @@ def read_meta_folders(path: str) -> List[str]:
 
 def check_seg37(path: str) -> None:
     """Refuse a ``seg37list.mat`` whose classes are not the expected 37."""
-    names = tuple(_strings(_loadmat(path, 'class list')['seg37list']))
+    names = tuple(mat_strings(load_v5(path, 'class list')['seg37list']))
     if names != SUNRGBD_SEG37:
         raise ConverterError(
             f'{path} lists the classes {list(names)}; expected '
@@ -165,14 +143,7 @@ class _SegLabels:
     """The label maps of ``SUNRGBD2Dseg.mat``, dereferenced one by one."""
 
     def __init__(self, path: str) -> None:
-        h5py = import_h5py()
-        if not osp.isfile(path):
-            raise ConverterError(f'Label file {path} does not exist.')
-        try:
-            self.file = h5py.File(path, 'r')
-        except OSError as e:
-            raise ConverterError(
-                f'{path} is not a MATLAB v7.3 (HDF5) file: {e}.') from e
+        self.file = open_v73(path, "the toolbox's SUNRGBD2Dseg.mat")
         try:
             self.refs = self.file['SUNRGBD2Dseg']['seglabel']
         except KeyError as e:
