@@ -32,10 +32,14 @@ setup(
         include=['geminifusion_mmseg', 'geminifusion_mmseg.*']),
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        # the export tests need the deployment packages
+        # the export and converter tests need those packages
         'tests':
-        read_requirements('tests.txt') + read_requirements('deploy.txt'),
-        'deploy': read_requirements('deploy.txt'),
+        read_requirements('tests.txt') + read_requirements('deploy.txt') +
+        read_requirements('converters.txt'),
+        'deploy':
+        read_requirements('deploy.txt'),
+        'converters':
+        read_requirements('converters.txt'),
         'mmpretrain': ['mmpretrain>=1.0.0'],
     },
     zip_safe=False,

@@ -14,6 +14,8 @@ into site-packages, which would shadow ours).
   logits, its confusion matrix and scores), needs Pillow (tests extra).
 * :mod:`.literal_deliver` / :mod:`.literal_deliver_data`: the DeLiVER code
   line's model (K modalities, OHEM loss) and data reading.
+* :mod:`.literal_hha`: Gupta et al.'s MATLAB HHA code (saveHHA and the
+  rgbdutils it calls), transcribed line by line; needs scipy.
 * :mod:`.benchmark`: measurement helpers (memory meter, timing, process
   isolation) of ``tools/analysis_tools/benchmark.py``.
 

@@ -2,6 +2,7 @@ from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
                           DepthMissing, DepthNoise, DepthQuantisation,
                           RandomDepthDegradation, RGBLowLight, RGBMissing,
                           RGBMotionBlur, build_corruption)
+from .hha import DepthToHHA, depth_to_hha
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
                       LoadRGBDImageFromNDArray, encode_depth, read_depth_image)
 from .missing import RGB_MISSING_VALUE, depth_missing_value
@@ -24,5 +25,6 @@ __all__ = [
     'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
     'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
     'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
-    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation'
+    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'DepthToHHA',
+    'depth_to_hha'
 ]
