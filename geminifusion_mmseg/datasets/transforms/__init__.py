@@ -12,7 +12,9 @@ from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          read_image_unchanged)
 from .padding import RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
+from .rescale_crop import RandomRescaleCrop
 from .resize import ResizeShortSideToMultiple, nearest_resize
+from .size_mismatch import SIZE_MISMATCH_POLICIES
 
 __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
@@ -24,5 +26,6 @@ __all__ = [
     'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
     'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
     'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
-    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation'
+    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation',
+    'RandomRescaleCrop', 'SIZE_MISMATCH_POLICIES'
 ]
