@@ -242,6 +242,13 @@ def test_depth_of_another_size_follows_the_recorded_policy(mit_dynamic):
     assert '20x71' in str(err.value) and '45x61' in str(err.value)
     assert 'size_mismatch' in str(err.value)
 
+    # the raw graph refuses inputs of two sizes, naming both and the fix
+    with pytest.raises(ValueError) as err:
+        session(rgb[None], depth[None])
+    msg = str(err.value)
+    assert '(1, 45, 61, 3)' in msg and '(1, 53, 71)' in msg
+    assert 'inference_onnx_model' in msg and 'one size' in msg
+
 
 def test_swin_static_export_parity_with_padding(tmp_path):
     """Swin, static graph at an odd size: patch padding, window padding at

@@ -155,7 +155,20 @@ class ONNXSegmentor:
         Returns:
             dict[str, np.ndarray]: Outputs by name (``logits``, ``pred``,
             maybe ``logits_<modality>``).
+
+        Raises:
+            ValueError: ``rgb`` and ``depth`` of different (B, H, W): the
+                graph takes one size for both inputs.
         """
+        if np.ndim(rgb) < 3 or tuple(np.shape(rgb)[:3]) != tuple(
+                np.shape(depth)[:3]):
+            raise ValueError(
+                f'{self.path}: the graph takes one size for both inputs, '
+                f'got rgb {tuple(np.shape(rgb))} and depth '
+                f'{tuple(np.shape(depth))} (B, H, W, ...). Bring the depth '
+                'map to the RGB size first, or call inference_onnx_model, '
+                "which applies the exported size_mismatch policy "
+                f'({self.size_mismatch!r}) on the host.')
         outs = self.session.run(None, {'rgb': rgb, 'depth': depth})
         return dict(zip(self.output_names, outs))
 
