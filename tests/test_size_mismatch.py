@@ -198,9 +198,9 @@ def test_transforms_between_the_loader_and_the_resize(tmp_path):
         assert not handler.messages
 
         # an mmseg resize before ours: the stretched copy is used, warned
-        # once
-        mm_resize = dict(type='Resize', scale=(64, 45), keep_ratio=False)
-        for _ in range(2):
+        # once (whatever the sizes)
+        for scale in ((70, 50), (64, 45)):
+            mm_resize = dict(type='Resize', scale=scale, keep_ratio=False)
             out = _stretch_pipeline(info, dict(type='RandomFlip', prob=1.0),
                                     mm_resize)
         assert len(handler.messages) == 1

@@ -72,7 +72,7 @@ SIZE_MISMATCH_POLICIES = ('stretch', 'crop', 'error')
 #: Results key of the modalities kept at their own size ('stretch').
 UNALIGNED_KEY = 'unaligned_modalities'
 
-# (owner, reason) pairs already warned about, once per process
+# (owner, modality, kind) already warned about, once per process
 _WARNED = set()
 
 Size = Tuple[int, int]
@@ -218,10 +218,12 @@ def settle_unaligned(results: dict,
         del results[UNALIGNED_KEY]
 
 
-def _warn_once(owner: str, name: str, reason: str) -> None:
-    if (owner, reason) in _WARNED:
+def _warn_once(owner: str, name: str, kind: str, reason: str) -> None:
+    """Warn about ``reason`` once per (owner, modality, kind): the
+    sizes in ``reason`` vary from sample to sample."""
+    if (owner, name, kind) in _WARNED:
         return
-    _WARNED.add((owner, reason))
+    _WARNED.add((owner, name, kind))
     print_log(
         f'{owner}: the modality {name!r} is stored at another size than '
         f'RGB (size_mismatch=\'stretch\'), but {reason} between its loader '
@@ -255,7 +257,7 @@ def take_unaligned(results: dict, owner: str) -> List[_Unaligned]:
         start, stop = entry.channels
         if tuple(img.shape[:2]) != entry.shape:
             _warn_once(
-                owner, entry.name, f'the image size changed from '
+                owner, entry.name, 'size', f'the image size changed from '
                 f'{entry.shape} to {tuple(img.shape[:2])}')
             continue
         stretched = entry.stretched
@@ -264,7 +266,8 @@ def take_unaligned(results: dict, owner: str) -> List[_Unaligned]:
             stretched = mmcv.imflip(stretched, direction)
             data = mmcv.imflip(data, direction)
         if not np.array_equal(img[..., start:stop], stretched):
-            _warn_once(owner, entry.name, 'a transform changed its channels')
+            _warn_once(owner, entry.name, 'channels',
+                       'a transform changed its channels')
             continue
         valid.append(
             _Unaligned(entry.name, entry.channels, np.ascontiguousarray(data),
