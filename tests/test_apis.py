@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
 
 from geminifusion_mmseg.apis import inference_model, init_model
 from geminifusion_mmseg.checkpoints import convert_released_checkpoint
@@ -238,8 +240,61 @@ def test_batch_of_pairs_equals_single_calls(setup, monkeypatch):
     assert inference_model(model, [], []) == []
 
 
-def test_depth_of_other_size_same_aspect_is_resized(setup):
+def _model_with_policy(setup, size_mismatch):
+    """The API model with another test-dataset size_mismatch."""
+    return init_model(
+        setup['config'],
+        setup['ckpt'],
+        cfg_options={'test_dataloader.dataset.size_mismatch': size_mismatch})
+
+
+def test_depth_of_another_size_follows_the_dataset_policy(setup):
+    """The zoo's 'stretch' (the released copy: border-cropped RGB, full
+    depth frame): files and arrays give what the test data set gives."""
     model = setup['model']
+    assert model.cfg.test_dataloader.dataset.size_mismatch == 'stretch'
+    rgb_path, depth_path = setup['rgbs'][1], setup['depths'][1]
+    rgb, depth = read_rgb(rgb_path), read_depth(depth_path)
+    assert rgb.shape[:2] != depth.shape[:2] == SIZE
+    with log_records() as records:
+        from_files = inference_model(model, rgb_path, depth_path)
+    assert not warnings_of(records)
+    from_arrays = inference_model(model, rgb, depth)
+    assert torch.equal(from_files.seg_logits.data, from_arrays.seg_logits.data)
+    assert from_files.pred_sem_seg.shape == rgb.shape[:2]
+    # the test data set's sample of the same files through the model
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(
+        dict(
+            model.cfg.test_dataloader.dataset,
+            data_root=setup['data'],
+            ann_file='test.txt'))
+    index = [
+        dataset.get_data_info(i)['img_path'] for i in range(len(dataset))
+    ].index(rgb_path)
+    item = dataset[index]
+    item['data_samples'].set_metainfo(dict(ori_shape=rgb.shape[:2]))
+    with torch.no_grad():
+        expected = model.test_step(
+            dict(inputs=[item['inputs']],
+                 data_samples=[item['data_samples']]))[0]
+    assert torch.equal(from_files.seg_logits.data, expected.seg_logits.data)
+
+    # 'crop': the depth map centre-cropped to the RGB size
+    crop = _model_with_policy(setup, 'crop')
+    (top, left) = ((SIZE[0] - rgb.shape[0]) // 2,
+                   (SIZE[1] - rgb.shape[1]) // 2)
+    cropped = depth[top:top + rgb.shape[0], left:left + rgb.shape[1]]
+    ours = inference_model(crop, rgb_path, depth_path)
+    ref = inference_model(crop, rgb, np.ascontiguousarray(cropped))
+    assert torch.equal(ours.seg_logits.data, ref.seg_logits.data)
+    assert not torch.equal(ours.seg_logits.data, from_files.seg_logits.data)
+    with pytest.raises(ValueError, match=r'smaller than the RGB image'):
+        inference_model(crop, rgb, depth[:rgb.shape[0] - 2])
+
+
+def test_depth_of_other_size_same_aspect_is_resized(setup):
+    model = _model_with_policy(setup, 'error')
     rgb = read_rgb(setup['rgbs'][0])[:36, :50]
     depth = read_depth(setup['depths'][0])[:36, :50]
     half = depth[::2, ::2]  # 18x25: aspect 1.389 vs 1.389
@@ -256,15 +311,16 @@ def test_depth_of_other_size_same_aspect_is_resized(setup):
 
 
 def test_depth_of_other_aspect_is_an_error(setup):
+    model = _model_with_policy(setup, 'error')
     rgb = read_rgb(setup['rgbs'][0])
     depth = read_depth(setup['depths'][0])
     with pytest.raises(ValueError) as err:
-        inference_model(setup['model'], rgb, depth[:, :40])
+        inference_model(model, rgb, depth[:, :40])
     msg = str(err.value)
     assert '37x40' in msg and '37x51' in msg and 'aspect' in msg
+    assert 'size_mismatch' in msg
     with pytest.raises(ValueError, match=r'37x51'):
-        inference_model(setup['model'], setup['rgbs'][0],
-                        np.zeros((20, 20), np.uint16))
+        inference_model(model, setup['rgbs'][0], np.zeros((20, 20), np.uint16))
 
 
 def test_bad_inputs_are_clear_errors(setup):
@@ -309,13 +365,17 @@ def test_in_memory_loader_encodes_like_the_file_loader(setup, tmp_path,
         depth = hha  # RGB order
     else:
         depth = read_depth(depth_path)
+    # a border-cropped RGB image beside the full depth frame, stretched
     files = LoadRGBDImageFromFile(**kwargs)(
-        dict(img_path=rgb_path, depth_path=depth_path))
+        dict(
+            img_path=rgb_path, depth_path=depth_path, size_mismatch='stretch'))
     arrays = LoadRGBDImageFromNDArray(**kwargs)(
-        dict(img=read_rgb(rgb_path), depth=depth))
+        dict(img=read_rgb(rgb_path), depth=depth, size_mismatch='stretch'))
     np.testing.assert_array_equal(files['img'], arrays['img'])
     assert arrays['img'].dtype == np.float32 and 'depth' not in arrays
-    assert arrays['ori_shape'] == SIZE
+    assert arrays['ori_shape'] == read_rgb(rgb_path).shape[:2] != SIZE
+    np.testing.assert_array_equal(files['unaligned_modalities']['depth'].data,
+                                  arrays['unaligned_modalities']['depth'].data)
 
 
 # ------------------------------------------------------------ legend, demo

@@ -8,11 +8,14 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from geminifusion_mmseg.datasets import (NYUDV2_CLASSES, NYUDv2Dataset,
                                          RGBDDataset, SUNRGBDDataset)
+from geminifusion_mmseg.datasets.transforms.size_mismatch import centre_crop
 from geminifusion_mmseg.visualization.rgbd_panel import TITLE_HEIGHT
 from tests.helpers import (IGNORE, class_color, label_to_depth,
                            make_nyudv2_dformer, make_nyudv2_tokenfusion,
@@ -34,12 +37,16 @@ def nyu_copy(tmp_path):
 
 
 def _check_sample(results, bits, reduce_zero_label):
+    """An aligned sample (depth of the RGB size, or centre-cropped to it)
+    with the synthetic data's ties between RGB, depth and label."""
     img, seg = results['img'], results['gt_seg_map']
-    assert img.dtype == np.float32 and img.shape == (48, 64, 6)
-    assert results['img_shape'] == results['ori_shape'] == (48, 64)
+    size = cv2.imread(results['img_path']).shape[:2]
+    assert img.dtype == np.float32 and img.shape == size + (6, )
+    assert results['img_shape'] == results['ori_shape'] == size
     # depth channels: the raw stored value, repeated
     raw = cv2.imread(results['depth_path'], cv2.IMREAD_UNCHANGED)
     assert raw.dtype == (np.uint16 if bits == 16 else np.uint8)
+    raw = centre_crop(raw, size)
     for c in range(3, 6):
         np.testing.assert_array_equal(img[..., c], raw.astype(np.float32))
     # label: depth is tied to the (0-based) class
@@ -57,7 +64,13 @@ def _check_sample(results, bits, reduce_zero_label):
 
 
 def test_nyudv2_tokenfusion_layout(nyu_root):
-    ds = NYUDv2Dataset(data_root=nyu_root, ann_file='train.txt', pipeline=LOAD)
+    """The released layout: RGB and masks border-cropped (a size per
+    image), depth the full frame; 'crop' aligns it, 'error' refuses it."""
+    ds = NYUDv2Dataset(
+        data_root=nyu_root,
+        ann_file='train.txt',
+        size_mismatch='crop',
+        pipeline=LOAD)
     assert len(ds) == 4 and len(ds.metainfo['classes']) == 40
     assert len(ds.metainfo['palette']) == 40
     assert ds.metainfo['classes'][-1] == 'otherprop'
@@ -67,11 +80,70 @@ def test_nyudv2_tokenfusion_layout(nyu_root):
     assert info['seg_map_path'] == osp.join(nyu_root, 'masks', '000001.png')
     assert info['num_classes'] == 40 and info['reduce_zero_label'] is False
     assert info['seg_fields'] == [] and info['label_map'] is None
-    _check_sample(ds[1], bits=16, reduce_zero_label=False)
+    assert info['size_mismatch'] == 'crop'
+    sizes = set()
+    for i in range(len(ds)):
+        results = ds[i]
+        _check_sample(results, bits=16, reduce_zero_label=False)
+        assert 'unaligned_modalities' not in results
+        sizes.add(results['img'].shape[:2])
+        depth_size = cv2.imread(results['depth_path'], -1).shape
+        assert depth_size == (48, 64)
+    assert (48, 64) in sizes and len(sizes) == 4  # one full frame
     assert ds[0]['img'][..., 3:].max() > 255  # 16-bit millimetres, raw
+
+    # the default refuses it, naming the files, both sizes and the option
+    refusing = NYUDv2Dataset(
+        data_root=nyu_root, ann_file='train.txt', pipeline=LOAD)
+    assert refusing.get_data_info(1)['size_mismatch'] == 'error'
+    refusing[0]  # the full-frame sample is aligned
+    with pytest.raises(ValueError) as e:
+        refusing[1]
+    msg = str(e.value)
+    rgb_size = cv2.imread(info['img_path']).shape[:2]
+    assert info['depth_path'] in msg and info['img_path'] in msg
+    assert '(48, 64)' in msg and str(rgb_size) in msg
+    assert 'size_mismatch' in msg and "'stretch'" in msg and "'crop'" in msg
     test = DATASETS.build(
         dict(type='NYUDv2Dataset', data_root=nyu_root, ann_file='test.txt'))
     assert len(test) == 2
+    with pytest.raises(ValueError, match="size_mismatch must be one of"):
+        NYUDv2Dataset(
+            data_root=nyu_root, ann_file='train.txt', size_mismatch='pad')
+
+
+def test_stretched_depth_in_the_released_layout(nyu_root):
+    """'stretch': the image at the RGB size with depth already stretched
+    (torch bilinear), the depth kept at its own size for the resize."""
+    ds = NYUDv2Dataset(
+        data_root=nyu_root,
+        ann_file='train.txt',
+        size_mismatch='stretch',
+        pipeline=LOAD)
+    results = ds[1]
+    raw = cv2.imread(results['depth_path'], -1).astype(np.float32)
+    size = results['gt_seg_map'].shape
+    assert results['img'].shape == size + (6, ) and size != raw.shape
+    expected = F.interpolate(
+        torch.from_numpy(raw)[None, None],
+        size=size,
+        mode='bilinear',
+        align_corners=False)[0, 0].numpy()
+    for c in range(3, 6):
+        np.testing.assert_allclose(
+            results['img'][..., c], expected, rtol=1e-6, atol=1e-3)
+    kept = results['unaligned_modalities']['depth']
+    assert kept.channels == (3, 6) and kept.shape == size
+    np.testing.assert_array_equal(kept.data[..., 0], raw)
+    # an explicit loader setting overrides the dataset's
+    crop = TRANSFORMS.build(
+        dict(type='LoadRGBDImageFromFile', size_mismatch='crop'))(
+            ds.get_data_info(1))
+    assert 'unaligned_modalities' not in crop
+    np.testing.assert_array_equal(crop['img'][..., 3], centre_crop(raw, size))
+    with pytest.raises(ValueError, match="size_mismatch must be one of"):
+        TRANSFORMS.build(
+            dict(type='LoadRGBDImageFromFile', size_mismatch='resize'))
 
 
 def test_sunrgbd_dformer_layout(tmp_path):
@@ -377,7 +449,11 @@ def test_out_of_range_label_warns_once_and_ignores(nyu_copy):
         seg[:4, :4] = 45
         seg[4:8, :4] = 40
         cv2.imwrite(path, seg)
-    ds = NYUDv2Dataset(data_root=nyu_copy, ann_file='train.txt', pipeline=LOAD)
+    ds = NYUDv2Dataset(
+        data_root=nyu_copy,
+        ann_file='train.txt',
+        size_mismatch='crop',
+        pipeline=LOAD)
     logger = MMLogger.get_current_instance()
     handler = _Records()
     logger.addHandler(handler)
@@ -481,12 +557,15 @@ def test_pillow_rgb_backend_matches_cv2_on_png(nyu_root):
 # browse_dataset.py
 # ----------------------------------------------------------------------
 def test_browse_dataset_tool(nyu_root, tmp_path, monkeypatch):
+    """The released layout (sample 1: depth larger than RGB, stretched):
+    every tile at the RGB size, depth drawn where the RGB image is."""
     cfg = tmp_path / 'browse_cfg.py'
     cfg.write_text("custom_imports = dict(imports=['geminifusion_mmseg'], "
                    'allow_failed_imports=False)\n'
                    "default_scope = 'mmseg'\n"
                    'train_dataloader = dict(batch_size=1, dataset=dict(\n'
                    f"    type='NYUDv2Dataset', data_root={nyu_root!r},\n"
+                   "    size_mismatch='stretch',\n"
                    "    ann_file='train.txt', pipeline=[\n"
                    "        dict(type='LoadRGBDImageFromFile'),\n"
                    "        dict(type='LoadRGBDAnnotations'),\n"
@@ -510,3 +589,10 @@ def test_browse_dataset_tool(nyu_root, tmp_path, monkeypatch):
     # synthetic labels, never the ignore colour everywhere
     label_tile = canvas[TITLE_HEIGHT:, 2 * 64:, ::-1]
     assert len(np.unique(label_tile.reshape(-1, 3), axis=0)) > 1
+    # the border-cropped sample: three tiles of the RGB size
+    h, w = cv2.imread(osp.join(nyu_root, 'rgb', '000001.png')).shape[:2]
+    assert (h, w) != (48, 64)
+    canvas = cv2.imread(str(out / files[1]))
+    assert canvas.shape == (h + TITLE_HEIGHT, 3 * w, 3)
+    depth_tile = canvas[TITLE_HEIGHT:, w:2 * w]
+    assert (depth_tile.max(axis=2) > 0).mean() > 0.5

@@ -283,10 +283,13 @@ def test_check_modalities_match():
         check_modalities_match(9, ('rgb', 'depth'), 'data_preprocessor mean')
 
 
-def test_multimodal_loader_equals_rgbd_loader(tmp_path):
-    """On an RGB-D sample the K-modality loader is the RGB-D loader."""
-    root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=2, num_test=1)
-    ds = NYUDv2Dataset(data_root=root, ann_file='train.txt')
+@pytest.mark.parametrize('size_mismatch', ['stretch', 'crop'])
+def test_multimodal_loader_equals_rgbd_loader(tmp_path, size_mismatch):
+    """On an RGB-D sample the K-modality loader is the RGB-D loader (the
+    released NYUDv2 layout: depth larger than RGB, either policy)."""
+    root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=3, num_test=1)
+    ds = NYUDv2Dataset(
+        data_root=root, ann_file='train.txt', size_mismatch=size_mismatch)
     for i in range(len(ds)):
         info = ds.get_data_info(i)
         a = LoadRGBDImageFromFile()(dict(info))
@@ -294,6 +297,12 @@ def test_multimodal_loader_equals_rgbd_loader(tmp_path):
         assert b['modalities'] == ('rgb', 'depth')
         assert a['img'].dtype == b['img'].dtype == np.float32
         np.testing.assert_array_equal(a['img'], b['img'])
+        assert ('unaligned_modalities' in b) == (
+            size_mismatch == 'stretch' and i > 0)
+        if 'unaligned_modalities' in b:
+            np.testing.assert_array_equal(
+                a['unaligned_modalities']['depth'].data,
+                b['unaligned_modalities']['depth'].data)
 
 
 def test_multichannel_label_and_channel_option(deliver_root):

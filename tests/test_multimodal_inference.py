@@ -92,7 +92,8 @@ def test_wrong_modalities_are_named(tmp_path, sample):
 
 
 def test_rgbd_config_takes_a_dict_too(tmp_path):
-    """For an RGB-D config {'rgb', 'depth'} is the (rgb, depth) call."""
+    """For an RGB-D config {'rgb', 'depth'} is the (rgb, depth) call (a
+    border-cropped RGB image beside a larger depth map, stretched)."""
     from tests.helpers import make_nyudv2_tokenfusion
     root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=1, num_test=1)
     cfg = Config.fromfile(
@@ -102,7 +103,10 @@ def test_rgbd_config_takes_a_dict_too(tmp_path):
     path = str(tmp_path / 'qs.py')
     cfg.dump(path)
     torch.manual_seed(0)
-    model = init_model(path, device='cpu')
+    model = init_model(
+        path,
+        device='cpu',
+        cfg_options={'test_dataloader.dataset.size_mismatch': 'stretch'})
     rgb = osp.join(root, 'rgb', '000001.png')
     depth = osp.join(root, 'depth', '000001.png')
     torch.testing.assert_close(

@@ -189,8 +189,65 @@ def test_onnx_runtime_api_matches_inference_model(mit_dynamic, tmp_path):
     assert outs[1].pred_sem_seg.data.shape == (1, 40, 44)
     assert torch.equal(outs[1].pred_sem_seg.data, ref2.pred_sem_seg.data)
 
-    with pytest.raises(ValueError, match='aspect'):
+
+def test_depth_of_another_size_follows_the_recorded_policy(mit_dynamic):
+    """The graph takes one size for both inputs; a depth map of another
+    size is brought to it on the host by the config's size_mismatch,
+    recorded at export ('stretch' for the NYUDv2 zoo configs)."""
+    model, path, _ = mit_dynamic
+    session = init_onnx_model(path)
+    meta = read_onnx_metadata(path)['preprocess']
+    assert meta['size_mismatch'] == session.size_mismatch == 'stretch'
+    rng = np.random.RandomState(2)
+    rgb = rng.randint(0, 256, (45, 61, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[0:53, 0:71]  # a larger depth frame, smooth
+    depth = (1500 + 60 * yy + 35 * xx + rng.randint(0, 50, yy.shape)).astype(
+        np.uint16)
+
+    def compare(got, ref, rel, agreement):
+        assert got.seg_logits.data.shape[1:] == rgb.shape[:2]
+        scale = ref.seg_logits.data.abs().max()
+        assert (got.seg_logits.data -
+                ref.seg_logits.data).abs().max() <= rel * scale
+        same = (got.pred_sem_seg.data == ref.pred_sem_seg.data).float()
+        assert same.mean() >= agreement
+
+    # stretched on the host (bilinear, rounded to uint16): PyTorch keeps
+    # the stretched depth in float
+    compare(
+        inference_onnx_model(session, rgb, depth),
+        inference_model(model, rgb, depth),
+        rel=1e-3,
+        agreement=0.99)
+
+    # 'crop': the same centre crop as PyTorch, exact parity
+    crop_model = init_model(
+        model.cfg,
+        cfg_options={'test_dataloader.dataset.size_mismatch': 'crop'})
+    crop_model.load_state_dict(model.state_dict())
+    session.size_mismatch = 'crop'
+    compare(
+        inference_onnx_model(session, rgb, depth),
+        inference_model(crop_model, rgb, depth),
+        rel=1e-4,
+        agreement=1.0)
+    with pytest.raises(ValueError, match=r'smaller than the RGB image'):
+        inference_onnx_model(session, rgb, depth[:40])
+
+    # 'error' (and models exported before the policy was recorded):
+    # inference_model's rule, other aspect ratios refused
+    session.size_mismatch = 'error'
+    with pytest.raises(ValueError, match='aspect') as err:
         inference_onnx_model(session, rgb, depth[:20])
+    assert '20x71' in str(err.value) and '45x61' in str(err.value)
+    assert 'size_mismatch' in str(err.value)
+
+    # the raw graph refuses inputs of two sizes, naming both and the fix
+    with pytest.raises(ValueError) as err:
+        session(rgb[None], depth[None])
+    msg = str(err.value)
+    assert '(1, 45, 61, 3)' in msg and '(1, 53, 71)' in msg
+    assert 'inference_onnx_model' in msg and 'one size' in msg
 
 
 def test_swin_static_export_parity_with_padding(tmp_path):

@@ -10,6 +10,7 @@ rgb / depth / fused mIoU.
 """
 import glob
 import os.path as osp
+import random
 import re
 import runpy
 import sys
@@ -21,15 +22,18 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 
 from geminifusion_mmseg.checkpoints import convert_released_checkpoint
+from geminifusion_mmseg.datasets.transforms.size_mismatch import centre_crop
 from geminifusion_mmseg.testing.literal_mit import literal_mit
 from geminifusion_mmseg.testing.literal_protocol import (normalize,
                                                          read_sample, resize,
                                                          to_tensor, validate)
 from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, save_released_checkpoint)
+from geminifusion_mmseg.visualization.rgbd_panel import (TITLE_HEIGHT,
+                                                         colorize_depth)
 from tests.helpers import block_labels, label_to_depth, write_list
 from tests.helpers.synthetic_rgbd import _rgb_image, _write
 from tests.helpers.tiny_configs import REPO
@@ -42,20 +46,27 @@ TEST_TOOL = osp.join(REPO, 'tools', 'test.py')
 # NYUDv2's own size, one that the protocol upscales (short side 425) and
 # one it DOWNscales (short side 530, as SUN RGB-D images)
 SIZES = ((480, 640), (425, 560), (530, 730))
+# the released NYUDv2 copy: RGB and mask border-cropped (one size per
+# image) beside the full 480x640 depth frame
+CROPPED = ((441, 601), (467, 622))
+FRAME = (480, 640)
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _make_nyudv2(root: str) -> list:
-    """NYUDv2 (TokenFusion layout) with one image per size in SIZES."""
+    """NYUDv2 (TokenFusion layout): one image per size in SIZES, then
+    the border-cropped RGB / mask of CROPPED beside 480x640 depth."""
     rng = np.random.default_rng(0)
     lines = []
-    for i, size in enumerate(SIZES):
+    for i, size in enumerate(SIZES + CROPPED):
         name = f'{i:06d}.png'
-        labels = block_labels(size, 40, rng, block=16)
+        full = block_labels(
+            FRAME if size in CROPPED else size, 40, rng, block=16)
+        labels = centre_crop(full, size)
         _write(osp.join(root, 'rgb', name), _rgb_image(labels, rng), rgb=True)
-        _write(osp.join(root, 'depth', name), label_to_depth(labels, 16))
+        _write(osp.join(root, 'depth', name), label_to_depth(full, 16))
         _write(osp.join(root, 'masks', name), labels)
         lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
     write_list(osp.join(root, 'test.txt'), lines)
@@ -154,9 +165,10 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 """)
     work_dir = str(tmp_path / 'work')
-    monkeypatch.setattr(
-        sys, 'argv',
-        ['test.py', str(cfg), converted, '--work-dir', work_dir])
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py',
+        str(cfg), converted, '--work-dir', work_dir, '--show-dir', 'panels'
+    ])
     runpy.run_path(TEST_TOOL, run_name='__main__')
     with open(glob.glob(osp.join(work_dir, '*', '*.log'))[0]) as f:
         log = f.read()
@@ -179,6 +191,18 @@ test_dataloader = val_dataloader
     for key, r in (('rgb.mIoU', ref[0]), ('depth.mIoU', ref[1]), ('mIoU',
                                                                   ref[2])):
         assert metrics[key] == pytest.approx(r['miou'], abs=0.02), key
+
+    # --show-dir: the depth tile of a border-cropped sample is the depth
+    # the release's model sees (stretched onto the RGB image)
+    for i in range(len(SIZES), len(lines)):
+        name = f'{i:06d}'
+        panel = cv2.imread(osp.join(work_dir, 'panels', name + '.png'))
+        depth = inputs[i][1][0, 0].numpy() * 255  # (h, w), /255 undone
+        h, w = depth.shape
+        assert panel.shape[0] == h + TITLE_HEIGHT
+        tile = panel[TITLE_HEIGHT:, w:2 * w, ::-1].astype(np.float32)
+        expected = colorize_depth(depth).astype(np.float32)
+        assert np.abs(tile - expected).mean() < 0.5, name
 
 
 def test_bilinear_logits_would_not_reproduce_the_release():
@@ -320,8 +344,135 @@ def test_zoo_training_pipeline_blanks_rgb_at_the_release_rate(tmp_path):
         img = dataset[i % len(dataset)]['inputs']  # (6, 480, 640)
         rgb_max = float(img[:3].max())
         assert float(img[3:].max()) > 255  # raw 16-bit depth, untouched
-        if rgb_max <= 1.0:
+        if rgb_max <= 1.0 + 1e-5:  # (bilinear rounding at the crop)
             blank += 1
         else:
             assert rgb_max > 100
     assert 0.12 <= blank / n <= 0.28, blank / n
+
+
+# ----------------------------------------------------------------------
+# the training geometry on the released layout (depth larger than RGB)
+# ----------------------------------------------------------------------
+def _release_train_geometry(root, lines, crop_size, seed):
+    """The release's flip + RandomResizedCrop on one sample per line;
+    returns (samples, flipped, windows) for the random state of ``seed``
+    (the state before the crop too, to replay it)."""
+    from geminifusion_mmseg.testing.literal_augmentation import (
+        RandomHorizontalFlip, RandomResizedCrop)
+    out = []
+    for k, line in enumerate(lines):
+        sample = to_tensor(read_sample(root, line, 'nyudv2'))
+        random.seed(seed * 100 + k)
+        flipped = random.random() < 0.5
+        random.seed(seed * 100 + k)
+        sample = RandomHorizontalFlip(0.5)(sample)
+        state = random.getstate()
+        crop = RandomResizedCrop(list(crop_size), (0.5, 2.0), seg_fill=255)
+        sample = crop(sample)
+        out.append((sample, flipped, state, crop.last))
+    return out
+
+
+@pytest.mark.parametrize('frame,crop_size,seeds', [
+    ((60, 80), (48, 64), range(8)),
+    ((480, 640), (480, 640), range(2)),
+])
+def test_training_geometry_reproduces_the_release(tmp_path, frame, crop_size,
+                                                  seeds):
+    """The released NYUDv2 layout (RGB and mask border-cropped, depth the
+    full frame): our loader ('stretch') + RandomFlip + RandomRescaleCrop
+    give the release's RandomHorizontalFlip + RandomResizedCrop window and
+    pixels for the same random state."""
+    from tests.helpers import make_nyudv2_tokenfusion
+    root = make_nyudv2_tokenfusion(
+        tmp_path / 'nyu', num_train=4, num_test=0, size=frame, block=8)
+    with open(osp.join(root, 'train.txt')) as f:
+        lines = f.read().splitlines()
+    init_default_scope('mmseg')
+
+    def pipeline(flip):
+        return DATASETS.build(
+            dict(
+                type='NYUDv2Dataset',
+                data_root=root,
+                ann_file='train.txt',
+                size_mismatch='stretch',
+                pipeline=[
+                    dict(type='LoadRGBDImageFromFile'),
+                    dict(type='LoadRGBDAnnotations'),
+                    dict(type='RandomFlip', prob=1.0 if flip else 0.0),
+                    dict(type='RandomRescaleCrop', crop_size=crop_size)
+                ]))
+
+    ours = {flip: pipeline(flip) for flip in (False, True)}
+    seen = set()
+    for seed in seeds:
+        for k, (ref, flipped, state, window) in enumerate(
+                _release_train_geometry(root, lines, crop_size, seed)):
+            random.setstate(state)
+            results = ours[flipped][k]
+            assert 'unaligned_modalities' not in results
+            y1, _, x1, _ = results['crop_bbox']
+            assert (y1, x1) == (window['y1'], window['x1'])
+            h, w = results['gt_seg_map'].shape[:2]
+            assert (h, w) == tuple(crop_size)
+            expected = torch.cat([ref['rgb'], ref['depth']]).permute(1, 2, 0)
+            np.testing.assert_allclose(
+                results['img'], expected.numpy(), rtol=2e-6, atol=1e-3)
+            np.testing.assert_array_equal(results['gt_seg_map'],
+                                          ref['mask'].numpy())
+            rgb_size = cv2.imread(osp.join(root, lines[k].split()[0])).shape
+            nh, nw = window['size']
+            margin_h, margin_w = max(nh - crop_size[0],
+                                     0), max(nw - crop_size[1], 0)
+            seen.add('flip' if flipped else 'no flip')
+            seen.add('up' if nh > rgb_size[0] else 'down')
+            if rgb_size[:2] != frame:
+                seen.add('depth larger')
+            if y1 == margin_h + 1 or x1 == margin_w + 1:
+                seen.add('off by one')
+                # the window starts one past the last full one: the last
+                # row / column is padding (label 255, image 0)
+                if y1 == margin_h + 1:
+                    assert (results['gt_seg_map'][-1] == 255).all()
+                    assert (results['img'][-1] == 0).all()
+    expected = {'flip', 'no flip', 'up', 'down', 'depth larger'}
+    if len(seeds) > 2:
+        expected.add('off by one')
+    assert expected <= seen, seen
+
+
+def test_training_geometry_on_integer_images_as_the_deliver_line():
+    """The DeLiVER branch (and CMNeXt) runs the same RandomResizedCrop code
+    on the integer tensors of ``torchvision.io.read_image``: with
+    ``round_result=True`` RandomRescaleCrop gives its window and pixels
+    (rounded per modality, as torchvision resizes integer tensors)."""
+    from geminifusion_mmseg.testing.literal_augmentation import \
+        RandomResizedCrop
+    rng = np.random.default_rng(0)
+    crop_size = (40, 48)
+    transform = TRANSFORMS.build(
+        dict(type='RandomRescaleCrop', crop_size=crop_size, round_result=True))
+    for seed in range(6):
+        h, w = (int(v) for v in rng.integers(25, 70, 2))
+        rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        depth = np.repeat(
+            rng.integers(0, 60000, (h, w, 1)), 3, axis=2).astype(np.int32)
+        label = rng.integers(0, 25, (h, w)).astype(np.uint8)
+        ref = dict(
+            rgb=torch.from_numpy(rgb.transpose(2, 0, 1).copy()),
+            depth=torch.from_numpy(depth.transpose(2, 0, 1).copy()),
+            mask=torch.from_numpy(label))
+        random.seed(seed)
+        ref = RandomResizedCrop(list(crop_size), seg_fill=255)(ref)
+        random.seed(seed)
+        ours = transform(
+            dict(
+                img=np.concatenate([rgb, depth], axis=2).astype(np.float32),
+                gt_seg_map=label,
+                seg_fields=['gt_seg_map']))
+        expected = torch.cat([ref['rgb'].int(), ref['depth']]).permute(1, 2, 0)
+        np.testing.assert_array_equal(ours['img'],
+                                      expected.numpy().astype(np.float32))
+        np.testing.assert_array_equal(ours['gt_seg_map'], ref['mask'].numpy())

@@ -1,4 +1,6 @@
 """6-channel RGB-D samples through mmseg's transforms and ours."""
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -308,39 +310,50 @@ def aligned_root(tmp_path_factory):
         seed=7)
 
 
-def _train_pipeline(photometric_prob):
+def _train_pipeline(photometric_prob, geometry):
     crop = (64, 64)
+    if geometry == 'release':
+        rescale_crop = [dict(type='RandomRescaleCrop', crop_size=crop)]
+    else:  # mmseg's transforms
+        rescale_crop = [
+            dict(
+                type='RandomResize',
+                scale=(4 * crop[1], crop[0]),
+                ratio_range=(0.5, 2.0),
+                keep_ratio=True),
+            dict(type='RandomCrop', crop_size=crop, cat_max_ratio=0.75),
+            dict(
+                type='RGBDPad',
+                size=(crop[1], crop[0]),
+                pad_val=dict(img=0, seg=255))
+        ]
     return [
         dict(type='LoadRGBDImageFromFile'),
         dict(type='LoadRGBDAnnotations'),
         dict(type='RGBColorJitter', prob=photometric_prob),
         dict(type='RandomFlip', prob=0.5),
         dict(type='RGBGaussianBlur', prob=photometric_prob),
-        dict(
-            type='RandomResize',
-            scale=(4 * crop[1], crop[0]),
-            ratio_range=(0.5, 2.0),
-            keep_ratio=True),
-        dict(type='RandomCrop', crop_size=crop, cat_max_ratio=0.75),
-        dict(
-            type='RGBDPad',
-            size=(crop[1], crop[0]),
-            pad_val=dict(img=0, seg=255)),
-    ]
+    ] + rescale_crop
 
 
+@pytest.mark.parametrize('geometry', ['release', 'mmseg'])
 @pytest.mark.parametrize('photometric_prob', [0.5, 0.])
-def test_alignment_through_training_pipeline(aligned_root, photometric_prob):
-    ds = NYUDv2Dataset(data_root=aligned_root, ann_file='train.txt')
-    pipeline = Compose(_train_pipeline(photometric_prob))
+def test_alignment_through_training_pipeline(aligned_root, photometric_prob,
+                                             geometry):
+    """The released layout with size_mismatch='crop': depth, RGB and label
+    stay registered through the training transforms."""
+    ds = NYUDv2Dataset(
+        data_root=aligned_root, ann_file='train.txt', size_mismatch='crop')
+    pipeline = Compose(_train_pipeline(photometric_prob, geometry))
     shapes, checked = set(), 0
     for seed in range(4):
         np.random.seed(seed)
+        random.seed(seed)
         for idx in range(len(ds)):
             out = pipeline(ds.get_data_info(idx))
             img, seg = out['img'], out['gt_seg_map']
             assert img.shape == (64, 64, 6) and seg.shape == (64, 64)
-            shapes.add(out['scale'])
+            shapes.add(out['scale_factor'])
             assert np.array_equal(img[..., 3], img[..., 4])
             assert np.array_equal(img[..., 3], img[..., 5])
             interior = ~_near_label_edge(seg)

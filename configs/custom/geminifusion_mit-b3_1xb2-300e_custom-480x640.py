@@ -46,15 +46,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
     dict(
-        type='RandomResize',
-        scale=(4 * crop_size[1], crop_size[0]),
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
-    dict(
-        type='RGBDPad',
-        size=(crop_size[1], crop_size[0]),
-        pad_val=dict(img=0, seg=255)),
+        type='RandomRescaleCrop', crop_size=crop_size, ratio_range=(0.5, 2.0)),
     dict(type='PackSegInputs'),
 ]
 # single scale, the zoo's protocol: short side = crop height, sides up to
@@ -102,7 +94,10 @@ dataset = dict(
     depth_suffix='.png',
     seg_map_suffix='.png',
     metainfo=dict(classes=classes, palette=palette),
-    reduce_zero_label=reduce_zero_label)
+    reduce_zero_label=reduce_zero_label,
+    # depth registered to RGB (same size): anything else is an error; see
+    # docs/dataset_prepare.md for 'crop' / 'stretch'
+    size_mismatch='error')
 train_dataloader = dict(
     dataset=dict(dataset, ann_file='train.txt', pipeline=train_pipeline))
 val_dataloader = dict(

@@ -40,9 +40,10 @@ from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
 from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.multimodal import read_image_unchanged
 from ..datasets.transforms.resize import nearest_resize
+from ..datasets.transforms.size_mismatch import size_mismatch_hint
 from ..utils.checkpoint import load_external_checkpoint
-from ..utils.pipeline_cfg import (find_test_dataset_cfg, find_test_pipeline,
-                                  transform_name)
+from ..utils.pipeline_cfg import (find_size_mismatch, find_test_dataset_cfg,
+                                  find_test_pipeline, transform_name)
 
 __all__ = ['init_model', 'inference_model']
 
@@ -311,9 +312,14 @@ def inference_model(
             an array of stored values in the model's training units:
             (H, W) / (H, W, 1) any integer or float dtype, or (H, W, 3) for
             HHA-like encodings (RGB order); or a list of them, one per
-            ``rgb``. A depth map of another size but the same aspect ratio
+            ``rgb``. A depth map of another size follows the
+            ``size_mismatch`` of the config's test dataset, as the data set
+            would read it: ``'stretch'`` (the NYUDv2 zoo configs: resized
+            from its own size onto the size the RGB image gets, as the
+            release) or ``'crop'`` (centre crop to the RGB size); with
+            ``'error'`` (the default) a depth map of the same aspect ratio
             (within 1%) is resized to the RGB size (nearest neighbour) with
-            a logged warning; another aspect ratio is a ValueError.
+            a logged warning, another aspect ratio is a ValueError.
             None (or None in the list): no depth sensor; the pair runs with
             depth MISSING, every pixel "no measurement" exactly as the
             ``depth_missing`` corruption writes it (a stored 0 through the
@@ -362,9 +368,10 @@ def inference_model(
             logger='current',
             level=logging.WARNING)
     items = []
+    size_mismatch = find_size_mismatch(model.cfg)
     for i, (r, d) in enumerate(zip(rgbs, depths)):
         tag = f'[{i}]' if is_batch else ''
-        results = _prepare_pair(r, d, file_loader, tag)
+        results = _prepare_pair(r, d, file_loader, tag, size_mismatch)
         size = tuple(results['img'].shape[:2])
         data = pipeline(results)
         # predictions at the input's size whatever the pipeline resized to
@@ -440,7 +447,8 @@ def _inference_modalities(
             raise ValueError(f'inference_model: input{tag} has the modalities '
                              f'{sorted(sample)}; the model needs exactly '
                              f'{list(modalities)}')
-        results = _read_modalities(sample, modalities, loader, tag)
+        results = _read_modalities(sample, modalities, loader, tag,
+                                   find_size_mismatch(model.cfg))
         size = tuple(results['img'].shape[:2])
         data = pipeline(results)
         data['data_samples'].set_metainfo(dict(ori_shape=size))
@@ -450,11 +458,14 @@ def _inference_modalities(
 
 
 def _read_modalities(sample: Dict[str, InputType], modalities: Sequence[str],
-                     loader, tag: str) -> dict:
+                     loader, tag: str, size_mismatch: str) -> dict:
     """The results dict of one K-modality input for the in-memory loader:
     files decoded as the config's file loader decodes them, arrays checked
     and taken as stored."""
-    results: dict = dict(modalities=tuple(modalities), modality_arrays={})
+    results: dict = dict(
+        modalities=tuple(modalities),
+        modality_arrays={},
+        size_mismatch=size_mismatch)
     for name in modalities:
         value = sample[name]
         if name == 'rgb':
@@ -586,7 +597,8 @@ def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],
             f'inference_model: the depth map {depth_name} is {dh}x{dw} '
             f'(HxW) and the RGB image {rgb_name} is {h}x{w}: different '
             'aspect ratios, so they cannot be aligned by resizing. Pass a '
-            'depth map registered to the RGB image.')
+            'depth map registered to the RGB image. ' +
+            size_mismatch_hint("the config's test dataset"))
     print_log(
         f'inference_model: the depth map {depth_name} is {dh}x{dw} (HxW), '
         f'the RGB image {rgb_name} is {h}x{w}; resizing the depth map to '
@@ -616,9 +628,13 @@ def _missing_depth_description(file_loader: LoadRGBDImageFromFile) -> str:
 
 
 def _prepare_pair(rgb: InputType, depth: Optional[InputType],
-                  file_loader: LoadRGBDImageFromFile, tag: str) -> dict:
-    """The results dict of one pair for the in-memory pipeline."""
-    results: dict = {}
+                  file_loader: LoadRGBDImageFromFile, tag: str,
+                  size_mismatch: str) -> dict:
+    """The results dict of one pair for the in-memory pipeline; a depth of
+    another size is kept for the loader's ``size_mismatch`` policy
+    ('stretch', 'crop'), or matched by :func:`_match_depth_size`
+    ('error')."""
+    results: dict = dict(size_mismatch=size_mismatch)
     if _is_path(rgb):
         rgb_name = os.fspath(rgb)
         img = file_loader._load_rgb(rgb_name)
@@ -638,6 +654,7 @@ def _prepare_pair(rgb: InputType, depth: Optional[InputType],
         depth_name = f'depth{tag} (array)'
         d = _check_depth_array(depth, f'depth{tag}')
     results['img'] = img
-    results['depth'] = _match_depth_size(d, img.shape[:2], depth_name,
-                                         rgb_name)
+    if size_mismatch == 'error':
+        d = _match_depth_size(d, img.shape[:2], depth_name, rgb_name)
+    results['depth'] = d
     return results

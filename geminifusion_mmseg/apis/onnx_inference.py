@@ -15,6 +15,17 @@ files, checks and batches arrays, and - where the config's test pipeline
 resizes (e.g. ``ResizeShortSideToMultiple`` for SUN RGB-D's mixed sizes)
 or a static graph has another size - resizes the frames on the host and
 the logits back to the RGB input's size.
+
+The graph takes ONE size for both inputs. A depth map of another size than
+its RGB image is brought to the graph's size on the host by the policy
+recorded at export (the test dataset's ``size_mismatch``): ``'crop'``
+centre-crops it to the RGB size (as PyTorch); ``'stretch'`` resizes it from
+its own size straight to the size the graph runs at (bilinear), rounded to
+the graph's depth dtype -- PyTorch keeps the stretched depth in float and,
+where the test pipeline resizes, resizes it in the protocol's two steps;
+``'error'`` (and models exported before the policy was recorded) keeps
+:func:`~geminifusion_mmseg.apis.inference_model`'s rule: same aspect ratio
+resized (nearest), another one refused.
 """
 import json
 import logging
@@ -30,6 +41,8 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from ..datasets.transforms.loading import LoadRGBDImageFromFile
+from ..datasets.transforms.size_mismatch import (check_size_mismatch,
+                                                 match_rgb_size)
 from .inference import (InputType, _check_depth_array, _check_rgb_array,
                         _pair_inputs, _prepare_pair)
 
@@ -118,6 +131,10 @@ class ONNXSegmentor:
             loader_kwargs['depth_range'] = self.preprocess['depth_range']
         # reads files exactly as the data sets do
         self.file_loader = LoadRGBDImageFromFile(**loader_kwargs)
+        #: what a depth map of another size than RGB becomes (host side)
+        self.size_mismatch = check_size_mismatch(
+            self.preprocess.get('size_mismatch', 'error'),
+            f'init_onnx_model: {path} metadata')
         self._resize = None
         rp = self.preprocess.get('resize_pipeline')
         if rp:
@@ -138,7 +155,20 @@ class ONNXSegmentor:
         Returns:
             dict[str, np.ndarray]: Outputs by name (``logits``, ``pred``,
             maybe ``logits_<modality>``).
+
+        Raises:
+            ValueError: ``rgb`` and ``depth`` of different (B, H, W): the
+                graph takes one size for both inputs.
         """
+        if np.ndim(rgb) < 3 or tuple(np.shape(rgb)[:3]) != tuple(
+                np.shape(depth)[:3]):
+            raise ValueError(
+                f'{self.path}: the graph takes one size for both inputs, '
+                f'got rgb {tuple(np.shape(rgb))} and depth '
+                f'{tuple(np.shape(depth))} (B, H, W, ...). Bring the depth '
+                'map to the RGB size first, or call inference_onnx_model, '
+                "which applies the exported size_mismatch policy "
+                f'({self.size_mismatch!r}) on the host.')
         outs = self.session.run(None, {'rgb': rgb, 'depth': depth})
         return dict(zip(self.output_names, outs))
 
@@ -191,17 +221,21 @@ def init_onnx_model(path: str,
 
 def _resize_frames(rgb: np.ndarray, depth: np.ndarray, size: Tuple[int, int],
                    depth_dtype) -> Tuple[np.ndarray, np.ndarray]:
-    """Bilinear resize of one pair (as the test pipeline's image resize),
-    rounded back to the graph's input dtypes."""
+    """Bilinear resize of one pair to ``size`` (as the test pipeline's
+    image resize), each frame from its own size (a frame of that size is
+    kept), rounded back to the graph's input dtypes."""
     h, w = size
-    r = cv2.resize(
-        rgb.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    r = np.clip(np.round(r), 0, 255).astype(np.uint8)
-    d = cv2.resize(
-        depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    if np.issubdtype(depth_dtype, np.integer):
-        info = np.iinfo(depth_dtype)
-        d = np.clip(np.round(d), info.min, info.max)
+    r, d = rgb, depth
+    if r.shape[:2] != (h, w):
+        r = cv2.resize(
+            rgb.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        r = np.clip(np.round(r), 0, 255).astype(np.uint8)
+    if d.shape[:2] != (h, w):
+        d = cv2.resize(
+            depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        if np.issubdtype(depth_dtype, np.integer):
+            info = np.iinfo(depth_dtype)
+            d = np.clip(np.round(d), info.min, info.max)
     return r, d.astype(depth_dtype)
 
 
@@ -258,7 +292,10 @@ def inference_onnx_model(
     back with the config's ``resize_mode``: exact parity with
     ``inference_model`` holds when no resize is needed (e.g. 480x640
     NYUDv2 frames, or any size with a dynamic MiT/Swin graph whose config
-    has no test resize).
+    has no test resize). A depth map of another size than its RGB image
+    follows the recorded ``size_mismatch`` (module doc): ``'crop'`` keeps
+    that parity, ``'stretch'`` is close to it (the stretched depth is
+    rounded to the graph's depth dtype).
 
     Returns:
         SegDataSample | list[SegDataSample]: ``seg_logits`` (K, H, W),
@@ -285,16 +322,23 @@ def inference_onnx_model(
     items = []
     for i, (r, d) in enumerate(zip(rgbs, depths)):
         tag = f'[{i}]' if is_batch else ''
-        results = _prepare_pair(r, d, model.file_loader, tag)
+        results = _prepare_pair(r, d, model.file_loader, tag,
+                                model.size_mismatch)
         img = _check_rgb_array(results['img'], f'rgb{tag}')
         dep = _to_depth_input(
             _check_depth_array(results['depth'], f'depth{tag}'), hha,
             depth_dtype, f'depth{tag}')
-        size = img.shape[:2]
-        target = model.model_size(*size)
-        if tuple(target) != tuple(size):
+        size = tuple(img.shape[:2])
+        if model.size_mismatch == 'crop':
+            dep, _ = match_rgb_size(
+                dep, size, 'crop', 'Depth image',
+                f" of {results.get('depth_path', f'depth{tag}')}",
+                f" of {results.get('img_path', f'rgb{tag}')}")
+        target = tuple(model.model_size(*size))
+        if target != size or dep.shape[:2] != target:
             print_log(
-                f'inference_onnx_model: input {size[0]}x{size[1]} runs at '
+                f'inference_onnx_model: input {size[0]}x{size[1]} (depth '
+                f'{dep.shape[0]}x{dep.shape[1]}) runs at '
                 f'{target[0]}x{target[1]} (resized on the host, logits '
                 'resized back).',
                 logger='current',

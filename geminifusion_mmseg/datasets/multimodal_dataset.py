@@ -5,6 +5,7 @@ from mmseg.datasets import BaseSegDataset
 
 from .modalities import check_modality_names
 from .rgbd_dataset import RGBDDataset
+from .transforms.size_mismatch import check_size_mismatch
 
 
 class MultiModalSegDataset(BaseSegDataset):
@@ -14,7 +15,7 @@ class MultiModalSegDataset(BaseSegDataset):
     ``modality_paths`` (dict modality name -> file, in the order of
     ``modalities``, RGB first), ``modalities`` (the tuple of names),
     ``seg_map_path`` (when labelled), ``label_map``, ``reduce_zero_label``,
-    ``seg_fields`` and ``num_classes``; load it with
+    ``size_mismatch``, ``seg_fields`` and ``num_classes``; load it with
     :class:`LoadMultiModalImageFromFile` and
     :class:`LoadMultiModalAnnotations`.
 
@@ -27,6 +28,11 @@ class MultiModalSegDataset(BaseSegDataset):
         check_files (bool): Whether to check at construction that every
             file of every sample exists (one ``exists`` call per file;
             switch off for slow remote backends). Defaults to True.
+        size_mismatch (str): What the loader does with a modality of
+            another size than RGB (one not in the loader's
+            ``resize_to_rgb``): ``'error'``, ``'crop'`` or ``'stretch'``,
+            see :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`.
+            Written into every sample's data info. Defaults to 'error'.
         **kwargs: Arguments of :class:`mmseg.datasets.BaseSegDataset`.
     """
 
@@ -36,8 +42,10 @@ class MultiModalSegDataset(BaseSegDataset):
     def __init__(self,
                  modalities: Sequence[str] = ('rgb', ),
                  check_files: bool = True,
+                 size_mismatch: str = 'error',
                  **kwargs) -> None:
         self.modalities = check_modality_names(modalities, self._name)
+        self.size_mismatch = check_size_mismatch(size_mismatch, self._name)
         unknown = [
             m for m in self.modalities if m not in self.SUPPORTED_MODALITIES
         ]
@@ -78,6 +86,7 @@ class MultiModalSegDataset(BaseSegDataset):
             info['seg_map_path'] = seg_map_path
         info['label_map'] = self.label_map
         info['reduce_zero_label'] = self.reduce_zero_label
+        info['size_mismatch'] = self.size_mismatch
         info['seg_fields'] = []
         info['num_classes'] = self._num_classes()
         return info

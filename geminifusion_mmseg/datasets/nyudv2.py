@@ -36,12 +36,16 @@ class NYUDv2Dataset(RGBDDataset):
     The defaults read the TokenFusion / RefineNet release used by
     GeminiFusion: ``rgb/*.png``, ``depth/*.png`` (16-bit, millimetres),
     ``masks/*.png`` (0..39, 255 = ignore), and list files ``train.txt`` /
-    ``test.txt`` whose lines are ``rgb/X.png<TAB>masks/X.png<TAB>depth/X.png``:
+    ``test.txt`` whose lines are ``rgb/X.png<TAB>masks/X.png<TAB>depth/X.png``.
+    In that copy RGB and masks are border-cropped (smaller than 480x640,
+    one size per image) and depth is the full 480x640 frame: set
+    ``size_mismatch`` (``'stretch'`` as the GeminiFusion release, the zoo
+    configs; ``'crop'`` as TokenFusion; see :class:`RGBDDataset`):
 
     .. code-block:: python
 
         dict(type='NYUDv2Dataset', data_root='data/nyudv2',
-             ann_file='train.txt')
+             ann_file='train.txt', size_mismatch='stretch')
 
     The DFormer/CMX release (``RGB/*.jpg``, ``Depth/*.png`` or ``HHA/*.jpg``,
     ``Label/*.png`` with 0 = void and 1..40 the classes) is a matter of

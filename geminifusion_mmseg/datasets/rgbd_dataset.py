@@ -6,6 +6,8 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .transforms.size_mismatch import check_size_mismatch
+
 
 @DATASETS.register_module()
 class RGBDDataset(BaseSegDataset):
@@ -40,17 +42,17 @@ class RGBDDataset(BaseSegDataset):
     .. code-block:: none
 
         data/nyudv2
-        ├── rgb/000003.png ...
-        ├── depth/000003.png ...   (16-bit PNG, millimetres)
-        ├── masks/000003.png ...   (0..39, 255 = ignore)
+        ├── rgb/000003.png ...     (border-cropped: < 480x640)
+        ├── depth/000003.png ...   (16-bit PNG, millimetres, 480x640)
+        ├── masks/000003.png ...   (0..39, 255 = ignore; RGB's size)
         ├── train.txt
         └── test.txt
 
     Each item of ``data_list`` is a dict with ``img_path``, ``depth_path``,
     ``seg_map_path`` (when labelled), ``label_map``, ``reduce_zero_label``,
-    ``seg_fields`` (``[]``) and ``num_classes`` (the number of classes in
-    ``metainfo``, or None; :class:`LoadRGBDAnnotations` uses it to find
-    out-of-range labels).
+    ``size_mismatch``, ``seg_fields`` (``[]``) and ``num_classes`` (the
+    number of classes in ``metainfo``, or None; :class:`LoadRGBDAnnotations`
+    uses it to find out-of-range labels).
 
     Args:
         ann_file (str): List file, relative to ``data_root`` unless absolute.
@@ -65,6 +67,13 @@ class RGBDDataset(BaseSegDataset):
         check_files (bool): Whether to check at construction that every
             file named by ``ann_file`` exists (one ``exists`` call per file;
             switch off for slow remote backends). Defaults to True.
+        size_mismatch (str): What the loader does with a depth image of
+            another size than its RGB image: ``'error'`` (refuse),
+            ``'crop'`` (centre crop to the RGB size, as TokenFusion) or
+            ``'stretch'`` (resized onto the RGB image, as the GeminiFusion
+            release; the NYUDv2 zoo configs); see
+            :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`.
+            Written into every sample's data info. Defaults to 'error'.
         **kwargs: Other arguments of :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``metainfo``, ``pipeline``, ``reduce_zero_label``,
             ``test_mode``, ``backend_args`` ...).
@@ -86,9 +95,12 @@ class RGBDDataset(BaseSegDataset):
                  data_prefix: dict = dict(
                      img_path='', depth_path='', seg_map_path=''),
                  check_files: bool = True,
+                 size_mismatch: str = 'error',
                  **kwargs) -> None:
         self.depth_suffix = depth_suffix
         self.check_files = check_files
+        self.size_mismatch = check_size_mismatch(size_mismatch,
+                                                 self.__class__.__name__)
         data_root = kwargs.get('data_root', None)
         if data_root is not None and not self._isdir(
                 data_root, kwargs.get('backend_args', None)):
@@ -136,6 +148,7 @@ class RGBDDataset(BaseSegDataset):
             info['seg_map_path'] = seg_map_path
         info['label_map'] = self.label_map
         info['reduce_zero_label'] = self.reduce_zero_label
+        info['size_mismatch'] = self.size_mismatch
         info['seg_fields'] = []
         info['num_classes'] = self._num_classes()
         return info

@@ -42,7 +42,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ..utils.pipeline_cfg import find_test_pipeline, transform_name
+from ..utils.pipeline_cfg import (find_size_mismatch, find_test_pipeline,
+                                  transform_name)
 from .resize import bicubic_resize
 
 __all__ = ['PreprocessSpec', 'preprocess_spec', 'DeployableSegmentor']
@@ -70,6 +71,9 @@ class PreprocessSpec:
             transform (applied outside the graph), or None.
         imdecode_backend (str): RGB file decoder of the config's loader
             (for reading files outside the graph).
+        size_mismatch (str): The test dataset's policy for a depth map of
+            another size than RGB ('stretch', 'crop', 'error'), applied
+            outside the graph, which takes one size for both inputs.
     """
     depth_encoding: str = 'raw'
     depth_scale: float = 1.0
@@ -81,6 +85,7 @@ class PreprocessSpec:
     align_corners: bool = False
     resize_pipeline: Optional[dict] = None
     imdecode_backend: str = 'cv2'
+    size_mismatch: str = 'error'
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (for the ONNX metadata)."""
@@ -121,6 +126,7 @@ def preprocess_spec(model: nn.Module,
     spec = PreprocessSpec()
     loader = None
     if cfg is not None:
+        spec.size_mismatch = find_size_mismatch(cfg)
         for t in find_test_pipeline(cfg):
             name = transform_name(t)
             if name == 'LoadMultiModalImageFromFile':

@@ -4,7 +4,10 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-__all__ = ['find_test_dataset_cfg', 'find_test_pipeline', 'transform_name']
+__all__ = [
+    'find_test_dataset_cfg', 'find_test_pipeline', 'find_size_mismatch',
+    'transform_name'
+]
 
 
 def find_test_dataset_cfg(cfg: Config) -> Optional[dict]:
@@ -25,6 +28,13 @@ def find_test_dataset_cfg(cfg: Config) -> Optional[dict]:
         if isinstance(dataset, dict):
             return dataset
     return None
+
+
+def find_size_mismatch(cfg: Config) -> str:
+    """The test dataset's ``size_mismatch`` (what its loader does with a
+    modality of another size than RGB); 'error' if it sets none."""
+    dataset = find_test_dataset_cfg(cfg) or {}
+    return dataset.get('size_mismatch', None) or 'error'
 
 
 def find_test_pipeline(cfg: Config) -> List[dict]:

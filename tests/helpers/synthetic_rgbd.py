@@ -13,7 +13,9 @@ Layouts (all return ``root``):
 
 * :func:`make_nyudv2_tokenfusion`: ``rgb/``, ``depth/`` (16-bit PNG),
   ``masks/`` (0..39, 255 = ignore), ``train.txt`` / ``test.txt`` with
-  ``rgb/X.png<TAB>masks/X.png<TAB>depth/X.png`` lines;
+  ``rgb/X.png<TAB>masks/X.png<TAB>depth/X.png`` lines; as in the released
+  copy, RGB and mask are border-cropped (a different size per image) while
+  depth is the full frame (``border_crop``);
 * :func:`make_sunrgbd_dformer`: ``RGB/*.jpg``, ``Depth/*.png`` (8-bit),
   ``labels/*.png`` (0 = unlabelled, 1..37), 3-column lists;
 * :func:`make_nyudv2_dformer`: ``RGB/*.jpg``, ``Depth/*.png`` (8-bit) or
@@ -33,9 +35,9 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'IGNORE', 'block_labels', 'class_color', 'depth_step', 'depth_to_label',
-    'label_to_depth', 'make_nyudv2_tokenfusion', 'make_sunrgbd_dformer',
-    'make_nyudv2_dformer', 'write_list'
+    'IGNORE', 'block_labels', 'border_crop_box', 'class_color', 'depth_step',
+    'depth_to_label', 'label_to_depth', 'make_nyudv2_tokenfusion',
+    'make_sunrgbd_dformer', 'make_nyudv2_dformer', 'write_list'
 ]
 
 IGNORE = 255
@@ -120,18 +122,44 @@ def _splits(num_train: int, num_test: int):
                                                 num_train + num_test)))
 
 
+def border_crop_box(size: Tuple[int, int],
+                    rng: np.random.Generator,
+                    max_fraction: float = 0.15) -> Tuple[int, int, int, int]:
+    """A random border crop ``(top, bottom, left, right)`` (rows / columns
+    removed) of a ``size`` frame: 1 .. ``max_fraction`` of each side in
+    all, split as TokenFusion's ``CropAlignToMask`` would undo it
+    (``top = total // 2``, the odd remainder at the bottom / right), so
+    that centre-cropping the full frame to the cropped size aligns it."""
+    crop = []
+    for n in size:
+        total = int(rng.integers(1, max(2, int(n * max_fraction) + 1)))
+        crop += [total // 2, total - total // 2]
+    return tuple(crop)
+
+
 def make_nyudv2_tokenfusion(root: PathLike,
                             num_train: int = 4,
                             num_test: int = 2,
                             size: Tuple[int, int] = (48, 64),
                             depth_bits: int = 16,
                             block: int = 8,
-                            seed: int = 0) -> str:
+                            seed: int = 0,
+                            border_crop: bool = True) -> str:
     """NYUDv2 in the TokenFusion layout (the GeminiFusion default).
 
     ``rgb/XXXXXX.png``, ``depth/XXXXXX.png`` (``depth_bits``-bit),
     ``masks/XXXXXX.png`` (0..39, 255), ``train.txt``, ``test.txt``.
     Samples are numbered 0..num_train-1 (train) then test.
+
+    ``size`` is the full frame (the Kinect's 480x640 scaled down). As in
+    the released copy (``border_crop``, the default), depth is the full
+    frame while RGB and mask are the frame with its border cropped off
+    (:func:`border_crop_box`: a different size per image, centred); sample
+    0 keeps the full frame (the copy holds 480x640 images too). With
+    ``border_crop=False`` every file is ``size``. The block pattern is
+    drawn on the full frame, so depth centre-cropped to the RGB size
+    (``size_mismatch='crop'``) is aligned with the mask and stretched
+    depth (``'stretch'``) is not.
     """
     root = str(root)
     rng = np.random.default_rng(seed)
@@ -139,12 +167,16 @@ def make_nyudv2_tokenfusion(root: PathLike,
         lines = []
         for i in ids:
             name = f'{i:06d}.png'
-            labels = block_labels(size, 40, rng, block=block)
+            full = block_labels(size, 40, rng, block=block)
+            labels = full
+            if border_crop and i > 0:
+                top, bottom, left, right = border_crop_box(size, rng)
+                labels = full[top:size[0] - bottom, left:size[1] - right]
             _write(
                 osp.join(root, 'rgb', name), _rgb_image(labels, rng), rgb=True)
             _write(
                 osp.join(root, 'depth', name),
-                label_to_depth(labels, depth_bits))
+                label_to_depth(full, depth_bits))
             _write(osp.join(root, 'masks', name), labels)
             lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
         write_list(osp.join(root, f'{split}.txt'), lines)

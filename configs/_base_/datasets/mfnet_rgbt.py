@@ -25,16 +25,13 @@ train_pipeline = [
     dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 255.), uint8=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3, uint8=True),
+    # the reference's RandomResizedCrop(crop, scale=(0.5, 2.0), seg_fill=255)
+    # (the NYUDv2 release's code) on its integer tensors: rounded per modality
     dict(
-        type='RandomResize',
-        scale=(4 * crop_size[1], crop_size[0]),
+        type='RandomRescaleCrop',
+        crop_size=crop_size,
         ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
-    dict(
-        type='RGBDPad',
-        size=(crop_size[1], crop_size[0]),
-        pad_val=dict(img=0, seg=255)),
+        round_result=True),
     dict(type='PackSegInputs'),
 ]
 # get_val_augmentation([480, 640]): short side 480, multiples of 32, uint8

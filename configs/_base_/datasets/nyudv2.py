@@ -1,9 +1,14 @@
 # NYUDv2, TokenFusion/RefineNet layout (docs/dataset_prepare.md):
 # data/nyudv2/{rgb,depth,masks} with train.txt / test.txt. 795 train / 654
-# test images, 480x640, 40 classes.
+# test images, 40 classes. RGB and masks are border-cropped (smaller than
+# 480x640, one size per image), depth is the full 480x640 frame.
 dataset_type = 'NYUDv2Dataset'
 data_root = 'data/nyudv2'
 crop_size = (480, 640)  # (h, w)
+# Depth of another size than RGB: as released, resized from its own size
+# onto the size RGB gets, in the same resize step ('crop': TokenFusion's
+# centre crop, geometrically aligned; 'error': refuse). docs/evaluation.md
+size_mismatch = 'stretch'
 
 train_pipeline = [
     # depth as stored (16-bit mm) -> /255 by the data preprocessor, as
@@ -20,18 +25,11 @@ train_pipeline = [
     dict(type='RGBColorJitter', prob=0.2, clip_range=(0., 1.)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
-    # short side = crop_h * U(0.5, 2), long side <= 4 * crop_w * ratio
+    # the release's RandomResizedCrop: short side = crop_h * U(0.5, 2), long
+    # side <= 4 * crop_w * ratio (torch bilinear), a random crop (its
+    # off-by-one window included), raw values padded (image 0, label 255)
     dict(
-        type='RandomResize',
-        scale=(4 * crop_size[1], crop_size[0]),
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
-    # pad raw values (image 0, label 255) to the crop size, as released
-    dict(
-        type='RGBDPad',
-        size=(crop_size[1], crop_size[0]),
-        pad_val=dict(img=0, seg=255)),
+        type='RandomRescaleCrop', crop_size=crop_size, ratio_range=(0.5, 2.0)),
     dict(type='PackSegInputs'),
 ]
 # Published evaluation protocol (docs/dataset_prepare.md): short side 480,
@@ -81,6 +79,7 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='train.txt',
+        size_mismatch=size_mismatch,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
@@ -91,6 +90,7 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='val.txt',  # the 654-image test split
+        size_mismatch=size_mismatch,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='MultiBranchIoUMetric', iou_metrics=['mIoU'])

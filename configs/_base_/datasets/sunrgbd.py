@@ -1,6 +1,7 @@
 # SUN RGB-D, DFormer layout (docs/dataset_prepare.md):
 # data/sunrgbd/{RGB,Depth,labels} with train.txt (5285) / test.txt (5050);
-# labels 0 = unlabelled -> 255; 37 classes.
+# labels 0 = unlabelled -> 255; 37 classes. RGB, depth and labels share one
+# size per image (size_mismatch='stretch', inherited, never applies).
 _base_ = ['./nyudv2.py']
 dataset_type = 'SUNRGBDDataset'
 data_root = 'data/sunrgbd'
@@ -18,15 +19,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='RGBGaussianBlur', prob=0.2, kernel_size=3),
     dict(
-        type='RandomResize',
-        scale=(4 * crop_size[1], crop_size[0]),
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
-    dict(
-        type='RGBDPad',
-        size=(crop_size[1], crop_size[0]),
-        pad_val=dict(img=0, seg=255)),
+        type='RandomRescaleCrop', crop_size=crop_size, ratio_range=(0.5, 2.0)),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

@@ -7,7 +7,8 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375, 255.0, 255.0, 255.0],
     bgr_to_rgb=False,
     # training batches are padded (after normalisation) to a multiple of 32;
-    # the pipelines already pad crops with raw 0 / label 255 (RGBDPad)
+    # the pipelines already pad crops with raw 0 / label 255
+    # (RandomRescaleCrop, RGBDPad)
     size_divisor=32,
     pad_val=0,
     seg_pad_val=255)

@@ -13,7 +13,9 @@ from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          read_image_unchanged)
 from .padding import RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
+from .rescale_crop import RandomRescaleCrop
 from .resize import ResizeShortSideToMultiple, nearest_resize
+from .size_mismatch import SIZE_MISMATCH_POLICIES
 
 __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
@@ -26,5 +28,5 @@ __all__ = [
     'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
     'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
     'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'DepthToHHA',
-    'depth_to_hha'
+    'depth_to_hha', 'RandomRescaleCrop', 'SIZE_MISMATCH_POLICIES'
 ]

@@ -47,6 +47,12 @@ have no unit; 10 / 255 (0..255 as 0..10 m) is a usable approximation. HHA
 has no metric depth: noise and quantisation refuse it; holes, misregistration
 and missing work on all three channels.
 
+**Modalities of another size.** With ``size_mismatch='stretch'`` (a depth
+map stored at another size than RGB, e.g. the TokenFusion NYUDv2 copy) a
+depth corruption acts on the depth as stretched onto the RGB image at load,
+and the pipeline's later resize starts from that corrupted copy (see
+:mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`).
+
 **Seeding.** With ``seed`` (an int, the default 0) each sample gets its own
 random generator derived from the seed, the transform and the sample's
 ``img_path`` (else ``sample_idx``), so a corrupted test set is identical in
@@ -63,10 +69,11 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .missing import (DEPTH_CHANNELS, RGB_CHANNELS, RGB_MISSING_VALUE,
-                      check_depth_encoding, check_rgbd_image,
-                      depth_missing_value)
+from .missing import (DEPTH_CHANNEL_RANGE, DEPTH_CHANNELS, RGB_CHANNELS,
+                      RGB_MISSING_VALUE, check_depth_encoding,
+                      check_rgbd_image, depth_missing_value)
 from .seeding import sample_rng
+from .size_mismatch import settle_unaligned
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -130,6 +137,10 @@ class _Corruption(BaseTransform):
         """
         img = results['img']
         check_rgbd_image(img, type(self).__name__)
+        if self.MODALITY == 'depth':
+            # a depth stored at another size is corrupted as stretched
+            # onto the RGB image (size_mismatch='stretch')
+            settle_unaligned(results, DEPTH_CHANNEL_RANGE)
         if img.dtype != np.float32:
             img = img.astype(np.float32)
         rng = sample_rng(results, self.seed, type(self).__name__)

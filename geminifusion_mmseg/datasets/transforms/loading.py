@@ -11,6 +11,9 @@ from mmengine.logging import print_log
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
+from .size_mismatch import (check_size_mismatch, match_rgb_size,
+                            resolve_size_mismatch, stash_unaligned)
+
 DEPTH_ENCODINGS = ('raw', 'scale', 'clip', 'hha')
 
 
@@ -97,14 +100,22 @@ def encode_depth(depth: np.ndarray,
     return np.repeat(depth[..., None], 3, axis=2)
 
 
-def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray) -> dict:
-    """Stack RGB (H, W, 3) and encoded depth (H, W, 3) into ``img``."""
+def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray, policy: str,
+              source: str, rgb_source: str) -> dict:
+    """Stack RGB (H, W, 3) and encoded depth (h, w, 3) into ``img``; a
+    depth of another size is handled by ``policy`` (see
+    :mod:`.size_mismatch`); ``source`` / ``rgb_source`` name the inputs in
+    errors."""
+    aligned, stretched = match_rgb_size(depth, rgb.shape[:2], policy,
+                                        'Depth image', source, rgb_source)
     img = np.empty(rgb.shape[:2] + (6, ), dtype=np.float32)
     img[..., :3] = rgb
-    img[..., 3:] = depth
+    img[..., 3:] = aligned
     results['img'] = img
     results['img_shape'] = img.shape[:2]
     results['ori_shape'] = img.shape[:2]
+    if stretched:
+        stash_unaligned(results, 'depth', (3, 6), depth)
     return results
 
 
@@ -134,16 +145,28 @@ class LoadRGBDImageFromFile(BaseTransform):
     file with an encoding other than ``'hha'`` must have 3 equal channels
     (then one is used), otherwise it is an error.
 
+    A depth image of another size than the RGB image follows
+    ``size_mismatch`` (see
+    :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`):
+    ``'error'`` refuses it, ``'crop'`` centre-crops it to the RGB size
+    (TokenFusion's ``CropAlignToMask``), ``'stretch'`` (the GeminiFusion
+    release, e.g. the TokenFusion NYUDv2 copy, whose depth is the full
+    480x640 frame beside border-cropped RGB) stretches it onto the RGB
+    image and keeps it at its own size for the first resize of the
+    pipeline (``results['unaligned_modalities']``).
+
     Required Keys:
 
     - img_path
     - depth_path
+    - size_mismatch (optional: the dataset's policy)
 
     Added Keys:
 
-    - img (np.float32, (H, W, 6))
+    - img (np.float32, (H, W, 6), H x W the RGB size)
     - img_shape
     - ori_shape
+    - unaligned_modalities (only for a stretched depth image)
 
     Args:
         depth_encoding (str): One of ``'raw'``, ``'scale'``, ``'clip'``,
@@ -159,6 +182,10 @@ class LoadRGBDImageFromFile(BaseTransform):
             ``IMREAD_UNCHANGED``. Defaults to 'cv2'.
         backend_args (dict, optional): Arguments to instantiate a file
             backend, see :func:`mmengine.fileio.get`. Defaults to None.
+        size_mismatch (str, optional): 'stretch', 'crop' or 'error' for a
+            depth image of another size than RGB; None (recommended) takes
+            the sample's (its dataset's ``size_mismatch``, 'error' if it
+            has none). Defaults to None.
     """
 
     def __init__(self,
@@ -166,7 +193,8 @@ class LoadRGBDImageFromFile(BaseTransform):
                  depth_scale: float = 1.0,
                  depth_range: Optional[Sequence[float]] = None,
                  imdecode_backend: str = 'cv2',
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 size_mismatch: Optional[str] = None) -> None:
         if depth_encoding not in DEPTH_ENCODINGS:
             raise ValueError(
                 f'LoadRGBDImageFromFile: unknown depth_encoding '
@@ -188,6 +216,8 @@ class LoadRGBDImageFromFile(BaseTransform):
             float(v) for v in depth_range)
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args.copy() if backend_args else None
+        self.size_mismatch = check_size_mismatch(
+            size_mismatch, self.__class__.__name__, allow_none=True)
 
     def _load_rgb(self, path: str) -> np.ndarray:
         content = _read_bytes(path, 'RGB image', self.backend_args)
@@ -239,12 +269,10 @@ class LoadRGBDImageFromFile(BaseTransform):
         img_path, depth_path = results['img_path'], results['depth_path']
         rgb = self._load_rgb(img_path)
         depth = self._load_depth(depth_path)
-        if rgb.shape[:2] != depth.shape[:2]:
-            raise ValueError(
-                f'Depth image size {depth.shape[:2]} (H, W) of {depth_path} '
-                f'differs from the RGB image size {rgb.shape[:2]} of '
-                f'{img_path}.')
-        return _set_rgbd(results, rgb, depth)
+        policy = resolve_size_mismatch(results, self.size_mismatch,
+                                       self.__class__.__name__)
+        return _set_rgbd(results, rgb, depth, policy, f' of {depth_path}',
+                         f' of {img_path}')
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
@@ -254,8 +282,10 @@ class LoadRGBDImageFromFile(BaseTransform):
         if self.depth_encoding == 'clip':
             repr_str += f'depth_range={self.depth_range}, '
         repr_str += f"imdecode_backend='{self.imdecode_backend}', "
-        repr_str += f'backend_args={self.backend_args})'
-        return repr_str
+        repr_str += f'backend_args={self.backend_args}'
+        if self.size_mismatch is not None:
+            repr_str += f", size_mismatch='{self.size_mismatch}'"
+        return repr_str + ')'
 
 
 @TRANSFORMS.register_module()
@@ -269,8 +299,10 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
     Required Keys:
 
     - img (np.ndarray, (H, W, 3), **RGB order**, 0..255)
-    - depth (np.ndarray, (H, W), (H, W, 1) or (H, W, 3) (HHA, RGB order);
-      values as stored, any numeric dtype; same size as ``img``)
+    - depth (np.ndarray, (h, w), (h, w, 1) or (h, w, 3) (HHA, RGB order);
+      values as stored, any numeric dtype; another size than ``img``
+      follows ``size_mismatch``)
+    - size_mismatch (optional)
 
     Modified Keys:
 
@@ -280,6 +312,7 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
 
     - img_shape
     - ori_shape
+    - unaligned_modalities (only for a stretched depth)
 
     Removed Keys:
 
@@ -305,11 +338,10 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
                              '(H, W, 3).')
         source = results.get('depth_path') or 'array'
         depth = self.encode_depth(results.pop('depth'), source)
-        if rgb.shape[:2] != depth.shape[:2]:
-            raise ValueError(
-                f'Depth image size {depth.shape[:2]} (H, W) differs from the '
-                f'RGB image size {rgb.shape[:2]}.')
-        return _set_rgbd(results, rgb, depth)
+        policy = resolve_size_mismatch(results, self.size_mismatch,
+                                       self.__class__.__name__)
+        return _set_rgbd(results, rgb, depth, policy, f' of {source}',
+                         f" of {results.get('img_path') or 'the array'}")
 
 
 @TRANSFORMS.register_module()

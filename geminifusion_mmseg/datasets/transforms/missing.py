@@ -31,6 +31,8 @@ RGB_MISSING_VALUE = 0.0
 #: Channel slices of the 6-channel sample.
 RGB_CHANNELS = slice(0, 3)
 DEPTH_CHANNELS = slice(3, 6)
+#: The depth channels as (start, stop).
+DEPTH_CHANNEL_RANGE = (3, 6)
 
 
 def depth_missing_value(

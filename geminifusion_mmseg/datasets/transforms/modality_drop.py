@@ -4,10 +4,11 @@ from typing import Optional, Sequence
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .missing import (DEPTH_CHANNELS, RGB_CHANNELS, RGB_MISSING_VALUE,
-                      check_depth_encoding, check_rgbd_image,
-                      depth_missing_value)
+from .missing import (DEPTH_CHANNEL_RANGE, DEPTH_CHANNELS, RGB_CHANNELS,
+                      RGB_MISSING_VALUE, check_depth_encoding,
+                      check_rgbd_image, depth_missing_value)
 from .seeding import sample_rng
+from .size_mismatch import settle_unaligned
 
 
 @TRANSFORMS.register_module()
@@ -25,7 +26,9 @@ class RandomModalityDrop(BaseTransform):
 
     Put it after the geometric transforms (any place after the loader
     works; after ``RGBDPad`` the padded border is also blanked, which is
-    harmless).
+    harmless; before a resize, a dropped depth stored at another size than
+    RGB stays dropped: see
+    :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`).
 
     Required Keys:
 
@@ -101,6 +104,8 @@ class RandomModalityDrop(BaseTransform):
             img[..., RGB_CHANNELS] = RGB_MISSING_VALUE
         elif u < self.rgb_prob + self.depth_prob:
             dropped = 'depth'
+            # keep the drop over a depth of another size than RGB
+            settle_unaligned(results, DEPTH_CHANNEL_RANGE)
             img[..., DEPTH_CHANNELS] = self.depth_missing
         else:
             dropped = 'none'

@@ -12,6 +12,8 @@ from .loading import (DEPTH_ENCODINGS, LoadRGBDAnnotations,
                       LoadRGBDImageFromFile, _decode_cv2, _read_bytes,
                       encode_depth)
 from .resize import nearest_resize
+from .size_mismatch import (check_size_mismatch, match_rgb_size,
+                            resolve_size_mismatch, stash_unaligned)
 
 #: Encodings of one modality (3 channels each), see
 #: :class:`LoadMultiModalImageFromFile`.
@@ -185,20 +187,27 @@ class LoadMultiModalImageFromFile(BaseTransform):
     Modalities named in ``resize_to_rgb`` are resized to the RGB image's
     size with nearest-neighbour (PyTorch's rule, as torchvision's
     ``InterpolationMode.NEAREST`` on a tensor) when their size differs --
-    DeLiVER's event maps (``eventlowres``); any other size mismatch is an
-    error naming the modality, the files and both sizes.
+    DeLiVER's event maps (``eventlowres``). Any other modality of another
+    size follows ``size_mismatch`` (see
+    :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`):
+    ``'error'`` names the modality, the files and both sizes; ``'crop'``
+    centre-crops it to the RGB size; ``'stretch'`` stretches it onto the
+    RGB image and keeps it at its own size for the first resize
+    (``results['unaligned_modalities']``).
 
     Required Keys:
 
     - modality_paths (dict name -> path), or img_path (+ depth_path)
     - modalities (optional: the dataset's modality list)
+    - size_mismatch (optional: the dataset's policy)
 
     Added Keys:
 
-    - img (np.float32, (H, W, 3K))
+    - img (np.float32, (H, W, 3K), H x W the RGB size)
     - img_shape
     - ori_shape
     - modalities (tuple of the K names, in channel order)
+    - unaligned_modalities (only for stretched modalities)
 
     Args:
         modalities (Sequence[str], optional): Modality names in channel
@@ -214,6 +223,10 @@ class LoadMultiModalImageFromFile(BaseTransform):
             image as in :class:`LoadRGBDImageFromFile`, the others as
             :func:`read_image_unchanged`). Defaults to 'cv2'.
         backend_args (dict, optional): See :func:`mmengine.fileio.get`.
+        size_mismatch (str, optional): 'stretch', 'crop' or 'error' for a
+            modality of another size (not in ``resize_to_rgb``); None
+            (recommended) takes the sample's (its dataset's, 'error' if it
+            has none). Defaults to None.
     """
 
     def __init__(self,
@@ -221,8 +234,11 @@ class LoadMultiModalImageFromFile(BaseTransform):
                  encodings: Optional[Dict[str, EncodingCfg]] = None,
                  resize_to_rgb: Sequence[str] = (),
                  imdecode_backend: str = 'cv2',
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 size_mismatch: Optional[str] = None) -> None:
         name = self.__class__.__name__
+        self.size_mismatch = check_size_mismatch(
+            size_mismatch, name, allow_none=True)
         if imdecode_backend not in ('cv2', 'pillow'):
             raise ValueError(f'{name}: imdecode_backend must be cv2 or '
                              f'pillow, got {imdecode_backend!r}.')
@@ -348,26 +364,31 @@ class LoadMultiModalImageFromFile(BaseTransform):
         Returns:
             dict: ``results``. A modality of another size is resized to
             the RGB size (nearest) if listed in ``resize_to_rgb``, else it
-            is an error naming both sizes.
+            follows the sample's ``size_mismatch`` policy.
         """
+        policy = resolve_size_mismatch(results, self.size_mismatch,
+                                       self.__class__.__name__)
         h, w = rgb.shape[:2]
         img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
         img[..., :3] = rgb
+        stretched = []
         for i, name in enumerate(names[1:], start=1):
             x, what, source = load(name)
-            if x.shape[:2] != (h, w):
-                if name not in self.resize_to_rgb:
-                    raise ValueError(
-                        f'{what} size {x.shape[:2]} (H, W){source} differs '
-                        f'from the RGB image size {(h, w)}{rgb_source} (list '
-                        'the modality in resize_to_rgb to resize it, '
-                        'nearest).')
+            if x.shape[:2] != (h, w) and name in self.resize_to_rgb:
                 x = nearest_resize(x, (h, w))
-            img[..., 3 * i:3 * i + 3] = x
+            aligned, was_stretched = match_rgb_size(
+                x, (h, w), policy, what, source, rgb_source,
+                ' (Or list the modality in resize_to_rgb to resize it at '
+                'load, nearest.)')
+            img[..., 3 * i:3 * i + 3] = aligned
+            if was_stretched:
+                stretched.append((name, (3 * i, 3 * i + 3), x))
         results['img'] = img
         results['img_shape'] = (h, w)
         results['ori_shape'] = (h, w)
         results['modalities'] = names
+        for name, channels, x in stretched:
+            stash_unaligned(results, name, channels, x)
         return results
 
     def __repr__(self) -> str:
@@ -377,8 +398,10 @@ class LoadMultiModalImageFromFile(BaseTransform):
         repr_str += f'encodings={self.encodings}, '
         repr_str += f'resize_to_rgb={self.resize_to_rgb}, '
         repr_str += f"imdecode_backend='{self.imdecode_backend}', "
-        repr_str += f'backend_args={self.backend_args})'
-        return repr_str
+        repr_str += f'backend_args={self.backend_args}'
+        if self.size_mismatch is not None:
+            repr_str += f", size_mismatch='{self.size_mismatch}'"
+        return repr_str + ')'
 
 
 @TRANSFORMS.register_module()
