@@ -25,7 +25,6 @@ it refuses to run on an mmengine version it was not checked with (see
 import os
 import os.path as osp
 import re
-import tempfile
 from typing import List, Optional, Tuple, Union
 
 import mmengine
@@ -34,6 +33,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.utils import digit_version
 from mmseg.registry import HOOKS
+
+from ...utils.atomic_io import atomic_write_bytes
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
@@ -75,49 +76,6 @@ def check_mmengine_version(version: Optional[str] = None) -> None:
         'MMENGINE_VERSIONS in geminifusion_mmseg/engine/hooks/'
         "atomic_checkpoint_hook.py; or use type='CheckpointHook' in the "
         "config's default_hooks.checkpoint (saves are then not crash-safe).")
-
-
-def _fsync_dir(path: str) -> None:
-    """Flush a directory entry (a rename) to disk where the OS allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(data: bytes, filepath: str) -> None:
-    """Write ``data`` to ``filepath`` so that it is either complete or absent.
-
-    The bytes go to ``.<name>.<random>.tmp`` in the same directory, are
-    flushed to disk, and the file is renamed to ``filepath``. If anything
-    fails the temporary file is removed and the error re-raised; an existing
-    ``filepath`` is then left as it was.
-
-    Args:
-        data (bytes): The content.
-        filepath (str): The target path; its directory is created.
-    """
-    directory = osp.dirname(osp.abspath(filepath))
-    mmengine.mkdir_or_exist(directory)
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
 
 
 @register_backend(ATOMIC_BACKEND, force=True)
