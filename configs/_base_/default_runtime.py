@@ -33,6 +33,8 @@ default_hooks = dict(
     weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
     # resumed runs draw the same random numbers (stochastic depth, dropout)
     resume_rng_state=dict(type='ResumeRNGStateHook'),
+    # stop at the first NaN/inf loss, naming the iteration and the loss
+    non_finite_loss=dict(type='NonFiniteLossHook'),
     # applies `compile` below (backbone + head; no-op while it is unset)
     compile=dict(type='TorchCompileHook'),
 )

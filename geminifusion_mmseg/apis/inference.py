@@ -36,7 +36,8 @@ from ..checkpoints import (convert_released_state_dict,
                            find_released_state_dict, strip_prefix,
                            upgrade_state_dict)
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
-                                           read_depth_image)
+                                           read_depth_image,
+                                           replace_non_finite)
 from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.multimodal import read_image_unchanged
 from ..datasets.transforms.resize import nearest_resize
@@ -560,16 +561,8 @@ def _check_depth_array(depth: Any, name: str) -> np.ndarray:
             '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
     if depth.shape[0] == 0 or depth.shape[1] == 0:
         raise ValueError(f'inference_model: {name} is empty {depth.shape}')
-    if np.issubdtype(depth.dtype, np.floating):
-        bad = ~np.isfinite(depth)
-        if bad.any():
-            print_log(
-                f'inference_model: {name} has {int(bad.sum())} NaN/inf '
-                'value(s); they are set to 0 (missing depth).',
-                logger='current',
-                level=logging.WARNING)
-            depth = np.where(bad, 0, depth).astype(depth.dtype)
-    return depth
+    # NaN/inf -> 0 (missing), as the data sets read float depth files
+    return replace_non_finite(depth, f'inference_model: {name}', once=False)
 
 
 def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],

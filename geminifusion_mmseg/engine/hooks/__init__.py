@@ -1,5 +1,7 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .compile_hook import TorchCompileHook
+from .non_finite_loss_hook import (NonFiniteLossError, NonFiniteLossHook,
+                                   NonFiniteWeightsError)
 from .reinit_classifier_hook import ReinitClassifierHook
 from .resume_rng_state_hook import ResumeRNGStateHook
 from .rgbd_visualization_hook import RGBDVisualizationHook
@@ -7,7 +9,8 @@ from .stage_optimizer_reset_hook import StageOptimizerResetHook
 from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'ReinitClassifierHook', 'ResumeRNGStateHook',
+    'AtomicCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'NonFiniteWeightsError', 'ReinitClassifierHook', 'ResumeRNGStateHook',
     'RGBDVisualizationHook', 'StageOptimizerResetHook', 'TorchCompileHook',
     'WeightsOnlyCheckpointHook'
 ]
