@@ -36,6 +36,8 @@ default_hooks = dict(
     resume_rng_state=dict(type='ResumeRNGStateHook'),
     # stop at the first NaN/inf loss, naming the iteration and the loss
     non_finite_loss=dict(type='NonFiniteLossHook'),
+    # one training run per work_dir (work_dir/train.lock)
+    work_dir_lock=dict(type='WorkDirLockHook'),
     # applies `compile` below (backbone + head; no-op while it is unset)
     compile=dict(type='TorchCompileHook'),
 )
