@@ -16,9 +16,14 @@ DEPTH_ENCODINGS = ('raw', 'scale', 'clip', 'hha')
 
 def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
     try:
-        return fileio.get(path, backend_args=backend_args)
+        content = fileio.get(path, backend_args=backend_args)
     except FileNotFoundError as e:
         raise FileNotFoundError(f'{what} file {path} does not exist.') from e
+    if not content:
+        raise OSError(f'{what} file {path} is empty (0 bytes): an '
+                      'interrupted copy or download? Copy it again, or drop '
+                      'the sample from the list file.')
+    return content
 
 
 #: Files whose NaN/inf values were reported (one warning per file and
