@@ -162,6 +162,12 @@ def test_stale_best_and_temporary_files_after_a_failed_save(tmp_path):
     os.umask(mask)
     for name in ('best_iter_iter_12.pth', 'iter_12.pth', 'last_checkpoint'):
         assert os.stat(wd / name).st_mode & 0o777 == 0o666 & ~mask, name
+    # a best checkpoint holds no optimizer state: resuming from it is refused
+    best = str(wd / 'best_iter_iter_12.pth')
+    run = _train(cfg_ok, wd, '--resume', best, check=False)
+    assert run.returncode != 0
+    assert f'cannot resume from {best}: it holds the weights only' \
+        in run.stderr
 
 
 def _wait_for(predicate, proc, timeout=240):

@@ -51,8 +51,10 @@ class ResumeRNGStateHook(Hook):
       the validation runs) therefore resumes exactly as the uninterrupted
       run continues after its validation.
 
-    Multi-process runs save rank 0's state only, so it is restored only
-    when the world size is 1 (see docs/training.md for what is bit-exact).
+    Resuming from a checkpoint without optimizer state (a ``best_*``
+    file) is refused (:meth:`after_load_checkpoint`). Multi-process runs
+    save rank 0's state only, so it is restored only when the world size
+    is 1 (see docs/training.md for what is bit-exact).
     """
 
     priority = 'VERY_LOW'
@@ -71,6 +73,26 @@ class ResumeRNGStateHook(Hook):
         checkpoint.setdefault('meta', {})['rng_state'] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the RNG state for the first iteration; refuse to resume
+        from a checkpoint without optimizer state.
+
+        Raises:
+            ValueError: When resuming (config ``resume=True``) from a
+                checkpoint that holds no ``optimizer`` (a ``best_*`` file):
+                the optimizer's moments and the learning-rate schedule
+                would silently start again.
+        """
+        if runner.cfg.get('resume', False) and 'optimizer' not in checkpoint:
+            path = runner.cfg.get('load_from', None) or 'the checkpoint'
+            raise ValueError(
+                f'cannot resume from {path}: it holds the weights only, no '
+                'optimizer or learning-rate scheduler state (best_* '
+                'checkpoints are saved so); resuming from it would restart '
+                "the optimizer's moments and the schedule. Resume from an "
+                'iter_*.pth / epoch_*.pth checkpoint (work_dir/'
+                'last_checkpoint names the latest), or start a new schedule '
+                'from these weights with --cfg-options load_from=... '
+                '(without --resume).')
         state = checkpoint.get('meta', {}).get('rng_state')
         if state is not None and get_world_size() == 1:
             self._pending = state
