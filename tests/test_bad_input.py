@@ -141,9 +141,19 @@ def test_list_file_with_a_byte_order_mark(nyu, tmp_path):
      (('masks', 'rgb', 'depth'), 'the label file .*rgb/000000.png is a '
       '3-channel uint8 image'),
      (('rgb', 'depth', 'masks'), 'of the label file .*depth/000000.png '
-      '.* are class ids 0..39 or 255')])
+      '.* are class ids 0..39 or 255'),
+     (('depth8', 'masks', 'rgb'), 'the RGB file .*depth8/000000.png is a '
+      '1-channel uint8 image .* the depth file .*rgb/000000.png is a colour '
+      'image')])
 def test_swapped_list_columns_fail_on_the_first_sample(nyu, tmp_path, order,
                                                        what):
+    os.makedirs(osp.join(nyu, 'depth8'))
+    for i in range(2):  # 8-bit depth maps (as some sensors store them)
+        depth = cv2.imread(
+            osp.join(nyu, 'depth', f'{i:06d}.png'), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(
+            osp.join(nyu, 'depth8', f'{i:06d}.png'),
+            (depth // 256).astype(np.uint8))
     lines = [
         '\t'.join(f'{col}/{i:06d}.png' for col in order) for i in range(2)
     ]
@@ -152,6 +162,12 @@ def test_swapped_list_columns_fail_on_the_first_sample(nyu, tmp_path, order,
         NYUDv2Dataset(data_root=nyu, ann_file=lst)
     assert f'line 2 of {lst}' in str(e.value)
     assert "'rgb label depth'" in str(e.value)
+    # the right order passes, 8-bit depth included
+    right = write_list(tmp_path / 'right.txt', [
+        f'rgb/{i:06d}.png\tmasks/{i:06d}.png\tdepth8/{i:06d}.png'
+        for i in range(2)
+    ])
+    assert len(NYUDv2Dataset(data_root=nyu, ann_file=right)) == 2
 
 
 # ------------------------------------------------------------ checkpoints

@@ -78,6 +78,12 @@ def _describe(img: np.ndarray) -> str:
     return f'a {channels}-channel {img.dtype} image of shape {img.shape}'
 
 
+def _is_grey(img: np.ndarray) -> bool:
+    """Whether a 3-channel image has equal channels (a grey image)."""
+    return bool((img[..., 0] == img[..., 1]).all()
+                and (img[..., 1] == img[..., 2]).all())
+
+
 def check_first_sample(info: dict,
                        where: str,
                        num_classes: Optional[int] = None,
@@ -85,10 +91,12 @@ def check_first_sample(info: dict,
                        owner: str = 'dataset') -> None:
     """Refuse a first sample whose columns are in the wrong order.
 
-    Reads the sample's RGB image and label map (as stored):
+    Reads the sample's RGB image and label map (as stored; the depth
+    file only when the RGB image is single-channel):
 
     * the RGB image must not be single-channel 16-bit (or float): that is
-      a depth map;
+      a depth map; a single-channel 8-bit one must not come with a colour
+      image (3 channels, not all equal) in the depth column;
     * the label map must be single-channel (a 3-channel "label" is an RGB
       or HHA image);
     * with ``num_classes`` known, at least
@@ -98,7 +106,8 @@ def check_first_sample(info: dict,
       all-ignored label: loss 0, accuracy 100).
 
     Args:
-        info (dict): The data info (``img_path``, ``seg_map_path``,
+        info (dict): The data info (``img_path``, ``depth_path``,
+            ``seg_map_path``,
             ``reduce_zero_label``, ``label_map``).
         where (str): Where the sample is listed, e.g. ``'line 1 of
             train.txt'``.
@@ -117,6 +126,16 @@ def check_first_sample(info: dict,
                 f'{owner}: {where}: the RGB file {rgb_path} is '
                 f'{_describe(rgb)}, which looks like a depth map, not a '
                 f'colour image. Are the columns swapped? {_COLUMNS}.')
+        depth_path = info.get('depth_path')
+        if depth_path:  # an 8-bit depth map: is the colour image there?
+            depth = _read(depth_path, 'depth', where, backend_args, owner)
+            if depth.ndim == 3 and depth.shape[2] == 3 and \
+                    not _is_grey(depth):
+                raise ListFileError(
+                    f'{owner}: {where}: the RGB file {rgb_path} is '
+                    f'{_describe(rgb)} and the depth file {depth_path} is '
+                    'a colour image: are the RGB and depth columns '
+                    f'swapped? {_COLUMNS}.')
     seg_path = info.get('seg_map_path')
     if seg_path is None:
         return

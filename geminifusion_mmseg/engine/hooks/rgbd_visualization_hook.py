@@ -79,7 +79,8 @@ class RGBDVisualizationHook(Hook):
             stem = osp.splitext(osp.basename(sample.img_path))[0]
             path = osp.join(self.out_dir, f'{stem}.png')
             with atomic_output(path, what='panel') as tmp:
-                cv2.imwrite(tmp, panel[..., ::-1])
+                if not cv2.imwrite(tmp, panel[..., ::-1]):
+                    raise OSError(f'could not write the panel {path}')
 
     def after_test_iter(self,
                         runner,
