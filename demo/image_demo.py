@@ -36,7 +36,6 @@ metadata, so CONFIG may be ``-``):
         --out-file OUT.png
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -47,6 +46,7 @@ from mmengine.utils import ProgressBar
 from geminifusion_mmseg.apis import (inference_model, inference_onnx_model,
                                      init_model, init_onnx_model)
 from geminifusion_mmseg.datasets.list_maker import scan_folder
+from geminifusion_mmseg.utils.atomic_io import atomic_output
 from geminifusion_mmseg.visualization import overlay_with_legend
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp',
@@ -177,10 +177,9 @@ def render(model,
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     shown = overlay_with_legend(image, label, model.dataset_meta['classes'],
                                 model.dataset_meta['palette'], opacity)
-    out_dir = osp.dirname(osp.abspath(out_file))
-    os.makedirs(out_dir, exist_ok=True)
-    if not cv2.imwrite(out_file, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write {out_file}')
+    with atomic_output(out_file, what='--out-file') as tmp:
+        if not cv2.imwrite(tmp, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'could not write {out_file}')
 
 
 def parse_modality_args():

@@ -105,10 +105,15 @@ def test_thermal_alone_cannot_tell_the_other_classes(box_stats):
 def test_generation_is_deterministic_and_atomic(tmp_path):
     cfg = dict(num_train=3, num_val=2, size=(48, 64), seed=5)
     a = generate_quickstart_rgbdt_dataset(str(tmp_path / 'a'), **cfg)
-    # a leftover without the completion marker is replaced
+    # a folder without the completion marker is not ours: refused, kept
     os.makedirs(tmp_path / 'b' / 'rgb')
     open(tmp_path / 'b' / 'rgb' / 'junk.png', 'w').close()
-    b = generate_quickstart_rgbdt_dataset(str(tmp_path / 'b'), **cfg)
+    with pytest.raises(FileExistsError, match=f'{tmp_path / "b"} holds'):
+        generate_quickstart_rgbdt_dataset(str(tmp_path / 'b'), **cfg)
+    assert os.listdir(tmp_path / 'b' / 'rgb') == ['junk.png']
+    # an empty folder is filled
+    os.makedirs(tmp_path / 'c')
+    b = generate_quickstart_rgbdt_dataset(str(tmp_path / 'c'), **cfg)
     for sub in ('rgb', 'depth', 'thermal', 'masks'):
         names = sorted(os.listdir(osp.join(a, sub)))
         assert names == [f'{i:06d}.png' for i in range(5)]

@@ -301,6 +301,9 @@ def test_two_process_gloo_training(tmp_path):
     out = run.stdout + run.stderr
     assert 'CPU distributed run: rank 0 of 2' in out
     assert sorted(os.listdir(wd)).count('iter_8.pth') == 1
+    # rank 0 took the work-dir lock (rank 1 did not fight it), released it
+    assert 'in use by another training run' not in out
+    assert not osp.exists(wd / 'train.lock')
     ckpt = torch.load(wd / 'iter_8.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 8
     # both processes trained (world size 2) and ended with the same weights

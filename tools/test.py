@@ -5,7 +5,11 @@
                          [--launcher pytorch]
 
 Prints mmseg's per-class IoU/Acc table and mIoU of the fused (ensemble)
-prediction, then the mIoU of the rgb and depth branches.
+prediction, then the mIoU of the rgb and depth branches. The checkpoint is
+loaded strictly, as ``geminifusion_mmseg.apis.init_model`` loads it (a
+checkpoint that does not fit the config is refused, naming the keys;
+released ``.pth.tar`` files are converted in memory); a warning names both
+sides when its classes differ from the test dataset's.
 """
 import argparse
 import os
@@ -15,6 +19,10 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import geminifusion_mmseg  # noqa: F401  (registers modules; mmcv-lite set-up)
+from geminifusion_mmseg.checkpoints import (CheckpointLoadError,
+                                            CheckpointMismatchError,
+                                            ReleasedCheckpointError,
+                                            load_test_checkpoint)
 from geminifusion_mmseg.utils.launch import setup_launcher
 
 
@@ -73,7 +81,8 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    cfg.load_from = args.checkpoint
+    # loaded below, strictly (as init_model), not by mmengine's lenient load
+    cfg.load_from = None
 
     if args.show_dir:
         show_dir = args.show_dir if osp.isabs(args.show_dir) else osp.join(
@@ -96,6 +105,11 @@ def main():
 
     setup_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    try:
+        load_test_checkpoint(runner, args.checkpoint)
+    except (CheckpointLoadError, CheckpointMismatchError,
+            ReleasedCheckpointError) as e:
+        raise SystemExit(f'error: {e}') from None
     runner.test()
 
 

@@ -31,8 +31,13 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # message-hub buffers as plain arrays: checkpoints load weights-only
     weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'),
-    # resumed runs draw the same random numbers (stochastic depth, dropout)
+    # torch RNG saved and restored on resume, and kept out of validation:
+    # a resumed single-process run is bit-exact (docs/training.md)
     resume_rng_state=dict(type='ResumeRNGStateHook'),
+    # stop at the first NaN/inf loss, naming the iteration and the loss
+    non_finite_loss=dict(type='NonFiniteLossHook'),
+    # one training run per work_dir (work_dir/train.lock)
+    work_dir_lock=dict(type='WorkDirLockHook'),
     # applies `compile` below (backbone + head; no-op while it is unset)
     compile=dict(type='TorchCompileHook'),
 )

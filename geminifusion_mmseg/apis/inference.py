@@ -32,16 +32,14 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
-from ..checkpoints import (convert_released_state_dict,
-                           find_released_state_dict, strip_prefix,
-                           upgrade_state_dict)
+from ..checkpoints.loading import load_segmentor_checkpoint
 from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
-                                           read_depth_image)
+                                           read_depth_image,
+                                           replace_non_finite)
 from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.multimodal import read_image_unchanged
 from ..datasets.transforms.resize import nearest_resize
 from ..datasets.transforms.size_mismatch import size_mismatch_hint
-from ..utils.checkpoint import load_external_checkpoint
 from ..utils.pipeline_cfg import (find_size_mismatch, find_test_dataset_cfg,
                                   find_test_pipeline, transform_name)
 
@@ -122,7 +120,8 @@ def init_model(config: Union[str, Path, Config],
     model = MODELS.build(model_cfg)
     meta: dict = {}
     if checkpoint is not None:
-        meta = _load_weights(model, str(checkpoint), strict)
+        meta = load_segmentor_checkpoint(model, str(checkpoint), strict,
+                                         'init_model')
     else:
         print_log(
             'init_model: no checkpoint given; the model has random '
@@ -134,64 +133,6 @@ def init_model(config: Union[str, Path, Config],
     model.to(device)
     model.eval()
     return model
-
-
-def _load_weights(model: nn.Module, path: str, strict: bool) -> dict:
-    """Load ``path`` into ``model`` (weights only); return its meta."""
-    ckpt = load_external_checkpoint(path, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'init_model: {path} holds a '
-                         f'{type(ckpt).__name__}, not a checkpoint dict')
-    meta: dict = {}
-    released = find_released_state_dict(ckpt)
-    if released is not None:  # NYUDv2/SUN .pth.tar or a DeLiVER-branch file
-        state_dict, info = convert_released_state_dict(
-            released, path, allow_custom_arch=True)
-        print_log(
-            f'init_model: {path} is a released GeminiFusion checkpoint '
-            f'({info.describe()}); converted in memory. Convert it once '
-            'with tools/model_converters/geminifusion2mmseg.py to skip '
-            'this.',
-            logger='current')
-    elif 'state_dict' in ckpt:
-        state_dict = ckpt['state_dict']
-        meta = ckpt.get('meta', None) or {}
-    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        state_dict = ckpt
-    else:
-        raise ValueError(
-            f'init_model: {path} is not a segmentor checkpoint: no '
-            f"'state_dict' (keys: {sorted(map(str, ckpt))[:8]})")
-    state_dict = upgrade_state_dict(model, strip_prefix(state_dict))
-
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    for what, keys in (('missing', missing), ('unexpected', unexpected),
-                       ('shape mismatch', mismatched)):
-        if keys:
-            shown = ', '.join(keys[:5]) + (' ...' if len(keys) > 5 else '')
-            problems.append(f'{len(keys)} {what}: {shown}')
-    if problems:
-        msg = (f'init_model: checkpoint {path} does not fit the model of '
-               'the config (' + '; '.join(problems) + '). Is it the config '
-               'this checkpoint was trained or converted for?')
-        if strict:
-            raise ValueError(msg + ' (strict=False loads what matches.)')
-        print_log(msg, logger='current', level=logging.WARNING)
-    bad = set(unexpected) | {m.split(':')[0] for m in mismatched}
-    model.load_state_dict({
-        k: v
-        for k, v in state_dict.items() if k not in bad
-    },
-                          strict=False)
-    return meta if isinstance(meta, dict) else {}
 
 
 def _random_palette(n: int) -> List[List[int]]:
@@ -571,16 +512,8 @@ def _check_depth_array(depth: Any, name: str) -> np.ndarray:
             '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
     if depth.shape[0] == 0 or depth.shape[1] == 0:
         raise ValueError(f'inference_model: {name} is empty {depth.shape}')
-    if np.issubdtype(depth.dtype, np.floating):
-        bad = ~np.isfinite(depth)
-        if bad.any():
-            print_log(
-                f'inference_model: {name} has {int(bad.sum())} NaN/inf '
-                'value(s); they are set to 0 (missing depth).',
-                logger='current',
-                level=logging.WARNING)
-            depth = np.where(bad, 0, depth).astype(depth.dtype)
-    return depth
+    # NaN/inf -> 0 (missing), as the data sets read float depth files
+    return replace_non_finite(depth, f'inference_model: {name}', once=False)
 
 
 def _match_depth_size(depth: np.ndarray, size: Tuple[int, int],

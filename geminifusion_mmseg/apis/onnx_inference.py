@@ -67,11 +67,28 @@ def read_onnx_metadata(path: str) -> dict:
         ``preprocess`` (dict, see
         :class:`~geminifusion_mmseg.deployment.PreprocessSpec`) and
         ``contract`` (inputs, outputs, dynamic, shape, ...).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is not an ONNX model, or was not exported by
+            ``tools/deployment/pytorch2onnx.py`` (no metadata).
     """
     import onnx
     if not os.path.isfile(path):
         raise FileNotFoundError(f'ONNX model {path} does not exist')
-    proto = onnx.load(path, load_external_data=False)
+    hint = ('give the .onnx file that tools/deployment/pytorch2onnx.py '
+            'writes (a .pth checkpoint runs with '
+            'geminifusion_mmseg.apis.init_model instead)')
+    if os.path.getsize(path) == 0:
+        raise ValueError(f'{path} is empty (0 bytes), not an ONNX model; '
+                         f'{hint}.')
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as e:  # google.protobuf DecodeError
+        raise ValueError(f'{path} is not an ONNX model (it cannot be parsed: '
+                         f'{type(e).__name__}: {e}); {hint}.') from None
+    if not proto.graph.node:
+        raise ValueError(f'{path} holds no ONNX graph; {hint}.')
     props = {p.key: p.value for p in proto.metadata_props}
     out = {}
     for key in ('classes', 'palette', 'preprocess', 'contract'):

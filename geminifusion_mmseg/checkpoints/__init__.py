@@ -13,9 +13,13 @@ loader registry of :mod:`geminifusion_mmseg.models.utils.pretrained_loading`
 * :mod:`.pretrained`: ImageNet (NVlabs / mmseg MiT, Microsoft / mmpretrain
   Swin) and GeminiFusion checkpoints -> a backbone.
 * :mod:`.released`: released GeminiFusion ``.pth.tar`` -> our segmentor.
+* :mod:`.loading`: any of these into a segmentor, strictly (``init_model``
+  and ``tools/test.py``), and the class-name checks.
 """
 from .io import (CheckpointFormatError, CheckpointLoadError, read_checkpoint,
                  strip_prefix, unwrap_state_dict, upgrade_state_dict)
+from .loading import (CheckpointMismatchError, check_dataset_classes,
+                      load_segmentor_checkpoint, load_test_checkpoint)
 from .pretrained import (PretrainedFormatError, detect_pretrained_format,
                          load_pretrained_backbone)
 from .released import (ReleasedCheckpointError, ReleasedModelInfo,
@@ -28,6 +32,8 @@ from .released import (ReleasedCheckpointError, ReleasedModelInfo,
 __all__ = [
     'CheckpointFormatError', 'CheckpointLoadError', 'read_checkpoint',
     'strip_prefix', 'unwrap_state_dict', 'upgrade_state_dict',
+    'CheckpointMismatchError', 'check_dataset_classes',
+    'load_segmentor_checkpoint', 'load_test_checkpoint',
     'PretrainedFormatError', 'detect_pretrained_format',
     'load_pretrained_backbone', 'ReleasedCheckpointError', 'ReleasedModelInfo',
     'check_converted_state_dict', 'convert_released_checkpoint',

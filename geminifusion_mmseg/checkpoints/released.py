@@ -49,7 +49,6 @@ and shapes).
 """
 import glob
 import math
-import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -66,6 +65,7 @@ from ..models.backbones import GeminiFusionSwin, MiTKeyMap, SwinKeyMap
 from ..models.backbones.gemini_mit import MIT_ARCHS
 from ..models.backbones.gemini_swin import WindowMSA
 from ..models.backbones.key_maps import FUSION_PARAM_NAMES
+from ..utils.atomic_io import atomic_output, check_output_path
 from .io import CheckpointFormatError, read_checkpoint, strip_prefix
 
 __all__ = [
@@ -725,13 +725,21 @@ def convert_released_checkpoint(
 
     Args:
         src (str): The released file.
-        dst (str, optional): Where to save the converted checkpoint.
+        dst (str, optional): Where to save the converted checkpoint
+            (written to a temporary file in its folder and renamed when
+            complete; a folder, or ``src`` itself, is refused).
         allow_custom_arch (bool): Accept sizes that are not a released
             variant.
 
     Returns:
         tuple: (the checkpoint dict, :class:`ReleasedModelInfo`).
+
+    Raises:
+        OutputPathError: ``dst`` is a folder or ``src`` itself.
+        OSError: ``dst`` could not be written (it is then unchanged).
     """
+    if dst is not None:  # refused before anything is read
+        check_output_path(dst, src, 'converted checkpoint')
     raw = load_released_checkpoint(src)
     state_dict, info = convert_released_state_dict(raw['segmenter'], src,
                                                    allow_custom_arch)
@@ -754,9 +762,12 @@ def convert_released_checkpoint(
         meta['dataset_meta'] = dataset_meta
     checkpoint = dict(meta=meta, state_dict=state_dict)
     if dst is not None:
-        d = osp.dirname(osp.abspath(dst))
-        os.makedirs(d, exist_ok=True)
-        torch.save(checkpoint, dst)
+        try:
+            with atomic_output(dst, src, 'converted checkpoint') as tmp:
+                torch.save(checkpoint, tmp)
+        except (OSError, RuntimeError) as e:  # e.g. a full disk
+            raise OSError(f'could not write {dst} ({e}); an existing {dst} '
+                          'was left as it was.') from e
         print_log(
             f'converted {src} ({info.describe()}) -> {dst}', logger='current')
     return checkpoint, info

@@ -24,6 +24,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..utils.atomic_io import atomic_write_text
+
 __all__ = [
     'IMAGE_EXTENSIONS', 'Sample', 'Pairing', 'ListMakerError', 'scan_folder',
     'pair_by_stem', 'split_by_ratio', 'split_by_val_list', 'read_val_list',
@@ -283,7 +285,7 @@ def read_val_list(path: str, rgb_folder: str = 'rgb') -> List[str]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'val list {path} does not exist')
     stems, first_line, dups = [], {}, []
-    with open(path) as f:
+    with open(path, encoding='utf-8-sig') as f:  # a BOM is dropped
         for lineno, line in enumerate(f, start=1):
             tokens = line.split()
             if not tokens or tokens[0].startswith('#'):
@@ -329,12 +331,10 @@ def format_list_line(sample: Sample) -> str:
 
 
 def write_list_file(path: str, samples: Sequence[Sample]) -> str:
-    """Write a 3-column list file (one sample per line)."""
-    parent = osp.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(''.join(format_list_line(s) + '\n' for s in samples))
+    """Write a 3-column list file (one sample per line), atomically: to a
+    temporary file in its folder, renamed when complete."""
+    atomic_write_text(''.join(format_list_line(s) + '\n' for s in samples),
+                      path)
     return path
 
 

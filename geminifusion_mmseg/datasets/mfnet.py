@@ -4,6 +4,7 @@ from typing import List, Sequence
 import mmengine.fileio as fileio
 from mmseg.registry import DATASETS
 
+from .list_file import read_list_file
 from .multimodal_dataset import MultiModalSegDataset
 
 MFNET_CLASSES = ('unlabeled', 'car', 'person', 'bike', 'curve', 'car_stop',
@@ -123,9 +124,10 @@ class MFNetDataset(MultiModalSegDataset):
             raise FileNotFoundError(
                 f'MFNetDataset: list file (ann_file) {self.ann_file} does '
                 'not exist.')
-        text = fileio.get_text(self.ann_file, backend_args=self.backend_args)
+        lines = read_list_file(self.ann_file, self.backend_args,
+                               'MFNetDataset')
         data_list, missing = [], []
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in enumerate(lines, start=1):
             line = line.strip()
             if not line:
                 continue

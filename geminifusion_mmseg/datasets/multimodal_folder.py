@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence
 import mmengine.fileio as fileio
 from mmseg.registry import DATASETS
 
+from .list_file import read_list_file
 from .multimodal_dataset import MultiModalSegDataset
 
 
@@ -106,11 +107,10 @@ class MultiModalFolderDataset(MultiModalSegDataset):
                 raise FileNotFoundError(
                     f'{self._name}: list file (ann_file) {self.ann_file} '
                     'does not exist.')
-            text = fileio.get_text(
-                self.ann_file, backend_args=self.backend_args)
+            lines = read_list_file(self.ann_file, self.backend_args,
+                                   self._name)
             return [(f'line {i} of {self.ann_file}', line.split()[0])
-                    for i, line in enumerate(text.splitlines(), start=1)
-                    if line.strip()]
+                    for i, line in enumerate(lines, start=1) if line.strip()]
         rgb_dir = self.modality_dir('rgb')
         suffix = self.modality_suffixes.get('rgb', self.img_suffix)
         files = fileio.list_dir_or_file(

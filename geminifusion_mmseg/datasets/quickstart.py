@@ -16,11 +16,13 @@ Each image shows a wall and a floor with rectangles on them:
 So an RGB-only model confuses the boxes, a depth-only one misses the
 posters, and a fused model can get every class.
 """
+import json
+import logging
 import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -111,7 +113,9 @@ def generate_quickstart_dataset(root: str,
 
     The same arguments always give the same files. The dataset is written
     to a temporary folder and moved into place when complete, so an
-    interrupted or concurrent generation never leaves a partial dataset.
+    interrupted or concurrent generation never leaves a partial dataset;
+    a complete dataset is kept, and a folder holding anything else is
+    refused (see :func:`generate_atomically`).
 
     Returns:
         str: ``root``.
@@ -131,8 +135,9 @@ def generate_quickstart_dataset(root: str,
             lines.append(f'rgb/{name}\tmasks/{name}\tdepth/{name}')
         write_splits(tmp, lines, num_train)
 
-    return generate_atomically(root, write,
-                               f'{num_train} + {num_val} RGB-D samples')
+    return generate_atomically(
+        root, write, f'{num_train} + {num_val} RGB-D samples',
+        dict(num_train=num_train, num_val=num_val, size=list(size), seed=seed))
 
 
 def write_splits(root: str, lines: Sequence[str], num_train: int) -> None:
@@ -144,41 +149,112 @@ def write_splits(root: str, lines: Sequence[str], num_train: int) -> None:
             f.write('\n'.join(part) + '\n')
 
 
-def generate_atomically(root: str, write: Callable[[str], None],
-                        what: str) -> str:
+def generate_atomically(root: str,
+                        write: Callable[[str], None],
+                        what: str,
+                        params: Optional[dict] = None) -> str:
     """Generate a dataset into ``root`` unless it is already complete.
 
     ``write(tmp)`` fills a temporary folder next to ``root``; a marker file
-    is added and the folder is moved into place, so an interrupted or
-    concurrent generation never leaves a partial dataset (a leftover
-    without the marker is replaced; a complete dataset is kept).
+    (``.quickstart_complete``, holding ``params``) is added and the folder
+    is moved into place, so an interrupted or concurrent generation never
+    leaves a partial dataset. Nothing that the generator did not write is
+    ever deleted or overwritten:
+
+    * a complete dataset (with the marker) is kept as it is; if it was
+      generated with other ``params`` a warning names both;
+    * a missing or empty ``root`` is filled;
+    * any other ``root`` (a folder with files but no marker, a file, the
+      current folder or one above it) is refused with an error naming it,
+      before anything is generated.
 
     Args:
         root (str): The dataset folder.
         write (callable): Writes the dataset into the folder it is given.
         what (str): What was generated, for the log.
+        params (dict, optional): The generation arguments, recorded in the
+            marker (JSON).
 
     Returns:
         str: ``root``.
+
+    Raises:
+        FileExistsError: ``root`` holds files the generator did not write,
+            or is a file.
+        ValueError: ``root`` is the current folder or one above it.
     """
-    if osp.exists(osp.join(root, _MARKER)):
+    if _is_complete(root, params):
         return root
-    parent = osp.dirname(osp.abspath(root))
+    target = _checked_target(root)
+    parent = osp.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.quickstart_', dir=parent)
     try:
         write(tmp)
-        open(osp.join(tmp, _MARKER), 'w').close()
-        if osp.exists(osp.join(root, _MARKER)):  # another process won
+        with open(osp.join(tmp, _MARKER), 'w') as f:
+            json.dump(params or {}, f, sort_keys=True)
+        if _is_complete(root, params):  # another process won
             return root
-        if osp.isdir(root):  # a leftover without the marker
-            shutil.rmtree(root)
-        os.replace(tmp, root)
+        _checked_target(root)  # nothing appeared there meanwhile
+        if osp.isdir(target):
+            os.rmdir(target)  # empty (checked); fails if not
+        os.replace(tmp, target)
         print_log(f'quickstart: generated {what} in {root}', logger='current')
     finally:
         if osp.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _is_complete(root: str, params: Optional[dict]) -> bool:
+    """Whether ``root`` holds a complete dataset (its marker); warns if it
+    was generated with other ``params`` than these."""
+    marker = osp.join(root, _MARKER)
+    if not osp.isfile(marker):
+        return False
+    try:
+        with open(marker) as f:
+            recorded = json.load(f)
+    except ValueError:  # an empty marker of an earlier version
+        recorded = None
+    if recorded and params is not None and recorded != params:
+        print_log(
+            f'quickstart: {root} holds a dataset generated with {recorded}, '
+            f'not the requested {params}; it is used as it is. Delete the '
+            'folder (or choose another data_root) to generate the '
+            'requested one.',
+            logger='current',
+            level=logging.WARNING)
+    return True
+
+
+def _checked_target(root: str) -> str:
+    """The folder to move a new dataset to (``root``, links resolved), or
+    an error if ``root`` may not be replaced (see
+    :func:`generate_atomically`)."""
+    target = osp.realpath(root)
+    cwd = osp.realpath(os.getcwd())
+    if target == cwd or cwd.startswith(target.rstrip(osp.sep) + osp.sep):
+        raise ValueError(
+            f'quickstart: data_root {root!r} is the current folder ({cwd}) '
+            'or a folder above it; refusing to generate the synthetic '
+            'dataset there. Give it a folder of its own, e.g. '
+            "data_root='data/quickstart_rgbd'.")
+    if osp.lexists(target) and not osp.isdir(target):
+        raise FileExistsError(
+            f'quickstart: data_root {root} is a file, not a folder; refusing '
+            'to replace it. Give the dataset a new or empty folder.')
+    if osp.isdir(target):
+        found = sorted(os.listdir(target))
+        if found:
+            shown = ', '.join(found[:5]) + (' ...' if len(found) > 5 else '')
+            raise FileExistsError(
+                f'quickstart: data_root {root} holds files that the '
+                f'quickstart generator did not write (no {_MARKER} marker): '
+                f'{shown}. Refusing to replace them. Point data_root at a '
+                'new or empty folder (the synthetic dataset is generated '
+                'there) or at a complete quickstart dataset.')
+    return target
 
 
 @DATASETS.register_module()

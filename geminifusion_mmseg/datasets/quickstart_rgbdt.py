@@ -139,7 +139,8 @@ def generate_quickstart_rgbdt_dataset(root: str,
     to a temporary folder next to ``root`` and moved into place when
     complete (marked by a ``.quickstart_complete`` file), so an interrupted
     or concurrent generation never leaves a partial dataset; an existing
-    complete dataset is kept as it is.
+    complete dataset is kept as it is, and a folder holding anything else
+    is refused (see :func:`~.quickstart.generate_atomically`).
 
     Args:
         root (str): The dataset folder.
@@ -169,8 +170,9 @@ def generate_quickstart_rgbdt_dataset(root: str,
             names.append(name)
         write_splits(tmp, names, num_train)
 
-    return generate_atomically(root, write,
-                               f'{num_train} + {num_val} RGB-D-T samples')
+    return generate_atomically(
+        root, write, f'{num_train} + {num_val} RGB-D-T samples',
+        dict(num_train=num_train, num_val=num_val, size=list(size), seed=seed))
 
 
 @DATASETS.register_module()

@@ -6,6 +6,7 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .list_file import check_first_sample, read_list_file
 from .transforms.size_mismatch import check_size_mismatch
 
 
@@ -21,7 +22,8 @@ class RGBDDataset(BaseSegDataset):
        convention). Blank lines are ignored; columns are separated by any
        whitespace. A line has either
 
-       - three columns ``rgb label depth`` (in that order), each a path
+       - three columns ``rgb label depth`` (in that order; a UTF-8
+         byte-order mark is ignored), each a path
          relative to ``data_root`` (used as is when ``data_root`` is None);
          ``data_prefix`` and the suffixes are not used, e.g.
          ``rgb/000003.png<TAB>masks/000003.png<TAB>depth/000003.png``;
@@ -66,7 +68,10 @@ class RGBDDataset(BaseSegDataset):
             ``dict(img_path='', depth_path='', seg_map_path='')``.
         check_files (bool): Whether to check at construction that every
             file named by ``ann_file`` exists (one ``exists`` call per file;
-            switch off for slow remote backends). Defaults to True.
+            switch off for slow remote backends), and that the first
+            sample's RGB and label files are what their columns say (see
+            :func:`~.list_file.check_first_sample`: swapped columns are
+            refused, naming the line). Defaults to True.
         size_mismatch (str): What the loader does with a depth image of
             another size than its RGB image: ``'error'`` (refuse),
             ``'crop'`` (centre crop to the RGB size, as TokenFusion) or
@@ -197,12 +202,13 @@ class RGBDDataset(BaseSegDataset):
             raise FileNotFoundError(
                 f'{self._name}: list file (ann_file) {self.ann_file} does '
                 'not exist.')
-        text = fileio.get_text(self.ann_file, backend_args=self.backend_args)
-        data_list, missing = [], []
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        lines = read_list_file(self.ann_file, self.backend_args, self._name)
+        data_list, missing, first_line = [], [], None
+        for lineno, line in enumerate(lines, start=1):
             tokens = line.split()
             if not tokens:
                 continue
+            first_line = first_line or lineno
             if len(tokens) == 3:
                 rgb, seg, depth = (
                     osp.join(self.data_root, t) if self.data_root else t
@@ -229,6 +235,11 @@ class RGBDDataset(BaseSegDataset):
             raise FileNotFoundError(
                 f'{self._name}: line {lineno} of {self.ann_file}: {kind} '
                 f'file {path} does not exist{more}.')
+        if self.check_files and data_list:
+            check_first_sample(data_list[0],
+                               f'line {first_line} of {self.ann_file}',
+                               self._num_classes(), self.backend_args,
+                               self._name)
         return data_list
 
     # ------------------------------------------------------------------
@@ -286,4 +297,9 @@ class RGBDDataset(BaseSegDataset):
         data_list = []
         for name in sorted(names['RGB']):
             data_list.append(self._make_info(*self._paths_from_name(name)))
+        if self.check_files and data_list:
+            check_first_sample(
+                data_list[0], f'the first sample ({sorted(names["RGB"])[0]}, '
+                'paired by name)', self._num_classes(), self.backend_args,
+                self._name)
         return data_list

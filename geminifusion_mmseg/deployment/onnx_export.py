@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from ..utils.atomic_io import atomic_output
 from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
 
 __all__ = [
@@ -222,7 +223,10 @@ def export_onnx(model: nn.Module,
         model (nn.Module): A ``MultiModalEncoderDecoder`` from
             :func:`geminifusion_mmseg.apis.init_model` (``cfg`` and
             ``dataset_meta`` are read).
-        out (str): Output ``.onnx`` file.
+        out (str): Output ``.onnx`` file, written to a temporary file in
+            its folder and renamed when export, optimisation and
+            ``onnx.checker`` have passed (a failure leaves an existing
+            ``out`` as it was); a folder is refused.
         shape (tuple[int, int]): (H, W) of a static graph; the example size
             of a dynamic one.
         dynamic (bool): Dynamic batch, height and width.
@@ -278,73 +282,76 @@ def export_onnx(model: nn.Module,
         if not preprocess:
             axes = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
         kwargs['dynamic_shapes'] = {'rgb': axes, 'depth': dict(axes)}
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     start = time.time()
-    try:
-        with torch.no_grad():
-            program = torch.onnx.export(
-                module,
-                args,
-                dynamo=True,
-                # onnxscript's optimiser fails on the dynamic split of the
-                # modality-stacked batch; ONNX Runtime optimises anyway.
-                optimize=False,
-                opset_version=opset,
-                input_names=['rgb', 'depth'],
-                output_names=wrapper.output_names,
-                verbose=False,
-                **kwargs)
-        # the program reads the parameters when saving: before .float()
-        program.save(out)
-    finally:
-        if fp16:
-            model.float()
-    if optimize or ort_fusions:
-        _optimize_file(out, optimize, ort_fusions)
-    seconds = time.time() - start
+    # everything is written to a temporary file, renamed when complete
+    with atomic_output(out, what='ONNX model') as tmp:
+        try:
+            with torch.no_grad():
+                program = torch.onnx.export(
+                    module,
+                    args,
+                    dynamo=True,
+                    # onnxscript's optimiser fails on the dynamic split of the
+                    # modality-stacked batch; ONNX Runtime optimises anyway.
+                    optimize=False,
+                    opset_version=opset,
+                    input_names=['rgb', 'depth'],
+                    output_names=wrapper.output_names,
+                    verbose=False,
+                    **kwargs)
+            # the program reads the parameters when saving: before .float()
+            program.save(tmp)
+        finally:
+            if fp16:
+                model.float()
+        if optimize or ort_fusions:
+            _optimize_file(tmp, optimize, ort_fusions)
+        seconds = time.time() - start
 
-    proto = onnx.load(out)
-    if dynamic:
-        names = {}
-        layout = (1, 2) if preprocess else (2, 3)
-        for vi in proto.graph.input:
-            dims = vi.type.tensor_type.shape.dim
-            for idx, name in zip((0, ) + layout, ('batch', 'height', 'width')):
-                if dims[idx].dim_param:
-                    names.setdefault(dims[idx].dim_param, name)
-        _rename_dims(proto, names)
-    meta = getattr(model, 'dataset_meta', None) or {}
-    cfg = getattr(model, 'cfg', None)
-    contract = dict(
-        inputs=_contract_inputs(spec, preprocess, depth_dtype),
-        outputs=wrapper.output_names,
-        dynamic=dynamic,
-        shape=None if dynamic else [batch, h, w],
-        example_shape=[h, w],
-        trace_shape=list(trace),
-        fp16=fp16,
-        preprocess=preprocess,
-        branches=branches,
-        ort_fusions=ort_fusions,
-        modality_names=list(wrapper.modality_names),
-        config=getattr(cfg, 'filename', None))
-    props = {
-        'geminifusion.classes':
-        json.dumps(list(meta.get('classes', []))),
-        'geminifusion.palette':
-        json.dumps([list(map(int, p)) for p in meta.get('palette', [])]),
-        'geminifusion.preprocess':
-        json.dumps(spec.to_dict()),
-        'geminifusion.contract':
-        json.dumps(contract),
-    }
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    proto.producer_name = 'geminifusion_mmseg'
-    onnx.save(proto, out)
-    onnx.checker.check_model(out, full_check=True)
+        proto = onnx.load(tmp)
+        if dynamic:
+            names = {}
+            layout = (1, 2) if preprocess else (2, 3)
+            for vi in proto.graph.input:
+                dims = vi.type.tensor_type.shape.dim
+                for idx, name in zip((0, ) + layout,
+                                     ('batch', 'height', 'width')):
+                    if dims[idx].dim_param:
+                        names.setdefault(dims[idx].dim_param, name)
+            _rename_dims(proto, names)
+        meta = getattr(model, 'dataset_meta', None) or {}
+        cfg = getattr(model, 'cfg', None)
+        contract = dict(
+            inputs=_contract_inputs(spec, preprocess, depth_dtype),
+            outputs=wrapper.output_names,
+            dynamic=dynamic,
+            shape=None if dynamic else [batch, h, w],
+            example_shape=[h, w],
+            trace_shape=list(trace),
+            fp16=fp16,
+            preprocess=preprocess,
+            branches=branches,
+            ort_fusions=ort_fusions,
+            modality_names=list(wrapper.modality_names),
+            config=getattr(cfg, 'filename', None))
+        props = {
+            'geminifusion.classes':
+            json.dumps(list(meta.get('classes', []))),
+            'geminifusion.palette':
+            json.dumps([list(map(int, p)) for p in meta.get('palette', [])]),
+            'geminifusion.preprocess':
+            json.dumps(spec.to_dict()),
+            'geminifusion.contract':
+            json.dumps(contract),
+        }
+        del proto.metadata_props[:]
+        for k, v in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        proto.producer_name = 'geminifusion_mmseg'
+        onnx.save(proto, tmp)
+        onnx.checker.check_model(tmp, full_check=True)
+        file_size = os.path.getsize(tmp)
     info = ExportInfo(
         path=out,
         shape=(h, w),
@@ -359,7 +366,7 @@ def export_onnx(model: nn.Module,
         input_names=['rgb', 'depth'],
         output_names=wrapper.output_names,
         seconds=seconds,
-        file_size=os.path.getsize(out))
+        file_size=file_size)
     print_log(
         f'export_onnx: wrote {out} ({info.file_size / 2**20:.1f} MiB, '
         f'{seconds:.1f} s); onnx.checker passed.',

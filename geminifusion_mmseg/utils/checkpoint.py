@@ -25,7 +25,7 @@ import torch
 
 __all__ = [
     'NUMPY_SAFE_GLOBALS', 'register_safe_globals', 'load_external_checkpoint',
-    'CheckpointLoadError'
+    'check_checkpoint_file', 'CheckpointLoadError'
 ]
 
 
@@ -89,11 +89,13 @@ def load_external_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointLoadError: the file is not a torch checkpoint, or it holds
-            a global outside the allow-list.
+        CheckpointLoadError: the file is empty, not a torch checkpoint
+            (:func:`check_checkpoint_file`), damaged, or it holds a global
+            outside the allow-list.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
+    check_checkpoint_file(path)
     try:
         # The process-wide allow-list holds NUMPY_SAFE_GLOBALS (the
         # ``safe_globals`` context manager would drop the numpy-1.x aliases
@@ -110,6 +112,46 @@ def load_external_checkpoint(path: str, map_location: Any = 'cpu') -> Any:
             f'weights-only allow-list (tensors, builtins, numpy '
             f'arrays/scalars). Not loaded, nothing in it was run. '
             f'Detail: {detail}') from None
-    except (RuntimeError, EOFError, OSError) as e:
+    except Exception as e:  # a damaged file: EOFError, KeyError, ...
         raise CheckpointLoadError(
-            f'could not read checkpoint {path}: {e}') from e
+            f'could not read checkpoint {path} ({type(e).__name__}: '
+            f'{str(e)[:200]}): the file is damaged or not a PyTorch '
+            'checkpoint; download or copy it again.') from e
+
+
+#: How a file saved by ``torch.save`` starts: a zip archive (torch >= 1.6)
+#: or a pickle (the legacy format).
+_TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Refuse a file that cannot be a ``torch.save`` checkpoint, naming it.
+
+    Reads the first bytes only: an empty file (an interrupted download or
+    save), a text file (e.g. a Git LFS pointer or an HTML error page) or
+    anything that is neither a zip archive nor a pickle gets a message
+    that says what it is and what to do.
+
+    Raises:
+        CheckpointLoadError: The file is empty or not a checkpoint.
+    """
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    if not head:
+        raise CheckpointLoadError(
+            f'checkpoint {path} is empty (0 bytes): an interrupted download '
+            'or save. Download or copy it again (checkpoints written by '
+            'this plugin\'s training are never left empty: use the one '
+            'work_dir/last_checkpoint names).')
+    if head.startswith(_TORCH_MAGIC):
+        return
+    what = 'binary data'
+    if head.startswith(b'version https://git-lfs'):
+        what = 'a Git LFS pointer (run `git lfs pull` to fetch the file)'
+    elif head.lstrip().lower().startswith((b'<!doctype', b'<html')):
+        what = 'an HTML page (a failed download?)'
+    elif all(32 <= c < 127 or c in b'\t\r\n' for c in head):
+        what = f'text ({head[:32].decode()!r}...)'
+    raise CheckpointLoadError(
+        f'{path} is not a PyTorch checkpoint: it holds {what}, not a file '
+        'written by torch.save. Check the path, or download it again.')

@@ -23,17 +23,23 @@ class FailCheckpointWriteHook(Hook):
     half of its bytes to any file (``RLIMIT_FSIZE``, with ``SIGXFSZ``
     ignored): the operating system stops the write with ``OSError: [Errno
     27] File too large`` when part of the file is on disk, and the run
-    dies."""
+    dies. ``nth`` picks which save of that kind at ``at_iter`` fails (2:
+    the latest checkpoint saved again after a new best)."""
 
     priority = 'LOWEST'
 
-    def __init__(self, at_iter: int, best: bool = False):
+    def __init__(self, at_iter: int, best: bool = False, nth: int = 1):
         self.at_iter = at_iter
         self.best = best
+        self.nth = nth
+        self._seen = 0
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         is_best = 'optimizer' not in checkpoint  # best: save_optimizer=False
         if checkpoint['meta']['iter'] != self.at_iter or is_best != self.best:
+            return
+        self._seen += 1
+        if self._seen != self.nth:
             return
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
@@ -68,3 +74,29 @@ class ParamChecksumHook(Hook):
         path = osp.join(runner.work_dir, f'checksum_rank{get_rank()}.txt')
         with open(path, 'w') as f:
             f.write(f'{get_world_size()} {total!r}\n')
+
+
+@HOOKS.register_module()
+class PoisonWeightsHook(Hook):
+    """After training iteration ``at_iter`` (counted from 1), write NaN into
+    the first element of parameter ``param``: what a diverging update does,
+    at a known place."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, at_iter: int, param: str):
+        self.at_iter = at_iter
+        self.param = param
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None) -> None:
+        if runner.iter + 1 != self.at_iter:
+            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        with torch.no_grad():
+            dict(model.named_parameters())[self.param].view(-1)[0] = float(
+                'nan')

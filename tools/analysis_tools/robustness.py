@@ -43,6 +43,7 @@ from mmengine.utils import ProgressBar
 import geminifusion_mmseg  # noqa: F401  (registers modules)
 from geminifusion_mmseg.datasets.transforms.corruptions import (
     CORRUPTIONS, SEVERITIES, build_corruption)
+from geminifusion_mmseg.utils.atomic_io import atomic_write_text
 from geminifusion_mmseg.utils.launch import setup_launcher
 from geminifusion_mmseg.utils.pipeline_cfg import transform_name
 
@@ -375,11 +376,11 @@ def main():
         world_size=get_world_size(),
         wall_s=round(total, 1),
         results=records)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(osp.join(out_dir, 'robustness.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
-    with open(osp.join(out_dir, 'robustness.md'), 'w') as f:
-        f.write(format_table(records, markdown=True) + '\n')
+    atomic_write_text(
+        json.dumps(summary, indent=2), osp.join(out_dir, 'robustness.json'))
+    atomic_write_text(
+        format_table(records, markdown=True) + '\n',
+        osp.join(out_dir, 'robustness.md'))
     print(format_table(records))
     print(
         f'{len(records)} runs in {total:.1f} s; written: '

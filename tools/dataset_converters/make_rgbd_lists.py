@@ -13,7 +13,9 @@ when a folder holds the same stem twice (``0001.png`` and ``0001.jpg``)
 or the val list names a sample twice, and writes ``train.txt`` and
 ``val.txt`` with lines ``rgb/0001.jpg<TAB>label/0001.png<TAB>depth/0001.png``
 (paths relative to ROOT), the layout ``RGBDDataset`` reads with
-``data_root=ROOT, ann_file='train.txt'``.
+``data_root=ROOT, ann_file='train.txt'``. Each list is written to a
+temporary file and renamed when complete; existing lists are replaced only
+with ``--overwrite``.
 
 Exit status: 0 when the lists were written, 1 otherwise.
 """
@@ -27,6 +29,7 @@ if ROOT_DIR not in sys.path:  # run from a checkout without installing
 
 from geminifusion_mmseg.datasets.list_maker import (  # noqa: E402
     ListMakerError, make_lists)
+from geminifusion_mmseg.utils.atomic_io import OutputPathError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
             pass
         print(f'error: {e}', file=sys.stderr)
         return 1
-    except FileNotFoundError as e:
+    except (FileNotFoundError, OutputPathError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     pairing = result['pairing']

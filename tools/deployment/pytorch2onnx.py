@@ -11,7 +11,8 @@ and normalisation run inside the graph. ``--no-preprocess``: normalised
 float32 (B, 3, H, W) tensors ``rgb`` and ``depth`` instead.
 Outputs: ``logits`` (B, K, H, W) float32 of the fused prediction, ``pred``
 (B, H, W) int64; ``--branches`` adds ``logits_rgb`` and ``logits_depth``.
-See docs/deployment.md.
+The file is written to a temporary file next to ``--out`` and renamed
+once the export and ``onnx.checker`` have passed. See docs/deployment.md.
 """
 import argparse
 import logging
@@ -131,11 +132,18 @@ def main(argv=None) -> int:
     import geminifusion_mmseg  # noqa: F401 (registries, mmcv fallbacks)
     from geminifusion_mmseg.apis import init_model
     from geminifusion_mmseg.deployment import export_onnx, verify_onnx
+    from geminifusion_mmseg.utils.atomic_io import (OutputPathError,
+                                                    check_output_path)
 
     if not osp.isfile(args.config):
         raise SystemExit(f'config {args.config} does not exist')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+    try:  # before the (slow) export: not a folder, not an input
+        for src in (args.checkpoint, args.config):
+            check_output_path(args.out, src, '--out')
+    except OutputPathError as e:
+        raise SystemExit(str(e)) from None
     options = _cfg_options(args.cfg_options)
     _check_mode(args.config, options)
     model = init_model(

@@ -12,7 +12,9 @@ tiny/small/large/large-384) and the number of classes, maps the keys (see
 :mod:`geminifusion_mmseg.checkpoints.released`), checks that
 they fit the matching model exactly and writes
 ``{'meta': ..., 'state_dict': ...}``, which ``tools/test.py CONFIG DST``
-loads with the matching config.
+loads with the matching config. DST is written to a temporary file in its
+folder and renamed when complete (a failed or interrupted write never
+leaves a truncated DST); a folder, or SRC itself, is refused.
 
 The DeLiVER branch's files (``geminifusion_b2_deliver_rgbdel.pth``: a bare
 state dict with ``backbone.`` / ``decode_head.`` keys) are recognised too,
@@ -32,6 +34,7 @@ if ROOT not in sys.path:  # run from a checkout without installing
 from geminifusion_mmseg.checkpoints import (  # noqa: E402
     ReleasedCheckpointError, convert_released_checkpoint,
     find_matching_configs, model_config_fragment)
+from geminifusion_mmseg.utils.atomic_io import OutputPathError  # noqa: E402
 from geminifusion_mmseg.utils.checkpoint import (  # noqa: E402
     CheckpointLoadError)
 # isort: on
@@ -60,8 +63,8 @@ def main(argv=None) -> int:
     try:
         ckpt, info = convert_released_checkpoint(
             args.src, args.dst, allow_custom_arch=args.allow_custom_arch)
-    except (ReleasedCheckpointError, CheckpointLoadError,
-            FileNotFoundError) as e:
+    except (ReleasedCheckpointError, CheckpointLoadError, OutputPathError,
+            OSError) as e:  # OSError: no such file, disk full
         print(f'error: {e}', file=sys.stderr)
         return 1
     meta = ckpt['meta']

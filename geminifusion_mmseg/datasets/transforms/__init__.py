@@ -4,7 +4,8 @@ from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
                           RGBMotionBlur, build_corruption)
 from .hha import DepthToHHA, depth_to_hha
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
-                      LoadRGBDImageFromNDArray, encode_depth, read_depth_image)
+                      LoadRGBDImageFromNDArray, encode_depth, read_depth_image,
+                      replace_non_finite)
 from .missing import RGB_MISSING_VALUE, depth_missing_value
 from .modality_drop import RandomModalityDrop
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
@@ -19,9 +20,9 @@ from .size_mismatch import SIZE_MISMATCH_POLICIES
 
 __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
-    'read_depth_image', 'LoadRGBDAnnotations', 'RGBColorJitter',
-    'RGBGaussianBlur', 'ResizeShortSideToMultiple', 'RGBDPad',
-    'nearest_resize', 'LoadMultiModalImageFromFile',
+    'read_depth_image', 'replace_non_finite', 'LoadRGBDAnnotations',
+    'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
+    'RGBDPad', 'nearest_resize', 'LoadMultiModalImageFromFile',
     'LoadMultiModalAnnotations', 'LoadMultiModalImageFromNDArray',
     'encode_modality', 'read_image_unchanged', 'MODALITY_ENCODINGS',
     'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',

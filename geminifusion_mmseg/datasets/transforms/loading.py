@@ -1,6 +1,6 @@
 """Loading an RGB-D pair as one 6-channel image, and its label map."""
 import logging
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Set
 
 import cv2
 import mmcv
@@ -19,9 +19,60 @@ DEPTH_ENCODINGS = ('raw', 'scale', 'clip', 'hha')
 
 def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
     try:
-        return fileio.get(path, backend_args=backend_args)
+        content = fileio.get(path, backend_args=backend_args)
     except FileNotFoundError as e:
         raise FileNotFoundError(f'{what} file {path} does not exist.') from e
+    if not content:
+        raise OSError(f'{what} file {path} is empty (0 bytes): an '
+                      'interrupted copy or download? Copy it again, or drop '
+                      'the sample from the list file.')
+    return content
+
+
+#: Files whose NaN/inf values were reported (one warning per file and
+#: process).
+_NON_FINITE_REPORTED: Set[str] = set()
+
+
+def replace_non_finite(values: np.ndarray,
+                       source: str,
+                       once: bool = True) -> np.ndarray:
+    """NaN and inf of a float image -> 0, the stored "no measurement".
+
+    A float depth (or other float modality) file may mark pixels without a
+    measurement as NaN or inf; the network must never see them. They are
+    set to 0, the value every depth encoding reads as missing (see
+    :func:`~geminifusion_mmseg.datasets.transforms.depth_missing_value`),
+    with a warning naming ``source`` and the count. Used by the dataset
+    loaders (:func:`encode_depth`, :func:`encode_modality`) and the
+    inference API alike. Integer arrays are returned as they are.
+
+    Args:
+        values (np.ndarray): Any shape and dtype.
+        source (str): Names the input in the warning (its path).
+        once (bool): Warn only the first time ``source`` has non-finite
+            values in this process (data loaders read a file every epoch).
+            Defaults to True.
+
+    Returns:
+        np.ndarray: ``values``, or a copy with the non-finite values 0.
+    """
+    if not np.issubdtype(values.dtype, np.floating):
+        return values
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    if not once or source not in _NON_FINITE_REPORTED:
+        if once:
+            _NON_FINITE_REPORTED.add(source)
+        print_log(
+            f'{source} has {int(bad.sum())} NaN/inf value(s) of '
+            f'{bad.size}; they are set to 0 (no measurement, i.e. missing '
+            'depth).' +
+            (' Further reads of this file are not reported.' if once else ''),
+            logger='current',
+            level=logging.WARNING)
+    return np.where(bad, 0, values).astype(values.dtype)
 
 
 def _decode_cv2(content: bytes, flag: int, path: str, what: str) -> np.ndarray:
@@ -65,7 +116,9 @@ def encode_depth(depth: np.ndarray,
         source (str): Names the input in error messages (e.g. its path).
 
     Returns:
-        np.ndarray: float32 (H, W, 3).
+        np.ndarray: float32 (H, W, 3). NaN/inf of a float depth image are
+        read as 0, "no measurement" (:func:`replace_non_finite`, one
+        warning per file).
     """
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[..., 0]
@@ -76,6 +129,7 @@ def encode_depth(depth: np.ndarray,
     if depth.ndim not in (2, 3):
         raise ValueError(f'Depth image {source} has shape {depth.shape}; '
                          'expected (H, W), (H, W, 1) or (H, W, 3).')
+    depth = replace_non_finite(depth, f'Depth image {source}')
     if depth_encoding == 'hha':
         if depth.ndim != 3:
             raise ValueError(

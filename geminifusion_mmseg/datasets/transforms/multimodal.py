@@ -10,7 +10,7 @@ from mmseg.registry import TRANSFORMS
 from ..modalities import check_modality_names
 from .loading import (DEPTH_ENCODINGS, LoadRGBDAnnotations,
                       LoadRGBDImageFromFile, _decode_cv2, _read_bytes,
-                      encode_depth)
+                      encode_depth, replace_non_finite)
 from .resize import nearest_resize
 from .size_mismatch import (check_size_mismatch, match_rgb_size,
                             resolve_size_mismatch, stash_unaligned)
@@ -91,12 +91,14 @@ def encode_modality(img: np.ndarray,
         source (str): Names the input in errors.
 
     Returns:
-        np.ndarray: float32 (H, W, 3).
+        np.ndarray: float32 (H, W, 3). NaN/inf of a float image are read
+        as 0 (:func:`~.loading.replace_non_finite`, one warning per file).
     """
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if encoding in DEPTH_ENCODINGS:
         return encode_depth(img, encoding, scale, value_range, source)
+    img = replace_non_finite(img, source)
     if encoding not in ('image', 'thermal'):
         raise ValueError(f'Unknown encoding {encoding!r} for {source}; '
                          f'choose one of {MODALITY_ENCODINGS}.')

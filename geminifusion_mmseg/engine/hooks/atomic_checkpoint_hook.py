@@ -11,7 +11,8 @@ Built on mmengine's public extension points only:
   and builds ``self.file_backend``, which it removes old checkpoints with;
 * public hook methods (``before_run``, ``before_train``,
   ``after_train_iter``, ``after_train_epoch``, ``after_val_epoch``),
-  which call mmengine's and then carry out the deferred deletions.
+  which call mmengine's and then carry out the deferred deletions, and
+  ``before_save_checkpoint``, which refuses non-finite weights.
 
 mmengine writes ``work_dir/last_checkpoint`` itself, in place, after the
 checkpoint file (there is no public way to change that); a kill during that
@@ -25,15 +26,20 @@ it refuses to run on an mmengine version it was not checked with (see
 import os
 import os.path as osp
 import re
-import tempfile
 from typing import List, Optional, Tuple, Union
 
 import mmengine
+import torch
 from mmengine.dist import barrier, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.utils import digit_version
 from mmseg.registry import HOOKS
+
+from ...utils.atomic_io import atomic_write_bytes, remove_temp_files
+from ...utils.checkpoint import register_safe_globals
+from .non_finite_loss_hook import (NonFiniteWeightsError, find_non_finite,
+                                   last_checkpoint)
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
@@ -75,49 +81,6 @@ def check_mmengine_version(version: Optional[str] = None) -> None:
         'MMENGINE_VERSIONS in geminifusion_mmseg/engine/hooks/'
         "atomic_checkpoint_hook.py; or use type='CheckpointHook' in the "
         "config's default_hooks.checkpoint (saves are then not crash-safe).")
-
-
-def _fsync_dir(path: str) -> None:
-    """Flush a directory entry (a rename) to disk where the OS allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(data: bytes, filepath: str) -> None:
-    """Write ``data`` to ``filepath`` so that it is either complete or absent.
-
-    The bytes go to ``.<name>.<random>.tmp`` in the same directory, are
-    flushed to disk, and the file is renamed to ``filepath``. If anything
-    fails the temporary file is removed and the error re-raised; an existing
-    ``filepath`` is then left as it was.
-
-    Args:
-        data (bytes): The content.
-        filepath (str): The target path; its directory is created.
-    """
-    directory = osp.dirname(osp.abspath(filepath))
-    mmengine.mkdir_or_exist(directory)
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
 
 
 @register_backend(ATOMIC_BACKEND, force=True)
@@ -214,13 +177,27 @@ class AtomicCheckpointHook(CheckpointHook):
       checkpoint and ``last_checkpoint`` are written;
     * an empty ``last_checkpoint`` or one that names a missing file (a kill
       while mmengine rewrote it in place) is repaired when the run
-      auto-resumes (:meth:`before_run`).
+      auto-resumes (:meth:`before_run`);
+    * temporary files of interrupted saves (``.<name>.<8 characters>.tmp``,
+      nothing else) are removed from the checkpoint folder when training
+      starts (:meth:`before_train`);
+    * a best checkpoint that the resumed checkpoint does not know of (a
+      save of the latest checkpoint failed right after a new best, e.g. on
+      a full disk) is taken as the best if it is better and not newer than
+      the resumed step, so it is replaced by the next best as usual
+      (:meth:`before_train`);
+    * with ``check_finite`` (default), a checkpoint whose weights hold
+      NaN or inf is not written (latest and best alike), and no checkpoint
+      is deleted: :class:`NonFiniteWeightsError` names the first bad
+      tensor.
 
     A kill therefore loses at most the work since the last completed
     checkpoint, which ``--resume`` continues from; at worst an outdated
-    checkpoint is left on disk. Arguments are those of
-    :class:`CheckpointHook`; ``backend_args`` defaults to the atomic backend
-    when ``out_dir`` is local. With another storage (``out_dir`` such as
+    checkpoint is left on disk. Files are created with mode 0o666 minus
+    the umask (0644 under the usual 022), as ``torch.save`` would. Arguments
+    are those of :class:`CheckpointHook`, plus ``check_finite`` (bool,
+    default True); ``backend_args`` defaults to the atomic backend when
+    ``out_dir`` is local. With another storage (``out_dir`` such as
     ``s3://...`` or your own ``backend_args``) mmengine's behaviour is kept
     and a warning is logged. ``file_client_args`` (deprecated in mmengine)
     is refused.
@@ -230,6 +207,8 @@ class AtomicCheckpointHook(CheckpointHook):
             :data:`MMENGINE_VERSIONS` (see :func:`check_mmengine_version`),
             or if mmengine did not save through the atomic backend.
         ValueError: If ``file_client_args`` is given.
+        NonFiniteWeightsError: When a checkpoint with NaN/inf weights
+            would be saved (``check_finite``).
     """
 
     def __init__(self,
@@ -238,8 +217,10 @@ class AtomicCheckpointHook(CheckpointHook):
                  out_dir: Optional[str] = None,
                  file_client_args: Optional[dict] = None,
                  backend_args: Optional[dict] = None,
+                 check_finite: bool = True,
                  **kwargs) -> None:
         check_mmengine_version()
+        self.check_finite = check_finite
         if file_client_args is not None:
             raise ValueError(
                 'AtomicCheckpointHook: file_client_args='
@@ -321,7 +302,9 @@ class AtomicCheckpointHook(CheckpointHook):
             f'the newest complete checkpoint, {newest}, which is resumed.')
 
     def before_train(self, runner) -> None:
-        """mmengine's set-up, checked, then deferred deletions done."""
+        """mmengine's set-up, checked; temporary files of interrupted saves
+        removed; an unrecorded best checkpoint adopted; deferred deletions
+        done."""
         super().before_train(runner)
         if not self._atomic:
             runner.logger.warning(
@@ -335,7 +318,98 @@ class AtomicCheckpointHook(CheckpointHook):
                 f'{mmengine.__version__} built CheckpointHook.file_backend '
                 f'as {type(self.file_backend).__name__}, not from '
                 f'backend_args={self.backend_args}. ' + _CHECK_HINT)
+        if is_main_process():
+            for path in remove_temp_files(self.out_dir):
+                runner.logger.warning(
+                    f'removed {path}, the temporary file of an interrupted '
+                    'checkpoint save')
+            if self.save_best is not None and runner.iter > 0:
+                self._adopt_unrecorded_best(runner)
         self._flush(runner)
+
+    def _adopt_unrecorded_best(self, runner) -> None:
+        """After a resume, take a best checkpoint on disk that the resumed
+        checkpoint does not record as the best, if it is better and from
+        no later step than the resumed one (its run failed to save the
+        latest checkpoint again after it); the recorded best is then
+        outdated and deleted. Other unrecorded best files are left, with a
+        warning."""
+        by_iter = not self.by_epoch
+        step = runner.iter if by_iter else runner.epoch
+        for key in self.key_indicators:
+            if key not in self.is_better_than:  # 'auto': rule not known yet
+                continue
+            single = len(self.key_indicators) == 1
+            score_key = 'best_score' if single else f'best_score_{key}'
+            ckpt_key = 'best_ckpt' if single else f'best_ckpt_{key}'
+            recorded = self.best_ckpt_path if single else \
+                self.best_ckpt_path_dict.get(key)
+            prefix = f'best_{key}_'.replace('/', '_')
+            for path, other_step in self._best_files(prefix):
+                if recorded and osp.abspath(path) == osp.abspath(recorded):
+                    continue
+                score = _recorded_score(path, score_key)
+                best = runner.message_hub.runtime_info.get(score_key)
+                better = score is not None and (
+                    best is None or self.is_better_than[key](score, best))
+                if other_step > step or not better:
+                    runner.logger.warning(
+                        f'{path} is a best checkpoint ({key} {_fmt(score)}) '
+                        'that the resumed run does not know of (its best: '
+                        f'{recorded}, {key} {_fmt(best)}); it is left in '
+                        'place.')
+                    continue
+                runner.message_hub.update_info(score_key, score)
+                runner.message_hub.update_info(ckpt_key, path)
+                if single:
+                    self.best_ckpt_path = path
+                else:
+                    self.best_ckpt_path_dict[key] = path
+                runner.logger.warning(
+                    f'{path} ({key} {_fmt(score)}) is the best checkpoint of '
+                    'this run, saved before the run stopped; the resumed '
+                    f'checkpoint still named {recorded} ({key} '
+                    f'{_fmt(best)}). {path} is now the best one.')
+                if recorded and osp.isfile(recorded):
+                    self.file_backend.remove(recorded)
+                recorded = path
+
+    def _best_files(self, prefix: str) -> List[Tuple[str, int]]:
+        """(path, step) of the best checkpoints ``<prefix><filename>`` in
+        the checkpoint folder, oldest first."""
+        pattern = re.compile('^' +
+                             re.escape(prefix + self.filename_tmpl).replace(
+                                 re.escape('{}'), r'(\d+)') + '$')
+        found = []
+        for name in os.listdir(self.out_dir):
+            match = pattern.match(name)
+            if match and osp.isfile(osp.join(self.out_dir, name)):
+                found.append((osp.join(self.out_dir,
+                                       name), int(match.group(1))))
+        return sorted(found, key=lambda f: f[1])
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse to save NaN/inf weights (``check_finite``)."""
+        if not self.check_finite:
+            return
+        found = find_non_finite(checkpoint.get('state_dict') or {})
+        if found is None:
+            return
+        key, bad, numel, tensors = found
+        meta = checkpoint.get('meta', {})
+        latest = last_checkpoint(runner.work_dir)
+        raise NonFiniteWeightsError(
+            'AtomicCheckpointHook: refusing to save the checkpoint of '
+            f"iteration {meta.get('iter')} (epoch {meta.get('epoch')}): "
+            f'{key!r} holds {bad} NaN/inf value(s) of {numel}' +
+            (f' ({tensors - 1} more tensor(s) too)' if tensors > 1 else '') +
+            '. Nothing is written and no checkpoint is deleted; ' +
+            (f'the latest complete checkpoint stays {latest}. '
+             if latest else 'no checkpoint was saved before. ') +
+            'The weights became non-finite in training: lower the learning '
+            'rate or add clip_grad to optim_wrapper, check the data, and '
+            'keep default_hooks.non_finite_loss on (it stops at the first '
+            'NaN loss).')
 
     def _flush(self, runner) -> None:
         if self._atomic and is_main_process():
@@ -392,3 +466,21 @@ _CHECK_HINT = (
     'building self.file_backend from backend_args; check '
     'mmengine/hooks/checkpoint_hook.py of your mmengine, or use '
     "type='CheckpointHook' (saves are then not crash-safe).")
+
+
+def _fmt(score: Optional[float]) -> str:
+    return 'unknown' if score is None else f'{score:.4f}'
+
+
+def _recorded_score(path: str, score_key: str) -> Optional[float]:
+    """The best score recorded in a best checkpoint's message hub (read
+    weights-only and memory-mapped: the tensors are not loaded), or None
+    if it cannot be read."""
+    register_safe_globals()
+    try:
+        ckpt = torch.load(
+            path, map_location='cpu', weights_only=True, mmap=True)
+        score = ckpt['message_hub']['runtime_info'][score_key]
+        return float(score)
+    except Exception:  # an unreadable file is left alone
+        return None

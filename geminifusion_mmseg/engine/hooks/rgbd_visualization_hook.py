@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
+from ...utils.atomic_io import atomic_output
 from ...visualization import make_multimodal_panel, make_rgbd_panel
 
 
@@ -76,8 +77,10 @@ class RGBDVisualizationHook(Hook):
                 panel = make_rgbd_panel(image[..., :3], image[..., 3], maps,
                                         palette)
             stem = osp.splitext(osp.basename(sample.img_path))[0]
-            cv2.imwrite(
-                osp.join(self.out_dir, f'{stem}.png'), panel[..., ::-1])
+            path = osp.join(self.out_dir, f'{stem}.png')
+            with atomic_output(path, what='panel') as tmp:
+                if not cv2.imwrite(tmp, panel[..., ::-1]):
+                    raise OSError(f'could not write the panel {path}')
 
     def after_test_iter(self,
                         runner,

@@ -9,6 +9,8 @@ from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 from PIL import Image
 
+from ...utils.atomic_io import atomic_output
+
 
 @METRICS.register_module()
 class MultiBranchIoUMetric(IoUMetric):
@@ -72,14 +74,16 @@ class MultiBranchIoUMetric(IoUMetric):
                 ``img_path`` (and optionally ``reduce_zero_label``).
 
         The file is ``<output_dir>/<image stem>.png``, uint8, with 1 added to
-        every label when ``reduce_zero_label`` is set.
+        every label when ``reduce_zero_label`` is set; it is written to a
+        temporary file and renamed when complete.
         """
         basename = osp.splitext(osp.basename(sample['img_path']))[0]
         mask = sample['pred_sem_seg']['data'].squeeze().cpu().numpy()
         if sample.get('reduce_zero_label', False):
             mask = mask + 1
-        Image.fromarray(mask.astype(np.uint8)).save(
-            osp.abspath(osp.join(self.output_dir, f'{basename}.png')))
+        path = osp.abspath(osp.join(self.output_dir, f'{basename}.png'))
+        with atomic_output(path, what='predicted label map') as tmp:
+            Image.fromarray(mask.astype(np.uint8)).save(tmp, format='PNG')
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Ensemble metrics (and table) as :class:`IoUMetric`, plus branches.

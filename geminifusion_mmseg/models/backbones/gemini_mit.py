@@ -303,6 +303,17 @@ class MiTStage(nn.Module):
         return out, torch.cat([out[:B], extra.flatten(0, 1)])
 
 
+def _fits(side: int, sr_ratios: Sequence[int]) -> bool:
+    """Whether an image side of ``side`` px gives every stage a map at
+    least as large as its spatial-reduction kernel (patch embeddings:
+    kernel 7 stride 4 padding 3, then kernel 3 stride 2 padding 1)."""
+    for s, ratio in enumerate(sr_ratios):
+        side = (side - 1) // 4 + 1 if s == 0 else (side - 1) // 2 + 1
+        if side < ratio:
+            return False
+    return True
+
+
 @MODELS.register_module()
 class GeminiFusionMiT(GeminiFusionBackbone):
     """GeminiFusion Mix Transformer (SegFormer MiT-B0..B5) for RGB-D input,
@@ -435,9 +446,31 @@ class GeminiFusionMiT(GeminiFusionBackbone):
             if hasattr(stage, 'token_select'):
                 stage.token_select.init_weights()
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest image side this backbone accepts: each stage's
+        map must be at least as large as its spatial-reduction kernel
+        (``sr_ratios``; 29 px for the default (8, 4, 2, 1))."""
+        side = 1
+        while not _fits(side, self.sr_ratios):
+            side += 1
+        return side
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = check_modal_input(x, self.in_channels, self.num_modalities,
                               type(self).__name__)
+        if not torch.compiler.is_compiling():  # no shape guard when traced
+            h, w = x.shape[-2:]
+            if not (_fits(int(h), self.sr_ratios)
+                    and _fits(int(w), self.sr_ratios)):
+                raise ValueError(
+                    f'{type(self).__name__}: the input is {h}x{w} (HxW), '
+                    f'smaller than the {self.min_input_size} px per side '
+                    f'that sr_ratios={self.sr_ratios} need (each stage\'s '
+                    'map must be at least its spatial-reduction kernel). '
+                    'Resize or pad the images to at least that size (the '
+                    'crop size and RGBDPad of the training pipeline, the '
+                    'Resize of the test pipeline), or lower sr_ratios.')
         outs: List[Tensor] = []
         for s, stage in enumerate(self.layers):
             # the branch carries nothing past the last stage

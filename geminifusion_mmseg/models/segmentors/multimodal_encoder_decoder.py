@@ -115,6 +115,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                 'more than 2 input modalities)')
         if 'ens' in self.modality_names:
             raise ValueError("'ens' is reserved for the ensemble branch")
+        self._check_normalisation()
         self.num_modalities = num_modalities
         self.alpha = nn.Parameter(
             torch.ones(num_modalities), requires_grad=learn_alpha)
@@ -126,6 +127,45 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             raise ValueError(
                 f'MultiModalEncoderDecoder: test_cfg.resize_mode must be one '
                 f'of {RESIZE_MODES}, got {self.resize_mode!r}')
+
+    def _check_normalisation(self) -> None:
+        """The data preprocessor's mean/std must give one value per input
+        channel of the backbone (3 per modality)."""
+        dp = self.data_preprocessor
+        channels = getattr(self.backbone, 'in_channels', None)
+        if channels is None or not getattr(dp, '_enable_normalize', False):
+            return
+        for name in ('mean', 'std'):
+            n = getattr(dp, name).numel()
+            if n != channels:
+                raise ValueError(
+                    f'MultiModalEncoderDecoder: data_preprocessor.{name} has '
+                    f'{n} values but the backbone takes {channels} input '
+                    f'channels (3 per modality: {channels // 3} modalities). '
+                    'Give one mean and one std per channel, rgb first, e.g. '
+                    'mean=[123.675, 116.28, 103.53, 0, 0, 0], std=[58.395, '
+                    '57.12, 57.375, 255, 255, 255] for RGB-D '
+                    '(configs/_base_/models/geminifusion_mit.py).')
+
+    def _check_labels(self, data_samples: SampleList) -> None:
+        """Every label must be a class of the head or the ignore index
+        (else the loss fails with a bare 'Target N is out of bounds')."""
+        num_classes = self.decode_head.num_classes
+        ignore = self.decode_head.ignore_index
+        for sample in data_samples:
+            label = sample.gt_sem_seg.data
+            bad = (label >= num_classes) & (label != ignore)
+            if bool(bad.any()):
+                value = int(label[bad].max())
+                raise ValueError(
+                    f'MultiModalEncoderDecoder: the label map '
+                    f"{sample.metainfo.get('seg_map_path', '')} holds the "
+                    f'value {value}, but the decode head has num_classes='
+                    f'{num_classes} (valid labels 0..{num_classes - 1}, and '
+                    f'{ignore} = ignore). Set decode_head.num_classes to the '
+                    "dataset's number of classes (the dataset's metainfo "
+                    'classes), or map the labels (label_map / '
+                    'reduce_zero_label).')
 
     @property
     def branch_names(self) -> List[str]:
@@ -315,7 +355,14 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         return results
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """One decode-head loss per branch, prefixed with its name."""
+        """One decode-head loss per branch, prefixed with its name.
+
+        Raises:
+            ValueError: A label is neither a class of the head nor the
+                ignore index (naming the file, the value and
+                ``num_classes``).
+        """
+        self._check_labels(data_samples)
         losses = dict()
         for name, logits in zip(self.branch_names,
                                 self._branch_logits(inputs)):
