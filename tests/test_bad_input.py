@@ -55,7 +55,8 @@ def warnings_logged():
 
 @pytest.fixture
 def nyu(tmp_path):
-    return make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=2, num_test=1)
+    return make_nyudv2_tokenfusion(
+        tmp_path / 'nyu', num_train=2, num_test=1, border_crop=False)
 
 
 # ------------------------------------------------------------ image files
