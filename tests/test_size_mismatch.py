@@ -51,7 +51,9 @@ def _load(policy=None, ndarray=False, **kwargs):
     return TRANSFORMS.build(dict(type=name, size_mismatch=policy, **kwargs))
 
 
-@pytest.mark.parametrize('rgb_size,depth_size', CROPS)
+# + the NYU converter's --crop-border output: 468x625 beside 480x640 depth
+@pytest.mark.parametrize('rgb_size,depth_size',
+                         CROPS + [((468, 625), (480, 640))])
 def test_crop_is_crop_align_to_mask(tmp_path, rgb_size, depth_size):
     """'crop' (file loader and its in-memory twin) cuts the depth exactly
     as TokenFusion's CropAlignToMask does to match the mask."""
