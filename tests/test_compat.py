@@ -354,3 +354,55 @@ def test_without_the_hook_torch_refuses_mmengine_checkpoints(tmp_path):
     _runner(str(tmp_path), 2, []).train()
     with pytest.raises(Exception, match='HistoryBuffer|getattr'):
         torch.load(str(tmp_path / 'iter_2.pth'), weights_only=True)
+
+
+_IMPORTS_MMSEG_APIS_FIRST = """
+import sys
+import mmseg.apis  # before anything of the plugin's
+from mmseg.apis import init_model  # noqa: F401
+print(__name__, sys.argv[1:], sys.path[0])
+"""
+
+
+@lite_only
+def test_mmseg_apis_first_needs_the_runner(tmp_path):
+    """Under mmcv-lite a script importing mmseg.apis first fails with
+    mmcv's own error (no start-up hook changes that, by design: README
+    "Install"); through ``python -m geminifusion_mmseg`` it runs."""
+    import subprocess
+    import sys
+    script = tmp_path / 'user_script.py'
+    script.write_text(_IMPORTS_MMSEG_APIS_FIRST)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    plain = subprocess.run([sys.executable, str(script)],
+                           env=env,
+                           cwd=tmp_path,
+                           capture_output=True,
+                           text=True)
+    assert plain.returncode != 0
+    assert "No module named 'mmcv._ext'" in plain.stderr
+    run = subprocess.run(
+        [sys.executable, '-m', 'geminifusion_mmseg',
+         str(script), 'a', '--b'],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split('\n')[-2] == \
+        f"__main__ ['a', '--b'] {tmp_path}"
+
+
+def test_runner_resolves_package_tools_and_names_what_is_missing():
+    from geminifusion_mmseg.__main__ import resolve_script
+    path = resolve_script('mmseg::misc/print_config')
+    assert path.endswith(osp.join('.mim', 'tools', 'misc', 'print_config.py'))
+    assert osp.isfile(path)
+    ours = resolve_script('geminifusion_mmseg::test.py')
+    assert osp.isfile(ours) and osp.basename(ours) == 'test.py'
+    with pytest.raises(SystemExit, match='no such tool .*nope.py'):
+        resolve_script('mmseg::nope')
+    with pytest.raises(SystemExit, match="'no_such_pkg' is not installed"):
+        resolve_script('no_such_pkg::x.py')
+    with pytest.raises(SystemExit, match='no such script: missing.py'):
+        resolve_script('missing.py')
