@@ -35,6 +35,9 @@ default_hooks = dict(
     resume_rng_state=dict(type='ResumeRNGStateHook'),
     # applies `compile` below (backbone + head; no-op while it is unset)
     compile=dict(type='TorchCompileHook'),
+    # RGB | depth | GT | prediction panels; the test tools switch it on
+    # (tools/test.py --show-dir / --show, mmseg's tools/test.py too)
+    visualization=dict(type='RGBDVisualizationHook', draw=False),
 )
 
 # Training fast path: torch.compile of the backbone and the decode head
