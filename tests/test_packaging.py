@@ -25,9 +25,12 @@ import zipfile
 
 import pytest
 
+from geminifusion_mmseg.utils.mmcv_ops_fallback import has_compiled_mmcv_ops
 from tests.helpers.tiny_configs import REPO, tiny_quickstart_config
 
 MIM = 'geminifusion_mmseg/.mim'
+HINT_PTH = 'geminifusion_mmseg_mmcv_lite.pth'
+HINT_MODULE = '_geminifusion_mmseg_mmcv_lite'
 SHIPPED = {
     'configs': ('.py', '.yaml', '.yml', '.md'),
     'tools': ('.py', '.sh'),
@@ -50,30 +53,37 @@ def _repo_files():
     return files
 
 
+def _build(src, out, *args):
+    """Build a wheel of ``src`` into ``out`` offline; its path."""
+    run = subprocess.run([sys.executable, *args],
+                         cwd=src,
+                         capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (path, ) = glob.glob(str(out / 'geminifusion_mmseg-*.whl'))
+    return path
+
+
 @pytest.fixture(scope='module')
-def wheel(tmp_path_factory):
-    """(wheel file, folder it is unpacked in)."""
-    tmp = tmp_path_factory.mktemp('wheel')
-    src = tmp / 'src'
+def source(tmp_path_factory):
+    """A copy of the repository (what an sdist or a checkout holds)."""
+    src = tmp_path_factory.mktemp('wheel') / 'src'
     shutil.copytree(
         REPO,
         src,
         ignore=shutil.ignore_patterns('.git', 'build', 'dist', '*.egg-info',
                                       'work_dirs', 'data', '__pycache__',
                                       '.mim', '.pytest_cache'))
-    out = tmp / 'dist'
-    run = subprocess.run([
-        sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-        '--no-build-isolation', '--no-index',
-        str(src), '-w',
-        str(out)
-    ],
-                         cwd=tmp,
-                         capture_output=True,
-                         text=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    (path, ) = glob.glob(str(out / 'geminifusion_mmseg-*.whl'))
-    site = tmp / 'site'
+    return src
+
+
+@pytest.fixture(scope='module')
+def wheel(source):
+    """(wheel file, folder it is unpacked in)."""
+    out = source.parent / 'dist'
+    path = _build(source, out, '-m', 'pip', 'wheel', '--no-deps',
+                  '--no-build-isolation', '--no-index', '.', '-w', str(out))
+    site = source.parent / 'site'
     with zipfile.ZipFile(path) as z:
         z.extractall(site)
     return path, site
@@ -99,7 +109,13 @@ def test_wheel_carries_configs_tools_and_model_index(wheel):
         for rel, data in expected.items():
             assert z.read(f'{MIM}/{rel}') == data, rel
     assert 'configs/geminifusion/metafile.yaml' in mim
-    assert not any('__pycache__' in n or n.endswith('.pth') for n in names)
+    assert not any('__pycache__' in n for n in names)
+    # site-packages: the mmcv-lite hint's start-up line and its module
+    assert [n for n in names if n.endswith('.pth')] == [HINT_PTH]
+    with zipfile.ZipFile(path) as z:
+        for name in (HINT_PTH, HINT_MODULE + '.py'):
+            with open(osp.join(REPO, name), 'rb') as f:
+                assert z.read(name) == f.read(), name
     # the package itself, not the repository's tests
     assert not any(n.startswith('tests/') for n in names)
 
@@ -119,6 +135,103 @@ def test_editable_installs_get_relative_symlinks(tmp_path):
         link = mim / name
         assert link.is_symlink() and not osp.isabs(os.readlink(link))
         assert osp.samefile(link, osp.join(REPO, name))
+
+
+# What site.py does at start-up for site-packages (.pth lines included),
+# then a script that imports mmseg.apis before the plugin. The script's
+# folder ``sys.argv[1]`` is processed first; ``sys.argv[2:]`` after it.
+_MMSEG_APIS_FIRST = r'''
+import json, site, sys
+for folder in sys.argv[1:]:
+    site.addsitedir(folder)
+heavy = sorted(m for m in sys.modules
+               if m.split('.')[0] in ('torch', 'numpy', 'mmcv', 'mmseg'))
+first = type(sys.meta_path[0]).__name__
+try:
+    import mmseg.apis
+    error = None
+except ModuleNotFoundError as err:
+    error = [err.name, str(err)]
+print(json.dumps(dict(heavy=heavy, first=first, error=error)))
+'''
+
+
+def _hint_run(*site_dirs, cwd, isolated=False):
+    """Run :data:`_MMSEG_APIS_FIRST` with ``site_dirs`` as site dirs."""
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['OMP_NUM_THREADS'] = '1'
+    flags = ['-S'] if isolated else []
+    run = subprocess.run([
+        sys.executable, *flags, '-c', _MMSEG_APIS_FIRST, *map(str, site_dirs)
+    ],
+                         env=env,
+                         cwd=cwd,
+                         capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(has_compiled_mmcv_ops(), reason='full mmcv: no error')
+def test_installed_hint_names_the_fix(wheel, tmp_path):
+    """Installed (the wheel's files in a site dir, its .pth processed as at
+    start-up), the hint's finder is first on sys.meta_path without
+    importing torch, numpy, mmcv or mmseg; a script importing mmseg.apis
+    first then fails with mmcv-lite's error (same type and name) followed
+    by the fix."""
+    from _geminifusion_mmseg_mmcv_lite import HINT
+    _, site = wheel
+    got = _hint_run(site, cwd=tmp_path)
+    assert got['heavy'] == [] and got['first'] == 'MmcvOpsHintFinder'
+    name, message = got['error']
+    assert name == 'mmcv._ext'
+    assert message == f"No module named 'mmcv._ext'. {HINT}"
+    assert 'python -m geminifusion_mmseg SCRIPT' in message
+
+
+def _record(wheel):
+    """{path: (sha256, size)} of a wheel's RECORD."""
+    with zipfile.ZipFile(wheel) as z:
+        (name, ) = [n for n in z.namelist() if n.endswith('.dist-info/RECORD')]
+        lines = z.read(name).decode().splitlines()
+    return {
+        path: (digest, size)
+        for path, digest, size in (line.rsplit(',', 2) for line in lines)
+    }
+
+
+def test_editable_wheel_carries_the_hint(source, tmp_path):
+    """``pip install -e .`` (PEP 660: setuptools' editable_wheel, here
+    through its build backend, offline) installs the .pth and its module
+    too, listed in RECORD (pip uninstalls them); the hint works there."""
+    import base64
+    import hashlib
+    out = tmp_path / 'edist'
+    path = _build(
+        source, out, '-c', 'import sys; from setuptools import build_meta; '
+        'build_meta.build_editable(sys.argv[1])', str(out))
+    record = _record(path)
+    with zipfile.ZipFile(path) as z:
+        for name in (HINT_PTH, HINT_MODULE + '.py'):
+            data = z.read(name)
+            with open(osp.join(REPO, name), 'rb') as f:
+                assert data == f.read(), name
+            digest = base64.urlsafe_b64encode(
+                hashlib.sha256(data).digest()).rstrip(b'=').decode()
+            assert record[name] == (f'sha256={digest}', str(len(data)))
+        z.extractall(tmp_path / 'site')
+    if has_compiled_mmcv_ops():
+        return
+    # -S: this environment's own editable finder of geminifusion_mmseg
+    # would shadow the new one (same module name); its site-packages last
+    import site
+    got = _hint_run(
+        tmp_path / 'site',
+        *site.getsitepackages(),
+        cwd=tmp_path,
+        isolated=True)
+    assert got['error'][0] == 'mmcv._ext'
+    assert 'python -m geminifusion_mmseg SCRIPT' in got['error'][1]
 
 
 _MIM_LOOKUPS = r'''
