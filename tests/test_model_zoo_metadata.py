@@ -173,7 +173,8 @@ def test_metafile_structure():
         assert md['Backbone'] in BACKBONES, name
         assert md['Architecture'] == [md['Backbone'], 'GeminiFusion'], name
         assert isinstance(md['Parameters'], int), name
-        # mim search reads 'Key (x)' as Key in unit x: it would overwrite Key
+        # mim search reads 'Key (x)' as Key with unit x (column 'key(x)'):
+        # keep metadata keys plain
         assert not any('(' in key for key in md), name
         assert model['Paper']['URL'] == PAPER_URL, name
         assert model['Paper']['Title'] == coll['Paper']['Title'], name
