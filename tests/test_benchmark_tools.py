@@ -93,6 +93,43 @@ def test_benchmark_end_to_end(tiny_mit, tmp_path):
         results['flops']['unimodal']['forward'] > 0
 
 
+def test_benchmark_takes_config_checkpoint_and_loads_the_weights(
+        tiny_mit, tmp_path):
+    """mmseg's ``CONFIG CHECKPOINT`` form; the checkpoint is optional."""
+    import benchmark
+    cfg = mc.load_config(tiny_mit)
+    torch.manual_seed(7)
+    trained = mc.build_fused(cfg)
+    ckpt = str(tmp_path / 'trained.pth')
+    torch.save({'state_dict': trained.state_dict(), 'meta': {}}, ckpt)
+    assert benchmark.parse_args([tiny_mit, '--repeats', '2']).checkpoint \
+        is None
+    args = benchmark.parse_args([tiny_mit, ckpt, '--repeats', '2'])
+    assert (args.checkpoint, args.repeats) == (ckpt, 2)
+    loaded = mc.build('fused', cfg, ckpt).state_dict()
+    for key, value in trained.state_dict().items():
+        assert torch.equal(loaded[key], value), key
+    assert not torch.equal(
+        mc.build('fused', cfg).state_dict()['decode_head.conv_seg.weight'],
+        trained.state_dict()['decode_head.conv_seg.weight'])
+    # the whole tool on those weights, (b) built from them
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'benchmark.py'), tiny_mit, ckpt, '--img-size', '64',
+        '96', '--batch-size', '1', '--repeats', '1', '--warmup', '0',
+        '--memory-steps', '1', '--threads', '1', '--device', 'cpu', '--modes',
+        'infer', '--no-unimodal', '--no-fusion-layer', '--no-flops',
+        '--isolation', 'none'
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f'weights of (a)/(b): {ckpt}' in proc.stdout
+    assert '-> PASSED' in proc.stdout
+
+
 @pytest.mark.parametrize('channels,tokens,batch,heads', [(32, 7, 2, 8),
                                                          (64, 5, 1, 4)])
 def test_fusion_layer_flops_match_hand_formula(channels, tokens, batch, heads):

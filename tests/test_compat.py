@@ -252,20 +252,100 @@ def _runner(work_dir, max_iters, hooks, resume=False):
         default_scope='mmseg')
 
 
-def test_checkpoints_load_with_weights_only_and_resume(tmp_path):
-    hook = [dict(type='WeightsOnlyCheckpointHook')]
-    _runner(str(tmp_path), 4, hook).train()
-    ckpt_path = str(tmp_path / 'iter_4.pth')
-    ckpt = torch.load(ckpt_path, weights_only=True)  # no error
-    assert ckpt['meta']['iter'] == 4
-    buffered = ckpt['message_hub']['log_scalars']['train/loss']
-    assert isinstance(buffered, dict) and len(buffered['log_history']) == 4
+_TORCH_ONLY_LOAD = """
+import sys, torch
+ckpt = torch.load(sys.argv[1])  # torch's default: weights_only=True
+plugins = [m for m in sys.modules
+           if m.split('.')[0] in ('geminifusion_mmseg', 'mmengine', 'mmseg',
+                                  'mmcv')]
+assert not plugins, plugins
+print(ckpt['meta']['iter'], len(ckpt['message_hub']['log_scalars']))
+"""
 
+
+def load_in_torch_only_process(path):
+    """``torch.load(path)`` with torch's defaults in a fresh process that
+    imports nothing but torch; returns its stdout."""
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, '-c', _TORCH_ONLY_LOAD, path],
+                         env=dict(os.environ, OMP_NUM_THREADS='1'),
+                         cwd=osp.dirname(path),
+                         capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_checkpoints_load_with_plain_torch_load_and_resume_exactly(tmp_path):
+    hook = [dict(type='WeightsOnlyCheckpointHook')]
+    first = _runner(str(tmp_path), 4, hook)
+    first.train()
+    first.message_hub.update_info('best_score', np.float32(0.25))
+    first.save_checkpoint(str(tmp_path), 'iter_4.pth')
+    ckpt_path = str(tmp_path / 'iter_4.pth')
+    # a process that never imports the plugin (nor mmengine, nor numpy)
+    assert load_in_torch_only_process(ckpt_path).split()[0] == '4'
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    buffered = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffered['log_history'], torch.Tensor)
+    assert buffered['log_history'].dtype == torch.float64
+    assert ckpt['message_hub']['runtime_info']['best_score'] == 0.25
+
+    saved = {
+        k: (v.data, v.max_length)
+        for k, v in first.message_hub.log_scalars.items()
+    }
     runner = _runner(str(tmp_path), 6, hook, resume=True)
+    runner.load_or_resume()  # what train() does first
+    for key, ((log, count), max_length) in saved.items():
+        buf = runner.message_hub.log_scalars[key]
+        assert buf.max_length == max_length, key
+        for got, want in zip(buf.data, (log, count)):
+            assert got.dtype == want.dtype and np.array_equal(got, want), key
     runner.train()
     history = runner.message_hub.get_scalar('train/loss')
     assert len(history.data[0]) == 6  # 4 resumed + 2 new
     assert runner.iter == 6
+
+
+def test_old_checkpoints_with_numpy_buffers_still_resume(tmp_path):
+    """Files of the earlier hook (numpy arrays in the buffers) resume."""
+    from geminifusion_mmseg.engine.hooks import WeightsOnlyCheckpointHook
+    log, count = np.array([1.5, 2.5]), np.array([1, 1])
+    ckpt = dict(
+        message_hub=dict(
+            log_scalars={
+                'train/loss':
+                dict(
+                    __history_buffer__=True,
+                    log_history=log,
+                    count_history=count,
+                    max_length=7)
+            }))
+    WeightsOnlyCheckpointHook().after_load_checkpoint(None, ckpt)
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert buf.max_length == 7
+    assert np.array_equal(buf.data[0], log) and buf.data[0].dtype == log.dtype
+
+
+def test_to_portable_copies_and_converts_every_numpy_value():
+    from collections import OrderedDict
+
+    from geminifusion_mmseg.engine.hooks.weights_only_checkpoint_hook import \
+        to_portable
+    live = [np.uint8(3)]
+    obj = OrderedDict(
+        a=np.arange(3, dtype=np.int16),
+        b=[np.float32(0.5), (np.bool_(True), live)],
+        c=torch.ones(1),
+        d='text')
+    out = to_portable(obj)
+    assert type(out) is OrderedDict and out['c'] is obj['c']
+    assert out['a'].dtype == torch.int16 and out['a'].tolist() == [0, 1, 2]
+    assert out['b'][0] == 0.5 and type(out['b'][0]) is float
+    assert out['b'][1][0] is True and out['b'][1][1] == [3]
+    assert type(live[0]) is np.uint8  # the input is left as it was
 
 
 def test_without_the_hook_torch_refuses_mmengine_checkpoints(tmp_path):
@@ -274,3 +354,57 @@ def test_without_the_hook_torch_refuses_mmengine_checkpoints(tmp_path):
     _runner(str(tmp_path), 2, []).train()
     with pytest.raises(Exception, match='HistoryBuffer|getattr'):
         torch.load(str(tmp_path / 'iter_2.pth'), weights_only=True)
+
+
+_IMPORTS_MMSEG_APIS_FIRST = """
+import sys
+import mmseg.apis  # before anything of the plugin's
+from mmseg.apis import init_model  # noqa: F401
+print(__name__, sys.argv[1:], sys.path[0])
+"""
+
+
+@lite_only
+def test_mmseg_apis_first_needs_the_runner(tmp_path):
+    """Under mmcv-lite a script importing mmseg.apis first fails with
+    mmcv's error (an installed package appends the fix to it, see
+    tests/test_packaging.py; the bare import is not made to work, by
+    design: docs/packaging.md); through ``python -m geminifusion_mmseg``
+    it runs."""
+    import subprocess
+    import sys
+    script = tmp_path / 'user_script.py'
+    script.write_text(_IMPORTS_MMSEG_APIS_FIRST)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    plain = subprocess.run([sys.executable, str(script)],
+                           env=env,
+                           cwd=tmp_path,
+                           capture_output=True,
+                           text=True)
+    assert plain.returncode != 0
+    assert "No module named 'mmcv._ext'" in plain.stderr
+    run = subprocess.run(
+        [sys.executable, '-m', 'geminifusion_mmseg',
+         str(script), 'a', '--b'],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split('\n')[-2] == \
+        f"__main__ ['a', '--b'] {tmp_path}"
+
+
+def test_runner_resolves_package_tools_and_names_what_is_missing():
+    from geminifusion_mmseg.__main__ import resolve_script
+    path = resolve_script('mmseg::misc/print_config')
+    assert path.endswith(osp.join('.mim', 'tools', 'misc', 'print_config.py'))
+    assert osp.isfile(path)
+    ours = resolve_script('geminifusion_mmseg::test.py')
+    assert osp.isfile(ours) and osp.basename(ours) == 'test.py'
+    with pytest.raises(SystemExit, match='no such tool .*nope.py'):
+        resolve_script('mmseg::nope')
+    with pytest.raises(SystemExit, match="'no_such_pkg' is not installed"):
+        resolve_script('no_such_pkg::x.py')
+    with pytest.raises(SystemExit, match='no such script: missing.py'):
+        resolve_script('missing.py')

@@ -36,7 +36,13 @@ def test_config_builds(path):
         assert dataset['type'] in DATASETS
         for step in dataset['pipeline']:
             TRANSFORMS.build(step)
-    for step in cfg.get('tta_pipeline', []):
+    # mmseg's tools/test.py --tta and --show-dir / --show need these
+    assert 'tta_pipeline' in cfg and 'tta_model' in cfg
+    assert cfg.default_hooks.visualization.type == 'RGBDVisualizationHook'
+    # the Runner gives the top-level one to tta_model, hence to the model
+    if 'data_preprocessor' in cfg:
+        assert cfg.data_preprocessor == cfg.model.data_preprocessor
+    for step in cfg.tta_pipeline:
         TRANSFORMS.build(step)
     num_classes = cfg.model.decode_head.num_classes
     if any(key in path for key in FORWARD):

@@ -4,13 +4,18 @@
 model-index format) must describe every zoo config, each entry must point at
 a config that loads, its metadata must match that config (backbone, dataset,
 crop, epochs, batch, drop-path rate), and its mIoU and weights must match the
-tables of ``configs/geminifusion/README.md`` and ``README.md``.
+tables of ``configs/geminifusion/README.md`` and ``README.md``. Where the
+paper and the authors' README differ both figures are given, and the
+parameter counts are those of the built models (the paper's MiT-B3 figure:
+TokenFusion's base with its score predictors plus the fusion layers).
 """
 import glob
 import os.path as osp
 import re
 
 import pytest
+import torch
+import torch.nn as nn
 import yaml
 from mmengine.config import Config
 
@@ -114,6 +119,29 @@ def _miou_column(row, prefix):
     return row[keys[0]]
 
 
+def _check_both_figures(cell, model):
+    """A table's mIoU cell: the metafile's mIoU first, and the paper's
+    where the metafile has a different one."""
+    metrics = model['Results']['Metrics']
+    assert _number(cell) == pytest.approx(metrics['mIoU']), model['Name']
+    if 'mIoU (paper)' in metrics:
+        assert metrics['mIoU (paper)'] != metrics['mIoU']
+        assert f"paper: {metrics['mIoU (paper)']}" in cell, model['Name']
+        assert "authors' README" in cell, model['Name']
+    else:
+        assert 'paper' not in cell, model['Name']
+
+
+def _check_params(cell, md):
+    """A table's params cell: the metafile's count in M (2 decimals), and
+    the paper's figure where the metafile has one."""
+    assert cell.split()[0] == f"{md['Parameters'] / 1e6:.2f}", cell
+    if 'Paper Parameters' in md:
+        assert f"paper: {md['Paper Parameters'].rstrip('M')}" in cell
+    else:
+        assert 'paper' not in cell
+
+
 def test_model_index_imports_the_metafile():
     index = _load_yaml(osp.join(REPO, 'model-index.yml'))
     assert index['Import'] == ['configs/geminifusion/metafile.yaml']
@@ -144,6 +172,10 @@ def test_metafile_structure():
         assert md['Training Data'] == model['Results']['Dataset'], name
         assert md['Backbone'] in BACKBONES, name
         assert md['Architecture'] == [md['Backbone'], 'GeminiFusion'], name
+        assert isinstance(md['Parameters'], int), name
+        # mim search reads 'Key (x)' as Key with unit x (column 'key(x)'):
+        # keep metadata keys plain
+        assert not any('(' in key for key in md), name
         assert model['Paper']['URL'] == PAPER_URL, name
         assert model['Paper']['Title'] == coll['Paper']['Title'], name
         assert model['Code'].startswith(
@@ -206,8 +238,9 @@ def test_zoo_readme_table_matches_metafile():
     for name, row in rows.items():
         model = models[name]
         md = model['Metadata']
-        assert _number(_miou_column(row, 'mIoU (published)')) == \
-            pytest.approx(model['Results']['Metrics']['mIoU']), name
+        cell = _miou_column(row, 'mIoU (published)')
+        _check_both_figures(cell, model)
+        _check_params(row['Params (M)'], md)
         assert row['Backbone'] == md['Backbone'], name
         assert row['Crop Size'] == md['Crop Size'], name
         gpus, per_gpu = (int(v) for v in row['Batch'].split('x'))
@@ -240,8 +273,8 @@ def test_readme_zoo_table_matches_metafile():
     assert sorted(rows) == sorted(models)
     for name, row in rows.items():
         model = models[name]
-        assert _number(_miou_column(row, 'published mIoU')) == \
-            pytest.approx(model['Results']['Metrics']['mIoU']), name
+        _check_both_figures(_miou_column(row, 'published mIoU'), model)
+        _check_params(row['params (M)'], model['Metadata'])
         assert row['dataset'] == model['Results']['Dataset'], name
         # 'Swin-L (224)', 'MiT-B5 (wd 0.05)', 'Swin-L-384, fine-tuned ...'
         backbone = re.split(r'[ ,(]', row['backbone'])[0]
@@ -249,3 +282,48 @@ def test_readme_zoo_table_matches_metafile():
         assert _number(row['dpr']) == pytest.approx(
             model['Metadata']['Drop Path Rate']), name
         assert _link(row['config']) == model['Config'], name
+
+
+@pytest.mark.parametrize('model', _models(), ids=lambda m: m['Name'])
+def test_parameter_counts_are_those_of_the_built_models(model):
+    """Counted on the model the config builds (on the meta device: no
+    memory, no forward)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import geminifusion_mmseg  # noqa: F401  (registers the models)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(REPO, model['Config']))
+    with torch.device('meta'):
+        built = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in built.parameters()) == \
+        model['Metadata']['Parameters']
+
+
+def _tokenfusion_score_predictor(dim):
+    """One of TokenFusion's ``PredictorLG`` score nets (its
+    ``semantic_segmentation/models/mix_transformer.py``), as layers."""
+    return nn.Sequential(
+        nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(),
+        nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, dim // 4),
+        nn.GELU(), nn.Linear(dim // 4, 2), nn.LogSoftmax(dim=-1))
+
+
+def test_paper_mit_b3_count_is_tokenfusions_base_plus_fusion():
+    """The paper's 75.8M for MiT-B3 = our (and the authors' code's) model
+    + TokenFusion's score predictors (one per stage and modality), which
+    the GeminiFusion code removed."""
+    from geminifusion_mmseg.models.backbones.gemini_mit import MIT_ARCHS
+    for model in _models():
+        md = model['Metadata']
+        if 'Paper Parameters' not in md:
+            continue
+        assert md['Backbone'] == 'MiT-B3', model['Name']
+        predictors = 2 * sum(
+            sum(p.numel()
+                for p in _tokenfusion_score_predictor(d).parameters())
+            for d in MIT_ARCHS['b3']['embed_dims'])
+        assert predictors == 1260048
+        paper = float(md['Paper Parameters'].rstrip('M'))
+        assert round((md['Parameters'] + predictors) / 1e6, 1) == paper
+        assert round(md['Parameters'] / 1e6, 1) != paper

@@ -14,49 +14,11 @@ import cv2
 import pytest
 import torch
 
-from tests.helpers.tiny_configs import REPO, write_tiny_config
+from tests.helpers.tiny_configs import (REPO, tiny_quickstart_config,
+                                        write_tiny_config)
 
-QUICKSTART = ('configs/quickstart/'
-              'geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py')
 ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-
-
-def tiny_quickstart(tmp_path, name, max_iters, interval, extra=''):
-    """A tiny quickstart config: 48x64 synthetic data, batch 2."""
-    return write_tiny_config(
-        str(tmp_path / f'{name}.py'),
-        QUICKSTART,
-        str(tmp_path / 'data'),
-        extra=f"""
-crop_size = (48, 64)
-model['backbone']['drop_path_rate'] = 0.1  # stochastic: RNG must resume
-generate_cfg = dict(num_train=24, num_val=6, size=(48, 64), seed=1)
-train_pipeline = [
-    dict(type='LoadRGBDImageFromFile'),
-    dict(type='LoadRGBDAnnotations'),
-    dict(type='RandomResize', scale=(256, 48), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RGBDPad', size=(64, 48), pad_val=dict(img=0, seg=255)),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(batch_size=2, dataset=dict(
-    generate_cfg=generate_cfg, pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
-test_dataloader = val_dataloader
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=5,
-         end={max_iters})
-]
-train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
-log_processor = dict(window_size=1)  # log each iteration's own loss
-default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval={interval}, max_keep_ckpts=2))
-{extra}
-""")
+tiny_quickstart = tiny_quickstart_config  # also used by test_compile.py
 
 
 def train_cmd(cfg, work_dir, *args):

@@ -1,8 +1,8 @@
 """Test (and evaluate) a GeminiFusion RGB-D segmentor (the mmseg way).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-                         [--show-dir DIR] [--tta] [--cfg-options k=v ...]
-                         [--launcher pytorch]
+                         [--show-dir DIR] [--show [--wait-time S]] [--tta]
+                         [--cfg-options k=v ...] [--launcher pytorch]
 
 Prints mmseg's per-class IoU/Acc table and mIoU of the fused (ensemble)
 prediction, then the mIoU of the rgb and depth branches. The checkpoint is
@@ -44,6 +44,16 @@ def parse_args():
         help='directory where RGB | depth | ground truth | prediction '
         'panels are saved (relative paths are inside the work dir)')
     parser.add_argument(
+        '--show',
+        action='store_true',
+        help='show each RGB | depth | ground truth | prediction panel in a '
+        'window')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each shown panel stays (--show)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -66,6 +76,29 @@ def parse_args():
     return args
 
 
+def trigger_visualization_hook(cfg, args):
+    """Switch on ``default_hooks.visualization`` as mmseg's test.py does.
+
+    ``--show-dir`` panels go to DIR (relative: inside the work dir), one
+    ``<image stem>.png`` each; ``--show`` shows them for ``--wait-time``
+    seconds. A config without the hook gets ``RGBDVisualizationHook``.
+    """
+    default_hooks = cfg.setdefault('default_hooks', {})
+    hook = default_hooks.setdefault('visualization',
+                                    dict(type='RGBDVisualizationHook'))
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        show_dir = args.show_dir if osp.isabs(args.show_dir) else osp.join(
+            cfg.work_dir, args.show_dir)
+        if str(hook['type']).split('.')[-1] == 'RGBDVisualizationHook':
+            hook['out_dir'] = show_dir
+        else:  # e.g. mmseg's SegVisualizationHook
+            cfg.visualizer['save_dir'] = show_dir
+
+
 def main():
     args = parse_args()
     for path in (args.config, args.checkpoint):
@@ -84,12 +117,8 @@ def main():
     # loaded below, strictly (as init_model), not by mmengine's lenient load
     cfg.load_from = None
 
-    if args.show_dir:
-        show_dir = args.show_dir if osp.isabs(args.show_dir) else osp.join(
-            cfg.work_dir, args.show_dir)
-        cfg.setdefault('custom_hooks', [])
-        cfg.custom_hooks.append(
-            dict(type='RGBDVisualizationHook', out_dir=show_dir))
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args)
 
     if args.tta:
         if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:

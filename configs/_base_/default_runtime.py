@@ -40,6 +40,9 @@ default_hooks = dict(
     work_dir_lock=dict(type='WorkDirLockHook'),
     # applies `compile` below (backbone + head; no-op while it is unset)
     compile=dict(type='TorchCompileHook'),
+    # RGB | depth | GT | prediction panels; the test tools switch it on
+    # (tools/test.py --show-dir / --show, mmseg's tools/test.py too)
+    visualization=dict(type='RGBDVisualizationHook', draw=False),
 )
 
 # Training fast path: torch.compile of the backbone and the decode head

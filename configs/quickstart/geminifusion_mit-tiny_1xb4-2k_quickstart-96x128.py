@@ -39,6 +39,26 @@ test_pipeline = [
     dict(type='LoadRGBDAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# multi-scale + flip (tools/test.py --tta; tta_model in default_runtime.py):
+# the zoo's 6 scales x {no flip, flip}, logits averaged at the label size
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadRGBDImageFromFile', depth_encoding='raw'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadRGBDAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
 dataset = dict(type='QuickstartRGBDDataset', data_root=data_root)
 train_dataloader = dict(
     batch_size=4,

@@ -19,8 +19,10 @@ modalities = ['rgb', 'depth', 'thermal']
 norm_mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (len(modalities) - 1)
 norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
 
+# also top-level: the Runner gives it to tta_model (--tta)
+data_preprocessor = dict(mean=norm_mean, std=norm_std)
 model = dict(
-    data_preprocessor=dict(mean=norm_mean, std=norm_std),
+    data_preprocessor=data_preprocessor,
     # one name per backbone stream: RGB and the fusion of depth + thermal
     modality_names=('rgb', 'fused'),
     backbone=dict(
@@ -50,6 +52,24 @@ test_pipeline = [
     load_modalities,
     dict(type='LoadMultiModalAnnotations'),
     dict(type='PackSegInputs'),
+]
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]  # as the RGB-D quickstart
+tta_pipeline = [
+    load_modalities,
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadMultiModalAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
 ]
 dataset = dict(
     _delete_=True,

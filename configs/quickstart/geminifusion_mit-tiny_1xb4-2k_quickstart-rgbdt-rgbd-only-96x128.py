@@ -8,8 +8,10 @@ _base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py']
 modalities = ['rgb', 'depth']
 norm_mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (len(modalities) - 1)
 norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
+# also top-level: the Runner gives it to tta_model (--tta)
+data_preprocessor = dict(mean=norm_mean, std=norm_std)
 model = dict(
-    data_preprocessor=dict(mean=norm_mean, std=norm_std),
+    data_preprocessor=data_preprocessor,
     modality_names=('rgb', 'depth'),
     backbone=dict(
         in_channels=3 * len(modalities), num_modalities=len(modalities)))

@@ -2,17 +2,20 @@
 # MixVisionTransformer) and all-MLP head on RGB alone, same data and
 # schedule. A plain single-modality model, also usable as an ablation.
 _base_ = ['./geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py']
+# also top-level: the Runner gives it to tta_model (--tta), which gives it
+# to the wrapped model
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    size_divisor=32,
+    pad_val=0,
+    seg_pad_val=255)
 model = dict(
     _delete_=True,
     type='EncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        size_divisor=32,
-        pad_val=0,
-        seg_pad_val=255),
+    data_preprocessor=data_preprocessor,
     backbone=dict(
         type='MixVisionTransformer',
         in_channels=3,
@@ -55,6 +58,25 @@ rgb_test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadRGBDAnnotations'),
     dict(type='PackSegInputs'),
+]
+# --tta: the RGB-D quickstart's views, on the RGB image alone
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadRGBDAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
 ]
 train_dataloader = dict(dataset=dict(pipeline=rgb_train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=rgb_test_pipeline))

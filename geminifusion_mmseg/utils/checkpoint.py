@@ -3,12 +3,14 @@
 torch >= 2.6 loads with ``weights_only=True`` by default and refuses any
 global that is not allow-listed. Two kinds of files reach us:
 
-* mmengine checkpoints written by our runs: tensors, builtins and numpy
-  arrays/scalars (``meta``, the message hub's log buffers). The numpy
-  globals below are allow-listed once at import (:func:`register_safe_globals`)
-  and :class:`~geminifusion_mmseg.engine.hooks.WeightsOnlyCheckpointHook`
-  stores the message hub's ``HistoryBuffer`` objects as plain arrays, so the
-  whole checkpoint (resume state included) loads with ``weights_only=True``.
+* mmengine checkpoints written by our runs:
+  :class:`~geminifusion_mmseg.engine.hooks.WeightsOnlyCheckpointHook` stores
+  the message hub's ``HistoryBuffer`` objects as tensors and every other
+  numpy value as a tensor or Python scalar, so the whole checkpoint (resume
+  state included) loads with a plain ``torch.load(path)``, even in a process
+  that never imports this plugin. Checkpoints of stock mmengine runs and of
+  earlier versions hold numpy arrays/scalars: the numpy globals below are
+  allow-listed once at import (:func:`register_safe_globals`) for them.
 * weights from outside (released GeminiFusion ``.pth.tar``, ImageNet
   backbones): :func:`load_external_checkpoint` reads them with
   ``weights_only=True`` and only the numpy allow-list, and turns torch's

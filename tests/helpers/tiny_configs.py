@@ -69,3 +69,67 @@ def save_checkpoint(model: torch.nn.Module, path: str) -> str:
     """Save ``{'state_dict': ..., 'meta': {}}`` (what tools/test.py loads)."""
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, str(path))
     return str(path)
+
+
+QUICKSTART = ('configs/quickstart/'
+              'geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py')
+
+
+def tiny_quickstart_config(tmp_path,
+                           name: str,
+                           max_iters: int,
+                           interval: int,
+                           extra: str = '',
+                           base: str = QUICKSTART) -> str:
+    """A tiny quickstart config: 48x64 synthetic data (generated into
+    ``tmp_path/data``), batch 2, ``max_iters`` iterations, validation at the
+    end, a checkpoint every ``interval`` iterations, logs every iteration.
+
+    Args:
+        tmp_path: Folder of the config (``<name>.py``) and the data.
+        name (str): Config name.
+        max_iters (int): Training length (>= 2).
+        interval (int): Checkpoint interval.
+        extra (str): Config text appended at the end.
+        base (str): Config to inherit (relative to the repository, or an
+            absolute path, e.g. a copy in an installed wheel).
+
+    Returns:
+        str: The config path.
+    """
+    warmup = min(5, max_iters - 1)
+    return write_tiny_config(
+        str(osp.join(str(tmp_path), f'{name}.py')),
+        base,
+        osp.join(str(tmp_path), 'data'),
+        extra=f"""
+crop_size = (48, 64)
+model['backbone']['drop_path_rate'] = 0.1  # stochastic: RNG must resume
+generate_cfg = dict(num_train=24, num_val=6, size=(48, 64), seed=1)
+train_pipeline = [
+    dict(type='LoadRGBDImageFromFile'),
+    dict(type='LoadRGBDAnnotations'),
+    dict(type='RandomResize', scale=(256, 48), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RGBDPad', size=(64, 48), pad_val=dict(img=0, seg=255)),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, dataset=dict(
+    generate_cfg=generate_cfg, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
+test_dataloader = val_dataloader
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end={warmup}),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False,
+         begin={warmup}, end={max_iters})
+]
+train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})
+log_processor = dict(window_size=1)  # log each iteration's own loss
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval={interval}, max_keep_ckpts=2))
+{extra}
+""")

@@ -1,7 +1,8 @@
 """Speed and memory of GeminiFusion against the literal and unimodal models.
 
-    python tools/analysis_tools/benchmark.py CONFIG [--batch-size 2]
-        [--img-size H W] [--device cpu|cuda] [--precision fp32|bf16|fp16]
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT]
+        [--batch-size 2] [--img-size H W] [--device cpu|cuda]
+        [--precision fp32|bf16|fp16]
         [--literal-precision same|fp32|bf16|fp16] [--compile]
         [--compile-compare] [--compile-mode MODE] [--modes train infer]
         [--peak-tflops T]
@@ -9,6 +10,12 @@
         [--cuda-graphs] [--threads N] [--no-literal] [--no-unimodal]
         [--no-fusion-layer] [--no-flops] [--isolation fork|spawn|none]
         [--cfg-options k=v ...] [--json OUT]
+
+mmseg's ``CONFIG CHECKPOINT`` form: with a CHECKPOINT (an mmseg checkpoint
+of the config, or a released GeminiFusion file, read as
+:func:`geminifusion_mmseg.apis.init_model` does) (a) and (b) hold its
+weights; without one, random weights (the timings do not depend on them).
+(c) always has random weights (another architecture).
 
 In one run and on the same deterministic inputs it measures
 
@@ -81,6 +88,12 @@ def parse_args(argv=None):
         description='Benchmark GeminiFusion (ours) against the literal '
         'published-style model and the unimodal RGB model.')
     p.add_argument('config', help='config file with a GeminiFusion model')
+    p.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='weights of (a) and (b) (mmseg checkpoint or released '
+        'GeminiFusion file); default: random weights')
     p.add_argument('--batch-size', type=int, default=2)
     p.add_argument(
         '--img-size',
@@ -232,7 +245,7 @@ def measure_model(spec: dict) -> dict:
     compiled = kind == 'fused_compiled' or (spec['compile']
                                             and kind == 'fused')
     kind = 'fused' if kind == 'fused_compiled' else kind
-    model = mc.build(kind, cfg).to(device)
+    model = mc.build(kind, cfg, spec['checkpoint']).to(device)
     if compiled:
         kwargs = {} if spec.get('compile_mode') is None else dict(
             mode=spec['compile_mode'])
@@ -296,8 +309,8 @@ def sanity_check(spec: dict) -> dict:
     with TF32 off, so that both compute in full fp32)."""
     cfg, device = _setup(spec)
     inputs, _ = _batch(spec, cfg, device)
-    fused = mc.build('fused', cfg).to(device).eval()
-    literal = mc.build('literal', cfg).to(device).eval()
+    fused = mc.build('fused', cfg, spec['checkpoint']).to(device).eval()
+    literal = mc.build('literal', cfg, spec['checkpoint']).to(device).eval()
     with torch.no_grad(), tf32_off():
         ours = fused._branch_logits(inputs)
         ref = literal([inputs[:, :3].contiguous(), inputs[:, 3:].contiguous()])
@@ -323,7 +336,7 @@ def fusion_layer_benchmark(spec: dict) -> dict:
 
     cfg, device = _setup(spec)
     inputs, _ = _batch(spec, cfg, device)
-    fused = mc.build('fused', cfg).to(device).eval()
+    fused = mc.build('fused', cfg, spec['checkpoint']).to(device).eval()
     shapes = {}
 
     def hook(module, args):
@@ -402,7 +415,7 @@ def flops(spec: dict) -> dict:
     inputs, labels = _batch(spec, cfg, device)
     out = {}
     for kind in spec['kinds']:
-        model = mc.build(kind, cfg).to(device)
+        model = mc.build(kind, cfg, spec['checkpoint']).to(device)
         loss_fn, infer_fn = mc.step_functions(kind, model, inputs, labels)
         model.eval()
         with torch.no_grad():
@@ -478,6 +491,8 @@ def report(args, results: dict) -> str:
         f'{args.img_size[1]}; precision (a)/(c) {args.precision}, (b) '
         f'{args.literal_precision}' +
         ('; (a) torch.compile' if args.compile else ''))
+    add('- weights of (a)/(b): ' +
+        (args.checkpoint or 'random (no checkpoint given)'))
     if args.device == 'cuda':
         add(f'- fp32 on CUDA: {results["tf32"]}')
     add(f'- timing: median of {args.repeats} steps after {args.warmup} '
@@ -642,6 +657,7 @@ def main(argv=None):
     mc.load_config(args.config, args.cfg_options)
     base = dict(
         config=args.config,
+        checkpoint=args.checkpoint,
         cfg_options=dict(args.cfg_options or {}),
         device=args.device,
         batch_size=args.batch_size,

@@ -20,7 +20,7 @@ script's folder):
 """
 import copy
 import logging
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -78,9 +78,10 @@ def _quiet_init_weights(model: nn.Module) -> None:
         logger.setLevel(level)
 
 
-def build_fused(cfg) -> nn.Module:
+def build_fused(cfg, checkpoint: Optional[str] = None) -> nn.Module:
     """(a): the config's model, randomly initialised (``init_weights``),
-    no pretrained loading."""
+    no pretrained loading; with ``checkpoint``, its weights (any format
+    :func:`geminifusion_mmseg.apis.init_model` reads, strictly)."""
     from mmseg.registry import MODELS
     model = MODELS.build(_model_cfg(cfg))
     _quiet_init_weights(model)
@@ -88,6 +89,9 @@ def build_fused(cfg) -> nn.Module:
         raise ValueError(
             f'the config builds {type(model).__name__}; the benchmark needs a '
             'MultiModalEncoderDecoder (GeminiFusion) model')
+    if checkpoint is not None:
+        from geminifusion_mmseg.apis import init_model
+        model.load_state_dict(init_model(cfg, checkpoint).state_dict())
     return model
 
 
@@ -290,12 +294,13 @@ def build_unimodal(cfg, fused: nn.Module) -> nn.Module:
     return model
 
 
-def build(kind: str, cfg) -> nn.Module:
+def build(kind: str, cfg, checkpoint: Optional[str] = None) -> nn.Module:
     """Build (a) 'fused', (b) 'literal' (with (a)'s weights, same seed) or
     (c) 'unimodal'. The fused model is always built first from the same
-    seed so every kind sees the same weights where they share them."""
+    seed so every kind sees the same weights where they share them;
+    ``checkpoint`` gives (a), hence (b), its weights."""
     torch.manual_seed(0)
-    fused = build_fused(cfg)
+    fused = build_fused(cfg, checkpoint)
     if kind == 'fused':
         return fused
     if kind == 'literal':

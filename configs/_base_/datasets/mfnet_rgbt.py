@@ -46,6 +46,32 @@ test_pipeline = [
         round_result=True),
     dict(type='PackSegInputs'),
 ]
+# multi-scale + flip (tools/test.py --tta), as the DeLiVER configs: views
+# of the single-scale test size, logits averaged at the original label size
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    load_modalities,
+    dict(
+        type='ResizeShortSideToMultiple',
+        short_side=crop_size[0],
+        size_divisor=32,
+        update_ori_shape=False,
+        round_result=True),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [load_labels],
+            [dict(type='PackSegInputs')],
+        ])
+]
 train_dataloader = dict(
     batch_size=4,  # the CMNeXt MFNet config's BATCH_SIZE (per GPU)
     num_workers=4,
