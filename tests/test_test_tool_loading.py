@@ -2,6 +2,7 @@
 strictly as init_model, names files that are not checkpoints, and warns
 when the checkpoint's, the model's and the dataset's classes disagree."""
 import glob
+import itertools
 import os
 import os.path as osp
 import runpy
@@ -20,6 +21,7 @@ from tests.helpers.tiny_configs import REPO, write_tiny_config
 
 NYU_B3 = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 TEST_TOOL = osp.join(REPO, 'tools', 'test.py')
+_RUNS = itertools.count()
 PLAIN_TEST_PIPELINE = """
 val_dataloader['dataset']['pipeline'] = [
     dict(type='LoadRGBDImageFromFile'),
@@ -53,10 +55,18 @@ def setup(tmp_path_factory):
 
 
 def _test(monkeypatch, setup, cfg, ckpt):
-    """tools/test.py in this process; returns its log text."""
-    work_dir = str(setup['tmp'] / f'wd_{osp.basename(ckpt)}')
-    monkeypatch.setattr(sys, 'argv',
-                        ['test.py', cfg, ckpt, '--work-dir', work_dir])
+    """tools/test.py in this process; returns its log text.
+
+    Each call gets its own experiment name: mmengine keys its logger by
+    that name (config name + timestamp to the second), so two runs of one
+    config within a second would share the first run's log file.
+    """
+    name = osp.basename(ckpt)
+    work_dir = str(setup['tmp'] / f'wd_{name}')
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', cfg, ckpt, '--work-dir', work_dir, '--cfg-options',
+        f'experiment_name=test_tool_{name}_{next(_RUNS)}'
+    ])
     runpy.run_path(TEST_TOOL, run_name='__main__')
     logs = glob.glob(osp.join(work_dir, '*', '*.log'))
     with open(logs[0]) as f:
