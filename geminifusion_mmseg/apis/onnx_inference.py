@@ -27,9 +27,7 @@ where the test pipeline resizes, resizes it in the protocol's two steps;
 :func:`~geminifusion_mmseg.apis.inference_model`'s rule: same aspect ratio
 resized (nearest), another one refused.
 """
-import json
 import logging
-import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -43,6 +41,7 @@ from mmseg.structures import SegDataSample
 from ..datasets.transforms.loading import LoadRGBDImageFromFile
 from ..datasets.transforms.size_mismatch import (check_size_mismatch,
                                                  match_rgb_size)
+from ..deployment.metadata import read_onnx_metadata
 from .inference import (InputType, _check_depth_array, _check_rgb_array,
                         _pair_inputs, _prepare_pair)
 
@@ -57,48 +56,6 @@ _NP_DTYPES = {
     'tensor(float)': np.float32,
     'tensor(float16)': np.float16,
 }
-
-
-def read_onnx_metadata(path: str) -> dict:
-    """The GeminiFusion metadata of an exported model.
-
-    Returns:
-        dict: ``classes`` (list[str]), ``palette`` (list[list[int]]),
-        ``preprocess`` (dict, see
-        :class:`~geminifusion_mmseg.deployment.PreprocessSpec`) and
-        ``contract`` (inputs, outputs, dynamic, shape, ...).
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: The file is not an ONNX model, or was not exported by
-            ``tools/deployment/pytorch2onnx.py`` (no metadata).
-    """
-    import onnx
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'ONNX model {path} does not exist')
-    hint = ('give the .onnx file that tools/deployment/pytorch2onnx.py '
-            'writes (a .pth checkpoint runs with '
-            'geminifusion_mmseg.apis.init_model instead)')
-    if os.path.getsize(path) == 0:
-        raise ValueError(f'{path} is empty (0 bytes), not an ONNX model; '
-                         f'{hint}.')
-    try:
-        proto = onnx.load(path, load_external_data=False)
-    except Exception as e:  # google.protobuf DecodeError
-        raise ValueError(f'{path} is not an ONNX model (it cannot be parsed: '
-                         f'{type(e).__name__}: {e}); {hint}.') from None
-    if not proto.graph.node:
-        raise ValueError(f'{path} holds no ONNX graph; {hint}.')
-    props = {p.key: p.value for p in proto.metadata_props}
-    out = {}
-    for key in ('classes', 'palette', 'preprocess', 'contract'):
-        full = f'geminifusion.{key}'
-        if full not in props:
-            raise ValueError(
-                f'{path}: no {full!r} metadata; export the model with '
-                'tools/deployment/pytorch2onnx.py')
-        out[key] = json.loads(props[full])
-    return out
 
 
 class ONNXSegmentor:

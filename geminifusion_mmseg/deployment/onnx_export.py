@@ -12,7 +12,6 @@
 The exporter is ``torch.onnx.export(dynamo=True)`` (``torch.export`` +
 onnxscript); ONNX-level graph optimisation is left to ONNX Runtime.
 """
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from ..utils.atomic_io import atomic_output
+from .metadata import METADATA_KEYS, read_onnx_metadata, write_onnx_metadata
 from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
 
 __all__ = [
@@ -49,9 +49,6 @@ _TORCH_DTYPES = {
 FP32_TOLERANCE = (1e-4, 0.999)
 #: The same for ``--fp16`` graphs, compared with the fp32 PyTorch model.
 FP16_TOLERANCE = (2e-2, 0.99)
-#: Metadata (``metadata_props``) written into every exported model.
-METADATA_KEYS = ('geminifusion.classes', 'geminifusion.palette',
-                 'geminifusion.preprocess', 'geminifusion.contract')
 
 
 def _window_and_patch(model: nn.Module) -> Tuple[int, int]:
@@ -334,20 +331,13 @@ def export_onnx(model: nn.Module,
             ort_fusions=ort_fusions,
             modality_names=list(wrapper.modality_names),
             config=getattr(cfg, 'filename', None))
-        props = {
-            'geminifusion.classes':
-            json.dumps(list(meta.get('classes', []))),
-            'geminifusion.palette':
-            json.dumps([list(map(int, p)) for p in meta.get('palette', [])]),
-            'geminifusion.preprocess':
-            json.dumps(spec.to_dict()),
-            'geminifusion.contract':
-            json.dumps(contract),
-        }
-        del proto.metadata_props[:]
-        for k, v in props.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = k, v
+        write_onnx_metadata(
+            proto,
+            dict(
+                classes=list(meta.get('classes', [])),
+                palette=[list(map(int, p)) for p in meta.get('palette', [])],
+                preprocess=spec.to_dict(),
+                contract=contract))
         proto.producer_name = 'geminifusion_mmseg'
         onnx.save(proto, tmp)
         onnx.checker.check_model(tmp, full_check=True)
@@ -500,7 +490,6 @@ def verify_onnx(path: str,
     """
     import onnxruntime as ort
 
-    from ..apis.onnx_inference import read_onnx_metadata
     meta = read_onnx_metadata(path)
     contract = meta['contract']
     spec = PreprocessSpec(
