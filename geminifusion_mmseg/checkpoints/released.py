@@ -48,12 +48,11 @@ head on the ``meta`` device, so no memory is allocated, to compare key sets
 and shapes).
 """
 import glob
-import math
 import os.path as osp
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -61,10 +60,12 @@ from torch import Tensor
 
 from ..datasets import (DELIVER_CLASSES, DELIVER_PALETTE, MFNET_CLASSES,
                         MFNET_PALETTE, NYUDV2_CLASSES, NYUDV2_PALETTE)
-from ..models.backbones import GeminiFusionSwin, MiTKeyMap, SwinKeyMap
-from ..models.backbones.gemini_mit import MIT_ARCHS
+from ..models.backbones import MiTKeyMap, SwinKeyMap
+from ..models.backbones.gemini_mit_keys import (MIT_DEFAULT_MLP_RATIO,
+                                                MIT_DEFAULT_SR)
 from ..models.backbones.gemini_swin import WindowMSA
-from ..models.backbones.key_maps import FUSION_PARAM_NAMES
+from ..models.backbones.key_maps import (FUSION_PARAM_NAMES,
+                                         ReleasedLayoutError, released_shape)
 from ..utils.atomic_io import atomic_output, check_output_path
 from .io import CheckpointFormatError, read_checkpoint, strip_prefix
 
@@ -85,16 +86,6 @@ _DECODER_RE = re.compile(
     r'^decoder\.(linear_c[1-4]\.proj|linear_fuse\.conv|linear_fuse\.bn)\.'
     r'(.+)$')
 
-# Config-file names of the released variants (configs/geminifusion/
-# geminifusion_{name}_*.py).
-_SWIN_CONFIG_NAMES = {
-    'tiny': 'swin-t',
-    'small': 'swin-s',
-    'large': 'swin-l',
-    'large-384': 'swin-l-384'
-}
-_MIT_DEFAULT_SR = (8, 4, 2, 1)
-_MIT_DEFAULT_MLP_RATIO = 4
 _DATASETS_BY_CLASSES = {40: 'nyudv2', 37: 'sunrgbd', 25: 'deliver', 9: 'mfnet'}
 #: Config-name tag of each dataset (``geminifusion_*_<tag>...py``).
 _DATASET_TAGS = {
@@ -255,42 +246,27 @@ def released_key_to_ours(key: str) -> Optional[str]:
 
 
 def _shape(sd: Dict[str, Tensor], key: str, source: str) -> Tuple[int, ...]:
-    if key not in sd:
-        raise _err(
-            source, f'expected key {key!r} is missing; not a complete '
-            'released GeminiFusion state dict')
-    value = sd[key]
-    if not isinstance(value, Tensor):
-        raise _err(source, f'{key!r} holds a {type(value).__name__}, not a '
-                   'tensor')
-    return tuple(value.shape)
+    try:
+        return released_shape(sd, key)
+    except ReleasedLayoutError as e:
+        raise _err(source, str(e)) from None
 
 
-def _block_depths(keys: Sequence[str], pattern: str, stages: Sequence[int],
-                  source: str) -> Tuple[int, ...]:
-    """Blocks per stage from keys matching ``pattern`` (groups: stage id,
-    block index), for the stage ids ``stages``."""
-    regex = re.compile(pattern)
-    found: Dict[int, set] = {s: set() for s in stages}
-    for k in keys:
-        m = regex.match(k)
-        if m:
-            stage, block = int(m.group(1)), int(m.group(2))
-            if stage not in found:
-                raise _err(
-                    source, f'key {k!r} names stage {stage}, but '
-                    f'GeminiFusion backbones have stages '
-                    f'{list(stages)}')
-            found[stage].add(block)
-    depths = []
-    for s in stages:
-        blocks = found[s]
-        if not blocks or blocks != set(range(len(blocks))):
-            raise _err(
-                source, f'stage {s} has blocks {sorted(blocks)}; '
-                'expected 0..n-1')
-        depths.append(len(blocks))
-    return tuple(depths)
+def _detect_backbone(sd: Dict[str, Tensor], source: str,
+                     allow_custom: bool) -> dict:
+    """The backbone of a released state dict, recognised by the key map of
+    the family whose prefix its keys carry (the most specific first)."""
+    for key_map in _BACKBONE_KEY_MAPS:
+        if any(k.startswith(key_map.released_prefix) for k in sd):
+            try:
+                return key_map.detect_released(sd, allow_custom)
+            except ReleasedLayoutError as e:
+                raise _err(source, str(e)) from None
+    raise _err(
+        source, 'no GeminiFusion encoder found (expected keys '
+        '"module.encoder.patch_embed1..." (MiT) or '
+        '"module.encoder.body.patch_embed..." (Swin)); first keys: '
+        f'{list(sd)[:5]}')
 
 
 def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
@@ -310,118 +286,6 @@ def _detect_decoder(sd, source) -> Tuple[List[int], int, int]:
             source, f'decoder.linear_pred.weight has shape {pred}, '
             f'expected (num_classes, {channels}, 1, 1)')
     return in_channels, channels, pred[0]
-
-
-def _detect_mit(sd, source, allow_custom) -> dict:
-    keys = list(sd)
-    dims = tuple(
-        _shape(sd, f'encoder.patch_embed{s}.proj.module.weight', source)[0]
-        for s in range(1, 5))
-    depths = _block_depths(keys, r'^encoder\.block(\d+)\.(\d+)\.',
-                           (1, 2, 3, 4), source)
-    sr = []
-    for s in range(1, 5):
-        key = f'encoder.block{s}.0.attn.sr.module.weight'
-        sr.append(_shape(sd, key, source)[-1] if key in sd else 1)
-    mlp_ratio = _shape(sd, 'encoder.block1.0.mlp.fc1.module.weight',
-                       source)[0] // dims[0]
-    name = None
-    for arch, cfg in MIT_ARCHS.items():
-        if tuple(cfg['embed_dims']) == dims and tuple(cfg['depths']) == depths:
-            name = arch
-    standard = tuple(sr) == _MIT_DEFAULT_SR and \
-        mlp_ratio == _MIT_DEFAULT_MLP_RATIO
-    if name is None or not standard:
-        what = (f'embed dims {dims}, depths {depths}, sr ratios '
-                f'{tuple(sr)}, mlp ratio {mlp_ratio}')
-        if not allow_custom:
-            known = ', '.join(
-                f"{a}: {tuple(c['embed_dims'])}/{tuple(c['depths'])}"
-                for a, c in MIT_ARCHS.items())
-            raise _err(
-                source, f'unknown MiT variant ({what}); known: {known} '
-                '(sr ratios (8, 4, 2, 1), mlp ratio 4). Pass '
-                'allow_custom_arch=True (--allow-custom-arch) to convert a '
-                'custom size anyway.')
-        arch: Union[str, dict] = dict(embed_dims=dims, depths=depths)
-        name = None
-    else:
-        arch = name
-        name = f'mit-{name}'
-    return dict(
-        family='mit',
-        backbone_type='GeminiFusionMiT',
-        arch=arch,
-        name=name,
-        embed_dims=dims,
-        depths=depths,
-        sr_ratios=tuple(sr),
-        mlp_ratio=mlp_ratio)
-
-
-def _detect_swin(sd, source, allow_custom) -> dict:
-    p = 'encoder.body.'
-    keys = list(sd)
-    c0 = _shape(sd, p + 'patch_embed.proj.module.weight', source)[0]
-    depths = _block_depths(
-        keys, r'^encoder\.body\.layers\.(\d+)\.blocks\.'
-        r'(\d+)\.', (0, 1, 2, 3), source)
-    heads, windows = [], []
-    for s in range(4):
-        key = (f'{p}layers.{s}.blocks.0.attn.module.'
-               'relative_position_bias_table')
-        length, nh = _shape(sd, key, source)
-        ws = (math.isqrt(length) + 1) // 2
-        if (2 * ws - 1)**2 != length:
-            raise _err(
-                source, f'{key!r} has {length} rows, not (2 * window '
-                '- 1)**2 for any window size')
-        heads.append(nh)
-        windows.append(ws)
-    if len(set(windows)) != 1:
-        raise _err(source, f'window sizes differ between stages: {windows}')
-    window = windows[0]
-    mlp_ratio = _shape(sd, p + 'layers.0.blocks.0.mlp.fc1.module.weight',
-                       source)[0] // c0
-    dims = tuple(c0 * 2**i for i in range(4))
-    name = None
-    for arch, cfg in GeminiFusionSwin.arch_zoo.items():
-        if (cfg['embed_dims'] == c0 and tuple(cfg['depths']) == depths
-                and tuple(cfg['num_heads']) == tuple(heads)
-                and cfg['window_size'] == window):
-            name = arch
-    if name is None or mlp_ratio != 4:
-        what = (f'embed dims {c0}, depths {depths}, heads {tuple(heads)}, '
-                f'window {window}, mlp ratio {mlp_ratio}')
-        if not allow_custom or mlp_ratio != 4:
-            known = ', '.join(
-                f"{a}: {c['embed_dims']}/{tuple(c['depths'])}/"
-                f"{tuple(c['num_heads'])}/window {c['window_size']}"
-                for a, c in GeminiFusionSwin.arch_zoo.items())
-            hint = '' if mlp_ratio != 4 else (
-                ' Pass allow_custom_arch=True (--allow-custom-arch) to '
-                'convert a custom size anyway.')
-            raise _err(
-                source,
-                f'unknown Swin variant ({what}); known: {known}.' + hint)
-        arch: Union[str, dict] = dict(
-            embed_dims=c0,
-            depths=depths,
-            num_heads=tuple(heads),
-            window_size=window)
-    else:
-        arch = name
-        name = _SWIN_CONFIG_NAMES[name]
-    return dict(
-        family='swin',
-        backbone_type='GeminiFusionSwin',
-        arch=arch,
-        name=name,
-        embed_dims=dims,
-        depths=depths,
-        num_heads=tuple(heads),
-        window_size=window,
-        mlp_ratio=mlp_ratio)
 
 
 def detect_released_model(
@@ -451,16 +315,7 @@ def detect_released_model(
         raise _err(
             source, 'a Swin backbone in a DeLiVER-branch state dict: '
             'that code line has MiT backbones only')
-    if any(k.startswith('encoder.body.') for k in sd):
-        found = _detect_swin(sd, source, allow_custom_arch)
-    elif any(k.startswith('encoder.patch_embed') for k in sd):
-        found = _detect_mit(sd, source, allow_custom_arch)
-    else:
-        raise _err(
-            source, 'no GeminiFusion encoder found (expected keys '
-            '"module.encoder.patch_embed1..." (MiT) or '
-            '"module.encoder.body.patch_embed..." (Swin)); first keys: '
-            f'{list(sd)[:5]}')
+    found = _detect_backbone(sd, source, allow_custom_arch)
     in_channels, channels, num_classes = _detect_decoder(sd, source)
     if tuple(in_channels) != tuple(found['embed_dims']):
         raise _err(
@@ -516,9 +371,9 @@ def model_config_fragment(info: ReleasedModelInfo) -> dict:
     """
     backbone = dict(type=info.backbone_type, arch=_plain(info.arch))
     if info.family == 'mit':
-        if tuple(info.sr_ratios) != _MIT_DEFAULT_SR:
+        if tuple(info.sr_ratios) != MIT_DEFAULT_SR:
             backbone['sr_ratios'] = list(info.sr_ratios)
-        if info.mlp_ratio != _MIT_DEFAULT_MLP_RATIO:
+        if info.mlp_ratio != MIT_DEFAULT_MLP_RATIO:
             backbone['mlp_ratio'] = info.mlp_ratio
         if info.num_modalities != 2:
             backbone['in_channels'] = 3 * info.num_modalities

@@ -17,13 +17,21 @@ release are dropped. ImageNet formats: ``nvlabs-mit`` (canonical) and
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 from torch import Tensor
 
-from .key_maps import BackboneKeyMap
+from .key_maps import (BackboneKeyMap, ReleasedLayoutError,
+                       released_block_depths, released_shape)
 
-__all__ = ['MiTKeyMap', 'mmseg_mit_to_nvlabs']
+__all__ = [
+    'MiTKeyMap', 'mmseg_mit_to_nvlabs', 'MIT_DEFAULT_SR',
+    'MIT_DEFAULT_MLP_RATIO'
+]
+
+#: Spatial-reduction ratios and MLP ratio of every released MiT variant.
+MIT_DEFAULT_SR = (8, 4, 2, 1)
+MIT_DEFAULT_MLP_RATIO = 4
 
 _FLAT_RE = re.compile(r'^(patch_embed|block|norm)([1-4])\.')
 _STAGE_RE = re.compile(r'^layers\.([0-3])\.(patch_embed|blocks|norm)\.')
@@ -126,3 +134,56 @@ class MiTKeyMap(BackboneKeyMap):
             return key
         return (f'{_STAGE_TO_FLAT[m.group(2)]}{int(m.group(1)) + 1}.' +
                 key[m.end():])
+
+    @classmethod
+    def detect_released(cls,
+                        sd: Dict[str, Tensor],
+                        allow_custom: bool = False) -> dict:
+        """MiT-B0..B5 from the stage widths and block counts (see
+        :meth:`BackboneKeyMap.detect_released`)."""
+        from .gemini_mit import MIT_ARCHS  # the variants' table (no cycle)
+        keys = list(sd)
+        dims = tuple(
+            released_shape(sd, f'encoder.patch_embed{s}.proj.module.weight')[0]
+            for s in range(1, 5))
+        depths = released_block_depths(keys, r'^encoder\.block(\d+)\.(\d+)\.',
+                                       (1, 2, 3, 4))
+        sr = []
+        for s in range(1, 5):
+            key = f'encoder.block{s}.0.attn.sr.module.weight'
+            sr.append(released_shape(sd, key)[-1] if key in sd else 1)
+        mlp_ratio = released_shape(
+            sd, 'encoder.block1.0.mlp.fc1.module.weight')[0] // dims[0]
+        name = None
+        for arch, cfg in MIT_ARCHS.items():
+            if tuple(cfg['embed_dims']) == dims and tuple(
+                    cfg['depths']) == depths:
+                name = arch
+        standard = tuple(sr) == MIT_DEFAULT_SR and \
+            mlp_ratio == MIT_DEFAULT_MLP_RATIO
+        if name is None or not standard:
+            what = (f'embed dims {dims}, depths {depths}, sr ratios '
+                    f'{tuple(sr)}, mlp ratio {mlp_ratio}')
+            if not allow_custom:
+                known = ', '.join(
+                    f"{a}: {tuple(c['embed_dims'])}/{tuple(c['depths'])}"
+                    for a, c in MIT_ARCHS.items())
+                raise ReleasedLayoutError(
+                    f'unknown MiT variant ({what}); known: {known} '
+                    '(sr ratios (8, 4, 2, 1), mlp ratio 4). Pass '
+                    'allow_custom_arch=True (--allow-custom-arch) to '
+                    'convert a custom size anyway.')
+            arch: Union[str, dict] = dict(embed_dims=dims, depths=depths)
+            name = None
+        else:
+            arch = name
+            name = f'mit-{name}'
+        return dict(
+            family='mit',
+            backbone_type='GeminiFusionMiT',
+            arch=arch,
+            name=name,
+            embed_dims=dims,
+            depths=depths,
+            sr_ratios=tuple(sr),
+            mlp_ratio=mlp_ratio)

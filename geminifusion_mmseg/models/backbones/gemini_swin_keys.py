@@ -9,13 +9,16 @@ follows the LAST stage, becomes ``norm3``, and the output norms of stages
 0-2 are new) and ``mmpretrain-swin`` (mmpretrain / mmseg
 ``SwinTransformer``, mapped back by :func:`mmpretrain_swin_to_microsoft`).
 """
+import math
 import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 from torch import Tensor
 
-from .key_maps import UNIMODAL_IGNORED_RE, BackboneKeyMap
+from .key_maps import (UNIMODAL_IGNORED_RE, BackboneKeyMap,
+                       ReleasedLayoutError, released_block_depths,
+                       released_shape)
 
 __all__ = [
     'SwinKeyMap', 'mmpretrain_swin_to_microsoft', 'unfold_to_concat_reduction',
@@ -105,6 +108,16 @@ def _mmpretrain_to_canonical(sd):
     return _classifier_norm_to_norm3(out), unknown
 
 
+#: Config-file names of the released variants
+#: (``configs/geminifusion/geminifusion_{name}_*.py``).
+SWIN_CONFIG_NAMES = {
+    'tiny': 'swin-t',
+    'small': 'swin-s',
+    'large': 'swin-l',
+    'large-384': 'swin-l-384'
+}
+
+
 class SwinKeyMap(BackboneKeyMap):
     """Key maps of :class:`GeminiFusionSwin` (module docstring)."""
     family = 'swin'
@@ -124,3 +137,75 @@ class SwinKeyMap(BackboneKeyMap):
         # stages 0-2 are new in the segmentation backbone.
         return fmt == 'microsoft-swin' and bool(
             re.match(r'^norm[012]\.', canonical_key))
+
+    @classmethod
+    def detect_released(cls,
+                        sd: Dict[str, Tensor],
+                        allow_custom: bool = False) -> dict:
+        """Swin tiny/small/large/large-384 from the width, block counts,
+        heads and window size (``relative_position_bias_table`` has
+        ``(2 * window - 1)**2`` rows); see
+        :meth:`BackboneKeyMap.detect_released`."""
+        from .gemini_swin import GeminiFusionSwin  # the variants' table
+        p = 'encoder.body.'
+        keys = list(sd)
+        c0 = released_shape(sd, p + 'patch_embed.proj.module.weight')[0]
+        depths = released_block_depths(
+            keys, r'^encoder\.body\.layers\.(\d+)\.blocks\.'
+            r'(\d+)\.', (0, 1, 2, 3))
+        heads, windows = [], []
+        for s in range(4):
+            key = (f'{p}layers.{s}.blocks.0.attn.module.'
+                   'relative_position_bias_table')
+            length, nh = released_shape(sd, key)
+            ws = (math.isqrt(length) + 1) // 2
+            if (2 * ws - 1)**2 != length:
+                raise ReleasedLayoutError(
+                    f'{key!r} has {length} rows, not (2 * window '
+                    '- 1)**2 for any window size')
+            heads.append(nh)
+            windows.append(ws)
+        if len(set(windows)) != 1:
+            raise ReleasedLayoutError(
+                f'window sizes differ between stages: {windows}')
+        window = windows[0]
+        mlp_ratio = released_shape(
+            sd, p + 'layers.0.blocks.0.mlp.fc1.module.weight')[0] // c0
+        dims = tuple(c0 * 2**i for i in range(4))
+        name = None
+        for arch, cfg in GeminiFusionSwin.arch_zoo.items():
+            if (cfg['embed_dims'] == c0 and tuple(cfg['depths']) == depths
+                    and tuple(cfg['num_heads']) == tuple(heads)
+                    and cfg['window_size'] == window):
+                name = arch
+        if name is None or mlp_ratio != 4:
+            what = (f'embed dims {c0}, depths {depths}, heads {tuple(heads)}, '
+                    f'window {window}, mlp ratio {mlp_ratio}')
+            if not allow_custom or mlp_ratio != 4:
+                known = ', '.join(
+                    f"{a}: {c['embed_dims']}/{tuple(c['depths'])}/"
+                    f"{tuple(c['num_heads'])}/window {c['window_size']}"
+                    for a, c in GeminiFusionSwin.arch_zoo.items())
+                hint = '' if mlp_ratio != 4 else (
+                    ' Pass allow_custom_arch=True (--allow-custom-arch) to '
+                    'convert a custom size anyway.')
+                raise ReleasedLayoutError(
+                    f'unknown Swin variant ({what}); known: {known}.' + hint)
+            arch: Union[str, dict] = dict(
+                embed_dims=c0,
+                depths=depths,
+                num_heads=tuple(heads),
+                window_size=window)
+        else:
+            arch = name
+            name = SWIN_CONFIG_NAMES[name]
+        return dict(
+            family='swin',
+            backbone_type='GeminiFusionSwin',
+            arch=arch,
+            name=name,
+            embed_dims=dims,
+            depths=depths,
+            num_heads=tuple(heads),
+            window_size=window,
+            mlp_ratio=mlp_ratio)

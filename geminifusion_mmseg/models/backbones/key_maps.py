@@ -20,13 +20,14 @@ All functions are pure (names and tensors in, names and tensors out).
 """
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
 __all__ = [
     'BackboneKeyMap', 'FUSION_PARAM_NAMES', 'MODALITY_NORM_RE',
-    'UNIMODAL_IGNORED_RE'
+    'UNIMODAL_IGNORED_RE', 'ReleasedLayoutError', 'released_shape',
+    'released_block_depths'
 ]
 
 #: Names of the GeminiFusion layer's parameters in the release, which sit
@@ -43,6 +44,52 @@ UNIMODAL_IGNORED_RE = re.compile(
     r'(^head\.|(^|\.)attn_mask$|(^|\.)relative_position_index$)')
 
 StateDict = 'OrderedDict[str, Tensor]'
+
+
+class ReleasedLayoutError(ValueError):
+    """A released state dict that does not fit a backbone family. The
+    message does not name the file: the checkpoint loader adds it."""
+
+
+def released_shape(sd: Dict[str, Tensor], key: str) -> Tuple[int, ...]:
+    """Shape of ``sd[key]`` in a released state dict (``module.``
+    stripped); a missing key or a non-tensor raises
+    :class:`ReleasedLayoutError` naming it."""
+    if key not in sd:
+        raise ReleasedLayoutError(
+            f'expected key {key!r} is missing; not a complete released '
+            'GeminiFusion state dict')
+    value = sd[key]
+    if not isinstance(value, Tensor):
+        raise ReleasedLayoutError(
+            f'{key!r} holds a {type(value).__name__}, not a tensor')
+    return tuple(value.shape)
+
+
+def released_block_depths(keys: Sequence[str], pattern: str,
+                          stages: Sequence[int]) -> Tuple[int, ...]:
+    """Blocks per stage from the keys matching ``pattern`` (groups: stage
+    id, block index), for the stage ids ``stages``; each stage must have
+    blocks ``0..n-1``."""
+    regex = re.compile(pattern)
+    found: Dict[int, set] = {s: set() for s in stages}
+    for k in keys:
+        m = regex.match(k)
+        if m:
+            stage, block = int(m.group(1)), int(m.group(2))
+            if stage not in found:
+                raise ReleasedLayoutError(
+                    f'key {k!r} names stage {stage}, but GeminiFusion '
+                    f'backbones have stages {list(stages)}')
+            found[stage].add(block)
+    depths = []
+    for s in stages:
+        blocks = found[s]
+        if not blocks or blocks != set(range(len(blocks))):
+            raise ReleasedLayoutError(
+                f'stage {s} has blocks {sorted(blocks)}; expected 0..n-1')
+        depths.append(len(blocks))
+    return tuple(depths)
 
 
 class BackboneKeyMap:
@@ -122,6 +169,20 @@ class BackboneKeyMap:
         return cls.released_prefix + cls.ours_to_release_layout(key)
 
     # --------------------------------------------------------- ImageNet
+    @classmethod
+    def detect_released(cls,
+                        sd: Dict[str, Tensor],
+                        allow_custom: bool = False) -> dict:
+        """The variant of a released backbone from its key names and
+        shapes (``sd``: the released state dict, ``module.`` stripped).
+
+        Returns a dict with ``family``, ``backbone_type``, ``arch`` (a
+        variant name, or a dict for a custom size when ``allow_custom``),
+        ``name`` (the config-file tag or None), ``embed_dims`` and
+        ``depths`` (per stage), and the family's own settings. Raises
+        :class:`ReleasedLayoutError` for an unknown size."""
+        raise NotImplementedError
+
     @classmethod
     def detect_imagenet_format(cls, keys) -> Optional[str]:
         """The ImageNet format of a state dict with these keys, or None."""
