@@ -192,3 +192,49 @@ def test_zoo_names():
     with pytest.raises(ValueError, match='closest') as e:
         MultiModalSegInferencer('geminifusion_mit-b3_nyudv2', device='cpu')
     assert 'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640' in str(e.value)
+
+
+OUR_API = r'geminifusion_mmseg\.apis\.MultiModalSegInferencer'
+
+
+def test_mmseg_inference_apis_name_ours(rgbd):
+    """mmseg's own single-image APIs, called as an mmseg user would."""
+    from mmseg.apis import MMSegInferencer
+    from mmseg.apis import inference_model as mmseg_inference_model
+    from mmseg.apis import init_model as mmseg_init_model
+    rgb = rgbd['samples'][0]['rgb']
+    for model in (rgbd['model'],
+                  mmseg_init_model(rgbd['config'], device='cpu')):
+        for img in (rgb, cv2.imread(rgb)):
+            with pytest.raises(ValueError, match=OUR_API) as e:
+                mmseg_inference_model(model, img)
+            assert 'geminifusion_mmseg.apis.inference_model' in str(e.value)
+    with pytest.raises(ValueError, match=OUR_API):
+        MMSegInferencer(
+            model=rgbd['config'], weights=rgbd['ckpt'], device='cpu')
+    # our loader, given only mmseg's img_path, names our API too
+    from mmseg.registry import TRANSFORMS
+    loader = TRANSFORMS.build(dict(type='LoadRGBDImageFromFile'))
+    with pytest.raises(KeyError, match=OUR_API):
+        loader(dict(img_path=rgb))
+
+
+def test_mmseg_inferencer_unchanged_on_an_rgb_config(tmp_path):
+    """The guard leaves mmseg's APIs alone for an RGB-only config."""
+    from mmseg.apis import MMSegInferencer
+    from mmseg.apis import inference_model as mmseg_inference_model
+    config = str(tmp_path / 'rgb.py')
+    with open(config, 'w') as f:
+        f.write(f"""_base_ = [{osp.join(REPO, 'configs', 'quickstart',
+        'segformer_mit-tiny_rgb-only_1xb4-2k_quickstart-96x128.py')!r}]
+test_pipeline = [dict(type='LoadImageFromFile'),
+                 dict(type='PackSegInputs')]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+""")
+    img = np.random.default_rng(0).integers(0, 255, (32, 48, 3), np.uint8)
+    path = str(tmp_path / 'img.png')
+    cv2.imwrite(path, img)
+    inferencer = MMSegInferencer(model=config, device='cpu')
+    assert inferencer(path)['predictions'].shape == (32, 48)
+    result = mmseg_inference_model(inferencer.model, path)
+    assert result.pred_sem_seg.shape == (32, 48)

@@ -402,8 +402,10 @@ class InferenceInputReader:
                              f'modalities {sorted(sample)}; the model needs '
                              f'exactly {list(self.modalities)}')
 
-    def warn_missing(self, samples: Sequence[Dict[str, Any]],
-                     is_batch: bool) -> None:
+    def warn_missing(self,
+                     samples: Sequence[Dict[str, Any]],
+                     is_batch: bool,
+                     caller: str = 'inference_model') -> None:
         """Log that RGB-D samples without depth run with depth missing."""
         if not self.rgbd:
             return
@@ -413,7 +415,7 @@ class InferenceInputReader:
         which = 'the pair' if not is_batch else (
             f'{len(no_depth)} of {len(samples)} pairs')
         print_log(
-            f'inference_model: no depth for {which}; running with depth '
+            f'{caller}: no depth for {which}; running with depth '
             'MISSING (every pixel "no measurement": '
             f'{_missing_depth_description(self.loader)}). See '
             'docs/robustness.md for which prediction to trust without '

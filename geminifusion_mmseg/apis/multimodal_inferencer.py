@@ -384,6 +384,8 @@ class MultiModalSegInferencer(BaseInferencer):
              **kwargs)
         samples = self._inputs_to_list(inputs)
         self._single = isinstance(inputs, dict) and not self._from_folders
+        self.pipeline.warn_missing(samples, not self._single,
+                                   'MultiModalSegInferencer')
         names = self._names
         chunks = self.preprocess(
             samples, batch_size=batch_size, **preprocess_kwargs)

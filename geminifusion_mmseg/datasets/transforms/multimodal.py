@@ -7,6 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ...utils.mmseg_api_guard import mmseg_api_hint
 from ..modalities import check_modality_names
 from .loading import (DEPTH_ENCODINGS, LoadRGBDAnnotations,
                       LoadRGBDImageFromFile, _decode_cv2, _read_bytes,
@@ -340,9 +341,12 @@ class LoadMultiModalImageFromFile(BaseTransform):
         names = self._names(results, paths)
         missing = [n for n in names if n not in paths]
         if missing:
+            hint = '' if 'modality_paths' in results else ' ' + \
+                mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
+                               'inference_model, MMSegInferencer)')
             raise KeyError(
                 f'{self.__class__.__name__}: the sample has no path for the '
-                f'modalities {missing} (it has {sorted(paths)}).')
+                f'modalities {missing} (it has {sorted(paths)}).{hint}')
         rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
         return self._stack(
             results, rgb, names, lambda name:
