@@ -19,10 +19,10 @@ docs/robustness.md for which prediction to trust then):
 The PyTorch backend runs ``geminifusion_mmseg.apis.MultiModalSegInferencer``
 (its reading, predictions and overlays; for batches, prediction PNGs and
 folders of any modality use the inferencer from Python, see
-docs/inference.md). The depth file is read unchanged (16-bit PNG etc.) and encoded as the
-config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
-the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
-modality's own prediction.
+docs/inference.md). The depth file is read unchanged (16-bit PNG etc.)
+and encoded as the config's test pipeline says (``LoadRGBDImageFromFile``).
+The image shows the fused (ensemble) prediction; ``--branch rgb`` /
+``depth`` shows one modality's own prediction.
 
 Any number of aligned modalities (RGB + X, the DeLiVER configs): name
 each file, RGB included, after CONFIG CHECKPOINT:
