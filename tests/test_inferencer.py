@@ -12,6 +12,9 @@ from geminifusion_mmseg.apis import (MultiModalSegInferencer, inference_model,
                                      init_model)
 from geminifusion_mmseg.apis.multimodal_inferencer import find_zoo_model
 from geminifusion_mmseg.datasets import generate_quickstart_rgbdt_dataset
+from geminifusion_mmseg.testing.literal_mit import LiteralMiT
+from geminifusion_mmseg.testing.literal_segmenter import (
+    LiteralSegmenter, save_released_checkpoint)
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
 from tests.helpers.tiny_configs import REPO, write_tiny_config
 
@@ -149,6 +152,9 @@ def test_unpaired_folder_and_bad_inputs_are_clear_errors(rgbd, tmp_path):
     assert 'orphan' in str(e.value)
     with pytest.raises(ValueError, match="keys 'rgb' and 'depth'"):
         rgbd['inferencer'](dict(rgb=str(rgb_dir), thermal=str(depth_dir)))
+    with pytest.raises(ValueError, match=r"\['rgb'\] are folders"):
+        rgbd['inferencer'](
+            dict(rgb=str(rgb_dir), depth=rgbd['samples'][0]['depth']))
     with pytest.raises(TypeError, match='a dict per sample'):
         rgbd['inferencer']('rgb.png')
     with pytest.raises(ValueError, match="branch 'thermal'"):
@@ -180,6 +186,31 @@ def test_k3_modality_config(tmp_path):
             ValueError, match=r"needs exactly \['rgb', 'depth', "
             r"'thermal'\]"):
         inferencer(dict(rgb=folders['rgb'], depth=folders['depth']))
+
+
+def test_released_checkpoint_and_arrays_out_dir(rgbd, tmp_path):
+    """weights= a released GeminiFusion .pth.tar (converted in memory by
+    init_model); array inputs are written under running numbers."""
+    torch.manual_seed(3)
+    enc = LiteralMiT((16, 32, 40, 64), (1, 1, 1, 1), sr_ratios=(4, 2, 1, 1))
+    src = str(tmp_path / 'released.pth.tar')
+    save_released_checkpoint(
+        LiteralSegmenter(enc, enc.embed_dims, 40, 32), src, 299,
+        np.float64(0.5))
+    inferencer = MultiModalSegInferencer(rgbd['config'], src, device='cpu')
+    sample = rgbd['samples'][1]
+    expected = inference_model(
+        init_model(rgbd['config'], src), sample['rgb'], sample['depth'])
+    arrays = dict(
+        rgb=np.ascontiguousarray(cv2.imread(sample['rgb'])[..., ::-1]),
+        depth=cv2.imread(sample['depth'], cv2.IMREAD_UNCHANGED))
+    out = str(tmp_path / 'out')
+    result = inferencer([arrays, arrays], out_dir=out)
+    for label in result['predictions']:
+        np.testing.assert_array_equal(label,
+                                      expected.pred_sem_seg.data[0].numpy())
+    assert sorted(os.listdir(osp.join(
+        out, 'pred'))) == ['00000000.png', '00000001.png']
 
 
 def test_zoo_names():

@@ -291,6 +291,15 @@ class MultiModalSegInferencer(BaseInferencer):
             self._names = [stem for stem, _ in pairs]
             return [sample for _, sample in pairs]
         if isinstance(inputs, dict):
+            dirs = sorted(
+                k for k, v in inputs.items()
+                if isinstance(v, (str, os.PathLike)) and osp.isdir(v))
+            if dirs:
+                raise ValueError(
+                    f'MultiModalSegInferencer: {dirs} are folders but '
+                    f'{sorted(set(inputs) - set(dirs))} are not; give '
+                    'either one file / array per modality or one folder '
+                    'per modality')
             samples = [inputs]
         elif isinstance(inputs, (list, tuple)) and all(
                 isinstance(s, dict) for s in inputs):
