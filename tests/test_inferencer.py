@@ -186,6 +186,19 @@ def test_k3_modality_config(tmp_path):
             ValueError, match=r"needs exactly \['rgb', 'depth', "
             r"'thermal'\]"):
         inferencer(dict(rgb=folders['rgb'], depth=folders['depth']))
+    # mmseg's single-image API on the K = 3 model names ours
+    from mmseg.apis import inference_model as mmseg_inference_model
+    from mmseg.registry import TRANSFORMS
+    rgb = osp.join(folders['rgb'], names[0])
+    with pytest.raises(ValueError, match='LoadMultiModalImageFromFile') as e:
+        mmseg_inference_model(model, rgb)
+    assert 'MultiModalSegInferencer' in str(e.value)
+    loader = TRANSFORMS.build(
+        dict(
+            type='LoadMultiModalImageFromFile',
+            modalities=['rgb', 'depth', 'thermal']))
+    with pytest.raises(KeyError, match='MultiModalSegInferencer'):
+        loader(dict(img_path=rgb))
 
 
 def test_released_checkpoint_and_arrays_out_dir(rgbd, tmp_path):

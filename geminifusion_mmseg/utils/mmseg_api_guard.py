@@ -33,15 +33,16 @@ MULTIMODAL_LOADERS = ('LoadRGBDImageFromFile', 'LoadMultiModalImageFromFile',
                       'LoadMultiModalImageFromNDArray')
 
 
-def mmseg_api_hint(what: str) -> str:
-    """The sentence naming our inference API, for ``what`` (the failing
-    call)."""
+def mmseg_api_hint(what: str, loader: Optional[str] = None) -> str:
+    """The sentences naming our inference API, for ``what`` (the failing
+    call) on a config whose test pipeline loads with ``loader``."""
+    how = f' (its test pipeline loads with {loader})' if loader else ''
     return (f'{what} reads one RGB image, but this model segments aligned '
-            'modalities (RGB + depth / X). Use '
+            f'modalities (RGB + depth / X){how}. Use '
             "geminifusion_mmseg.apis.inference_model(model, {'rgb': ..., "
             "'depth': ...}) (or inference_model(model, rgb, depth)), or "
             'geminifusion_mmseg.apis.MultiModalSegInferencer(model=CONFIG, '
-            "weights=CKPT)(dict(rgb=..., depth=...)).")
+            'weights=CKPT)(dict(rgb=..., depth=...)); see docs/inference.md.')
 
 
 def multimodal_loader_of(cfg: Any) -> Optional[str]:
@@ -65,8 +66,7 @@ def _guard_prepare_data(prepare):
         loader = multimodal_loader_of(getattr(model, 'cfg', None))
         if loader is not None:
             raise ValueError(
-                mmseg_api_hint('mmseg.apis.inference_model') +
-                f' (the test pipeline loads with {loader}.)')
+                mmseg_api_hint('mmseg.apis.inference_model', loader))
         return prepare(imgs, model, *args, **kwargs)
 
     wrapper._geminifusion_guard = True
@@ -80,8 +80,7 @@ def _guard_init_pipeline(init_pipeline):
         loader = multimodal_loader_of(cfg)
         if loader is not None:
             raise ValueError(
-                mmseg_api_hint('mmseg.apis.MMSegInferencer') +
-                f' (the test pipeline loads with {loader}.)')
+                mmseg_api_hint('mmseg.apis.MMSegInferencer', loader))
         return init_pipeline(self, cfg, *args, **kwargs)
 
     wrapper._geminifusion_guard = True

@@ -281,6 +281,14 @@ class LoadMultiModalImageFromFile(BaseTransform):
             paths = {'rgb': results['img_path']}
             if 'depth_path' in results:
                 paths['depth'] = results['depth_path']
+            elif 'modalities' not in results and (self.modalities is None
+                                                  or len(self.modalities) > 1):
+                # one RGB image, as mmseg's single-image APIs give it
+                raise KeyError(
+                    f'{self.__class__.__name__}: the sample has only an '
+                    f"RGB image (img_path {results['img_path']}). " +
+                    mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
+                                   'inference_model, MMSegInferencer)'))
         return dict(paths)
 
     def _names(self, results: dict, paths: Dict[str, str]) -> Tuple[str, ...]:
@@ -341,12 +349,9 @@ class LoadMultiModalImageFromFile(BaseTransform):
         names = self._names(results, paths)
         missing = [n for n in names if n not in paths]
         if missing:
-            hint = '' if 'modality_paths' in results else ' ' + \
-                mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
-                               'inference_model, MMSegInferencer)')
             raise KeyError(
                 f'{self.__class__.__name__}: the sample has no path for the '
-                f'modalities {missing} (it has {sorted(paths)}).{hint}')
+                f'modalities {missing} (it has {sorted(paths)}).')
         rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
         return self._stack(
             results, rgb, names, lambda name:
