@@ -16,10 +16,13 @@ docs/robustness.md for which prediction to trust then):
     python demo/image_demo.py RGB CONFIG CHECKPOINT --no-depth \\
         --out-file OUT.png     # or RGB_DIR ... --out-dir OUT_DIR
 
-The depth file is read unchanged (16-bit PNG etc.) and encoded as the
-config's test pipeline says (``LoadRGBDImageFromFile``). The image shows
-the fused (ensemble) prediction; ``--branch rgb`` / ``depth`` shows one
-modality's own prediction.
+The PyTorch backend runs ``geminifusion_mmseg.apis.MultiModalSegInferencer``
+(its reading, predictions and overlays; for batches, prediction PNGs and
+folders of any modality use the inferencer from Python, see
+docs/inference.md). The depth file is read unchanged (16-bit PNG etc.)
+and encoded as the config's test pipeline says (``LoadRGBDImageFromFile``).
+The image shows the fused (ensemble) prediction; ``--branch rgb`` /
+``depth`` shows one modality's own prediction.
 
 Any number of aligned modalities (RGB + X, the DeLiVER configs): name
 each file, RGB included, after CONFIG CHECKPOINT:
@@ -43,14 +46,11 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 from mmengine.utils import ProgressBar
 
-from geminifusion_mmseg.apis import (inference_model, inference_onnx_model,
-                                     init_model, init_onnx_model)
-from geminifusion_mmseg.datasets.list_maker import scan_folder
+from geminifusion_mmseg.apis import (MultiModalSegInferencer,
+                                     inference_onnx_model, init_onnx_model)
+from geminifusion_mmseg.apis.multimodal_inferencer import pair_folders
 from geminifusion_mmseg.utils.atomic_io import atomic_output
 from geminifusion_mmseg.visualization import overlay_with_legend
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp',
-                    '.ppm', '.pgm')
 
 
 def parse_args():
@@ -113,43 +113,42 @@ def parse_args():
     return parser, args
 
 
-def list_images(folder: str) -> Tuple[Dict[str, str], List[str]]:
-    """Image files under ``folder`` by relative path without extension;
-    also the names that occur twice (e.g. ``a.jpg`` and ``a.png``)."""
-    stems, _ = scan_folder(folder, '', IMAGE_EXTENSIONS)
-    found = {stem: osp.join(folder, paths[0]) for stem, paths in stems.items()}
-    return found, sorted(s for s, paths in stems.items() if len(paths) > 1)
+def list_images(folder: str) -> List[Tuple[str, str]]:
+    """(name, file) of the images under ``folder`` (recursively; name: the
+    relative path without extension); SystemExit if two share a name."""
+    try:
+        pairs, _ = pair_folders(dict(rgb=folder))
+    except ValueError as e:
+        raise SystemExit(str(e))
+    return [(name, files['rgb']) for name, files in pairs]
 
 
-def pair_folders(rgb_dir: str, depth_dir: str) -> List[Tuple[str, str, str]]:
-    """(name, rgb file, depth file) for each name in both folders; prints
-    the files without a partner."""
-    rgbs, dup_rgb = list_images(rgb_dir)
-    depths, dup_depth = list_images(depth_dir)
-    for folder, dups in ((rgb_dir, dup_rgb), (depth_dir, dup_depth)):
-        if dups:
-            raise SystemExit(f'{folder}: several images share the name(s) '
-                             f'{dups[:5]}; keep one file per name')
-    names = sorted(set(rgbs) & set(depths))
-    for folder, what, unpaired in (
-        (rgb_dir, 'a depth', sorted(set(rgbs) - set(depths))),
-        (depth_dir, 'an RGB', sorted(set(depths) - set(rgbs))),
-    ):
-        if unpaired:
-            shown = ', '.join(unpaired[:10])
-            more = ' ...' if len(unpaired) > 10 else ''
-            print(f'{len(unpaired)} file(s) in {folder} without {what} '
+def pair_rgbd_folders(rgb_dir: str,
+                      depth_dir: str) -> List[Tuple[str, str, str]]:
+    """(name, rgb file, depth file) for each name in both folders (paired
+    by the inferencer's :func:`pair_folders`); prints the files without a
+    partner (skipped)."""
+    try:
+        pairs, unpaired = pair_folders(dict(rgb=rgb_dir, depth=depth_dir))
+    except ValueError as e:
+        raise SystemExit(str(e))
+    for name, folder, what in (('rgb', rgb_dir, 'a depth'),
+                               ('depth', depth_dir, 'an RGB')):
+        stems = unpaired.get(name, [])
+        if stems:
+            shown = ', '.join(stems[:10])
+            more = ' ...' if len(stems) > 10 else ''
+            print(f'{len(stems)} file(s) in {folder} without {what} '
                   f'partner (skipped): {shown}{more}')
-    return [(n, rgbs[n], depths[n]) for n in names]
+    return [(n, files['rgb'], files['depth']) for n, files in pairs]
 
 
 def load_model(args):
-    """(model, inference function) of the chosen backend."""
+    """The PyTorch inferencer, or (ONNX Runtime) the ONNX model."""
     if args.backend == 'onnxruntime':
-        return (init_onnx_model(args.checkpoint,
-                                device=args.device), inference_onnx_model)
-    return (init_model(args.config, args.checkpoint,
-                       device=args.device), inference_model)
+        return init_onnx_model(args.checkpoint, device=args.device)
+    return MultiModalSegInferencer(
+        args.config, args.checkpoint, device=args.device, show_progress=False)
 
 
 def render(model,
@@ -158,25 +157,35 @@ def render(model,
            out_file: str,
            opacity: float,
            branch: str,
-           infer=inference_model) -> None:
-    """Segment one pair (``depth_path`` None: depth missing) and save the
-    overlay."""
-    result = infer(model, rgb_path, depth_path)
+           sample: Optional[Dict[str, str]] = None) -> None:
+    """Segment one pair (``depth_path`` None: depth missing; ``sample``:
+    a K-modality input instead) and save the overlay."""
+    if sample is None:
+        sample = dict(rgb=rgb_path, depth=depth_path)
     key = 'pred_sem_seg' if branch == 'ens' else f'pred_sem_seg_{branch}'
-    if key not in result:
-        hint = ''
-        if branch != 'ens' and not hasattr(model, 'cfg'):
-            hint = ' (export the ONNX model with --branches)'
-        raise SystemExit(f'the model gives no {key}{hint}')
-    label = result.get(key).data[0].cpu().numpy()
-    # as the data sets read it: EXIF orientation ignored, BGR -> RGB
-    image = cv2.imread(rgb_path,
-                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise OSError(f'cannot read {rgb_path}')
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    shown = overlay_with_legend(image, label, model.dataset_meta['classes'],
-                                model.dataset_meta['palette'], opacity)
+    if isinstance(model, MultiModalSegInferencer):
+        result = model(sample, return_datasamples=True)
+        if key not in result:
+            raise SystemExit(f'the model gives no {key}')
+        shown = model.visualize([sample], [result],
+                                return_vis=True,
+                                opacity=opacity,
+                                branch=branch)[0]
+    else:  # ONNX Runtime
+        result = inference_onnx_model(model, rgb_path, depth_path)
+        if key not in result:
+            raise SystemExit(f'the model gives no {key} (export the ONNX '
+                             'model with --branches)')
+        label = result.get(key).data[0].cpu().numpy()
+        # as the data sets read it: EXIF orientation ignored, BGR -> RGB
+        image = cv2.imread(rgb_path,
+                           cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image is None:
+            raise OSError(f'cannot read {rgb_path}')
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        shown = overlay_with_legend(image, label,
+                                    model.dataset_meta['classes'],
+                                    model.dataset_meta['palette'], opacity)
     with atomic_output(out_file, what='--out-file') as tmp:
         if not cv2.imwrite(tmp, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR)):
             raise OSError(f'could not write {out_file}')
@@ -227,9 +236,10 @@ def parse_modality_args():
 
 def main_modalities():
     args, inputs = parse_modality_args()
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = MultiModalSegInferencer(
+        args.config, args.checkpoint, device=args.device, show_progress=False)
     render(model, inputs['rgb'], None, args.out_file, args.opacity,
-           args.branch, lambda m, rgb, _: inference_model(m, inputs))
+           args.branch, inputs)
     print(f'saved {args.out_file}')
 
 
@@ -258,9 +268,9 @@ def main():
             out_file = osp.join(
                 out_file,
                 osp.splitext(osp.basename(args.rgb))[0] + '.png')
-        model, infer = load_model(args)
+        model = load_model(args)
         render(model, args.rgb, args.depth, out_file, args.opacity,
-               args.branch, infer)
+               args.branch)
         print(f'saved {out_file}')
         return
 
@@ -271,13 +281,9 @@ def main():
     if osp.isfile(out_dir):
         parser.error(f'--out-dir {out_dir} is a file, not a folder')
     if args.no_depth:
-        rgbs, dups = list_images(args.rgb)
-        if dups:
-            raise SystemExit(f'{args.rgb}: several images share the '
-                             f'name(s) {dups[:5]}; keep one file per name')
-        pairs = [(n, rgbs[n], None) for n in sorted(rgbs)]
+        pairs = [(n, rgb, None) for n, rgb in list_images(args.rgb)]
     else:
-        pairs = pair_folders(args.rgb, args.depth)
+        pairs = pair_rgbd_folders(args.rgb, args.depth)
     if not pairs and args.no_depth:
         raise SystemExit(f'no images in {args.rgb}')
     if not pairs:
@@ -285,14 +291,13 @@ def main():
                          f'{args.rgb} and {args.depth}')
     print(f'{len(pairs)} ' +
           ('RGB image(s)' if args.no_depth else 'RGB-D pair(s)'))
-    model, infer = load_model(args)
+    model = load_model(args)
     failed = []
     progress = ProgressBar(len(pairs))
     for name, rgb_path, depth_path in pairs:
         try:
             render(model, rgb_path, depth_path,
-                   osp.join(out_dir,
-                            name + '.png'), args.opacity, args.branch, infer)
+                   osp.join(out_dir, name + '.png'), args.opacity, args.branch)
         except (ValueError, OSError) as e:
             failed.append(f'{name}: {e}')
         progress.update()

@@ -13,6 +13,9 @@ work with mmcv-lite and torch >= 2.6:
   fails as with stock mmcv-lite (see
   :mod:`geminifusion_mmseg.utils.mmcv_ops_fallback`). With full mmcv
   nothing is changed;
+* mmseg's single-image ``inference_model`` / ``MMSegInferencer`` given
+  one of our multi-modal configs raise an error naming our API
+  (:mod:`geminifusion_mmseg.utils.mmseg_api_guard`);
 * numpy arrays/scalars/dtypes are allow-listed for ``torch.load`` with
   ``weights_only=True`` (see :mod:`geminifusion_mmseg.utils.checkpoint`).
 """
@@ -26,6 +29,9 @@ register_safe_globals()
 # isort: off
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from . import checkpoints  # noqa: E402,F401  (registers the loader)
+from .utils.mmseg_api_guard import install_mmseg_api_guard  # noqa: E402
 # isort: on
+
+install_mmseg_api_guard()
 
 __all__ = ['__version__']

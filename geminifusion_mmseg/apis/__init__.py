@@ -9,6 +9,16 @@ segment RGB-D pairs given as files or arrays.
     result = inference_model(model, 'rgb.png', 'depth.png')
     result.pred_sem_seg.data  # (1, H, W) class ids at the RGB image's size
 
+The inferencer (mmseg's ``MMSegInferencer`` for K modalities: folders,
+batches, prediction PNGs and overlays):
+
+.. code-block:: python
+
+    from geminifusion_mmseg.apis import MultiModalSegInferencer
+
+    inferencer = MultiModalSegInferencer(CONFIG, CHECKPOINT, device='cpu')
+    inferencer(dict(rgb='rgb.png', depth='depth.png'))['predictions']
+
 ONNX Runtime (``pip install -e .[deploy]``), same inputs and outputs:
 
 .. code-block:: python
@@ -19,10 +29,12 @@ ONNX Runtime (``pip install -e .[deploy]``), same inputs and outputs:
     result = inference_onnx_model(model, 'rgb.png', 'depth.png')
 """
 from .inference import inference_model, init_model
+from .multimodal_inferencer import MultiModalSegInferencer
 from .onnx_inference import (ONNXSegmentor, inference_onnx_model,
                              init_onnx_model, read_onnx_metadata)
 
 __all__ = [
-    'init_model', 'inference_model', 'init_onnx_model', 'inference_onnx_model',
-    'ONNXSegmentor', 'read_onnx_metadata'
+    'init_model', 'inference_model', 'MultiModalSegInferencer',
+    'init_onnx_model', 'inference_onnx_model', 'ONNXSegmentor',
+    'read_onnx_metadata'
 ]

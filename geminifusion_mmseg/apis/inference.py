@@ -43,7 +43,9 @@ from ..datasets.transforms.size_mismatch import size_mismatch_hint
 from ..utils.pipeline_cfg import (find_size_mismatch, find_test_dataset_cfg,
                                   find_test_pipeline, transform_name)
 
-__all__ = ['init_model', 'inference_model']
+__all__ = [
+    'init_model', 'inference_model', 'InferenceInputReader', 'predict_samples'
+]
 
 PathType = Union[str, 'os.PathLike[str]']
 InputType = Union[PathType, np.ndarray]
@@ -286,49 +288,44 @@ def inference_model(
             raise TypeError('inference_model: with a dict of modalities, '
                             "give depth inside it ({'rgb': ..., 'depth': "
                             '...}), not as a separate argument')
-        return _inference_modalities(model, rgb)
+        is_batch = not isinstance(rgb, dict)
+        samples = list(rgb) if is_batch else [rgb]
+        if not samples:
+            return []
+        reader = InferenceInputReader(model.cfg)
+        reader.warn_missing(samples, is_batch)
+        outputs = predict_samples(model, [
+            reader(s, f'[{i}]' if is_batch else '')
+            for i, s in enumerate(samples)
+        ])
+        return outputs if is_batch else outputs[0]
     if depth is None and isinstance(rgb, (list, tuple)):
         depth = [None] * len(rgb)
     rgbs, depths, is_batch = _pair_inputs(rgb, depth, 'inference_model')
     if not rgbs:
         return []
-
-    scope = model.cfg.get('default_scope', 'mmseg')
-    with DefaultScope.overwrite_default_scope(scope):
-        pipeline, file_loader = _build_pipeline(model.cfg)
-    no_depth = [i for i, d in enumerate(depths) if d is None]
-    if no_depth:
-        which = 'the pair' if not is_batch else (
-            f'{len(no_depth)} of {len(depths)} pairs')
-        print_log(
-            f'inference_model: no depth for {which}; running with depth '
-            'MISSING (every pixel "no measurement": '
-            f'{_missing_depth_description(file_loader)}). See '
-            'docs/robustness.md for which prediction to trust without '
-            'depth.',
-            logger='current',
-            level=logging.WARNING)
-    items = []
-    size_mismatch = find_size_mismatch(model.cfg)
-    for i, (r, d) in enumerate(zip(rgbs, depths)):
-        tag = f'[{i}]' if is_batch else ''
-        results = _prepare_pair(r, d, file_loader, tag, size_mismatch)
-        size = tuple(results['img'].shape[:2])
-        data = pipeline(results)
-        # predictions at the input's size whatever the pipeline resized to
-        meta = dict(ori_shape=size, depth_missing=d is None)
-        for key in ('img_path', 'depth_path'):
-            if key in results:
-                meta[key] = results[key]
-        data['data_samples'].set_metainfo(meta)
-        items.append(data)
-
-    outputs = _predict(model, items)
+    reader = InferenceInputReader(model.cfg, rgbd_only=True)
+    samples = [dict(rgb=r, depth=d) for r, d in zip(rgbs, depths)]
+    reader.warn_missing(samples, is_batch)
+    outputs = predict_samples(model, [
+        reader(s, f'[{i}]' if is_batch else '') for i, s in enumerate(samples)
+    ])
     return outputs if is_batch else outputs[0]
 
 
-def _predict(model: nn.Module, items: List[dict]) -> List[SegDataSample]:
-    """``model.test_step`` on packed samples, batching those of one size."""
+def predict_samples(model: nn.Module,
+                    items: List[dict]) -> List[SegDataSample]:
+    """``model.test_step`` on packed samples (from
+    :class:`InferenceInputReader`), batching those of one size.
+
+    Args:
+        model (nn.Module): The segmentor.
+        items (list[dict]): ``inputs`` (C, H', W') tensors and their
+            ``data_samples``.
+
+    Returns:
+        list[SegDataSample]: One prediction per item, in order.
+    """
     groups: Dict[Tuple[int, ...], List[int]] = {}
     for i, data in enumerate(items):
         groups.setdefault(tuple(data['inputs'].shape), []).append(i)
@@ -343,59 +340,128 @@ def _predict(model: nn.Module, items: List[dict]) -> List[SegDataSample]:
     return outputs
 
 
-def _inference_modalities(
-    model: nn.Module, inputs: Union[Dict[str, InputType],
-                                    Sequence[Dict[str, InputType]]]
-) -> Union[SegDataSample, List[SegDataSample]]:
-    """:func:`inference_model` for ``{modality: path or array}`` dicts."""
-    is_batch = not isinstance(inputs, dict)
-    samples = list(inputs) if is_batch else [inputs]
-    if not samples:
-        return []
-    names = [transform_name(t) for t in find_test_pipeline(model.cfg)]
-    if not names or _FILE_LOADER in names:  # an RGB-D config (or default)
-        for i, sample in enumerate(samples):
+class InferenceInputReader:
+    """One input sample -> the packed output of the config's test pipeline.
+
+    What :func:`inference_model` and
+    :class:`~geminifusion_mmseg.apis.MultiModalSegInferencer` share: the
+    test pipeline (label loading dropped, the file loader replaced by its
+    in-memory twin), file inputs read as the data set reads them, arrays
+    checked, the ``size_mismatch`` policy of the test dataset, and depth
+    ``None`` as depth missing (RGB-D configs).
+
+    Args:
+        cfg (Config): The model's config.
+        rgbd_only (bool): Refuse configs that do not load with
+            ``LoadRGBDImageFromFile`` (``inference_model(model, rgb,
+            depth)``). Defaults to False.
+
+    Attributes:
+        modalities (tuple[str]): The config's modalities, RGB first
+            (``('rgb', 'depth')`` for RGB-D configs).
+        rgbd (bool): Whether the config is an RGB-D one (depth may be
+            None).
+    """
+
+    def __init__(self, cfg: Config, rgbd_only: bool = False) -> None:
+        names = [transform_name(t) for t in find_test_pipeline(cfg)]
+        self.size_mismatch = find_size_mismatch(cfg)
+        self.rgbd = (
+            rgbd_only or not names or _FILE_LOADER in names
+            or _MM_FILE_LOADER not in names)
+        scope = cfg.get('default_scope', 'mmseg')
+        with DefaultScope.overwrite_default_scope(scope):
+            if self.rgbd:
+                self.pipeline, self.loader = _build_pipeline(cfg)
+                self.modalities: Tuple[str, ...] = ('rgb', 'depth')
+                return
+            self.pipeline, self.loader = _build_pipeline(
+                cfg, _MM_FILE_LOADER, _MM_ARRAY_LOADER)
+        modalities = self.loader.modalities
+        if modalities is None:
+            dataset = find_test_dataset_cfg(cfg) or {}
+            modalities = dataset.get('modalities', None)
+        if modalities is None:
+            raise ValueError('inference_model: the config names no '
+                             f'modalities ({_MM_FILE_LOADER}.modalities or '
+                             "the test dataset's modalities)")
+        self.modalities = tuple(modalities)
+
+    def check_keys(self, sample: Dict[str, Any], tag: str = '') -> None:
+        """ValueError unless ``sample`` has exactly the config's
+        modalities (RGB-D: 'rgb' and optionally 'depth')."""
+        if self.rgbd:
             extra = sorted(set(sample) - {'rgb', 'depth'})
             if 'rgb' not in sample or extra:
                 raise ValueError(
-                    f'inference_model: this is an RGB-D config; input '
-                    f"{i} must have the keys 'rgb' and 'depth' (depth may "
-                    f'be None), got {sorted(sample)}')
-        rgbs = [s['rgb'] for s in samples]
-        depths = [s.get('depth') for s in samples]
-        return inference_model(model, rgbs if is_batch else rgbs[0],
-                               depths if is_batch else depths[0])
-    if _MM_FILE_LOADER not in names:
-        raise ValueError(f'inference_model: the test pipeline has neither '
-                         f'{_FILE_LOADER} nor {_MM_FILE_LOADER}; got {names}')
-    scope = model.cfg.get('default_scope', 'mmseg')
-    with DefaultScope.overwrite_default_scope(scope):
-        pipeline, loader = _build_pipeline(model.cfg, _MM_FILE_LOADER,
-                                           _MM_ARRAY_LOADER)
-    modalities = loader.modalities
-    if modalities is None:
-        dataset = find_test_dataset_cfg(model.cfg) or {}
-        modalities = dataset.get('modalities', None)
-    if modalities is None:
-        raise ValueError('inference_model: the config names no modalities '
-                         f'({_MM_FILE_LOADER}.modalities or the test '
-                         "dataset's modalities)")
-    modalities = tuple(modalities)
-    items = []
-    for i, sample in enumerate(samples):
-        tag = f'[{i}]' if is_batch else ''
-        if set(sample) != set(modalities):
-            raise ValueError(f'inference_model: input{tag} has the modalities '
-                             f'{sorted(sample)}; the model needs exactly '
-                             f'{list(modalities)}')
-        results = _read_modalities(sample, modalities, loader, tag,
-                                   find_size_mismatch(model.cfg))
-        size = tuple(results['img'].shape[:2])
-        data = pipeline(results)
-        data['data_samples'].set_metainfo(dict(ori_shape=size))
-        items.append(data)
-    outputs = _predict(model, items)
-    return outputs if is_batch else outputs[0]
+                    f'inference_model: this is an RGB-D config; input{tag} '
+                    "must have the keys 'rgb' and 'depth' (depth may be "
+                    f'None), got {sorted(sample)}')
+        elif set(sample) != set(self.modalities):
+            raise ValueError(f'inference_model: input{tag} has the '
+                             f'modalities {sorted(sample)}; the model needs '
+                             f'exactly {list(self.modalities)}')
+
+    def warn_missing(self,
+                     samples: Sequence[Dict[str, Any]],
+                     is_batch: bool,
+                     caller: str = 'inference_model') -> None:
+        """Log that RGB-D samples without depth run with depth missing."""
+        if not self.rgbd:
+            return
+        no_depth = [s for s in samples if s.get('depth') is None]
+        if not no_depth:
+            return
+        which = 'the pair' if not is_batch else (
+            f'{len(no_depth)} of {len(samples)} pairs')
+        print_log(
+            f'{caller}: no depth for {which}; running with depth '
+            'MISSING (every pixel "no measurement": '
+            f'{_missing_depth_description(self.loader)}). See '
+            'docs/robustness.md for which prediction to trust without '
+            'depth.',
+            logger='current',
+            level=logging.WARNING)
+
+    def load_rgb(self, value: InputType) -> np.ndarray:
+        """The RGB image of an input, (H, W, 3) uint8 in RGB order, as the
+        data set reads it (or the checked array)."""
+        if _is_path(value):
+            return LoadRGBDImageFromFile._load_rgb(self.loader,
+                                                   os.fspath(value))
+        return _check_rgb_array(value, 'rgb')
+
+    def __call__(self, sample: Dict[str, Any], tag: str = '') -> dict:
+        """Read and run the pipeline on one sample.
+
+        Args:
+            sample (dict): ``{modality: file path or array}`` with the
+                config's modalities (RGB-D: depth may be None).
+            tag (str): Names the sample in errors, e.g. ``'[3]'``.
+
+        Returns:
+            dict: ``inputs`` (C, H', W') and ``data_samples`` (metainfo
+            ``ori_shape`` = the RGB input's size, so predictions come back
+            at it; RGB-D: ``depth_missing``, ``img_path``/``depth_path`` of
+            file inputs).
+        """
+        self.check_keys(sample, tag)
+        if self.rgbd:
+            depth = sample.get('depth')
+            results = _prepare_pair(sample['rgb'], depth, self.loader, tag,
+                                    self.size_mismatch)
+            meta = dict(depth_missing=depth is None)
+            for key in ('img_path', 'depth_path'):
+                if key in results:
+                    meta[key] = results[key]
+        else:
+            results = _read_modalities(sample, self.modalities, self.loader,
+                                       tag, self.size_mismatch)
+            meta = {}
+        meta['ori_shape'] = tuple(results['img'].shape[:2])
+        data = self.pipeline(results)
+        data['data_samples'].set_metainfo(meta)
+        return data
 
 
 def _read_modalities(sample: Dict[str, InputType], modalities: Sequence[str],

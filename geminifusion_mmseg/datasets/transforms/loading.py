@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
+from ...utils.mmseg_api_guard import mmseg_api_hint
 from .size_mismatch import (check_size_mismatch, match_rgb_size,
                             resolve_size_mismatch, stash_unaligned)
 
@@ -319,7 +320,9 @@ class LoadRGBDImageFromFile(BaseTransform):
             raise KeyError(
                 'LoadRGBDImageFromFile: the sample has no depth_path; build '
                 'the data set with an RGB-D dataset type (RGBDDataset, '
-                f"NYUDv2Dataset, SUNRGBDDataset). Got keys {list(results)}.")
+                f"NYUDv2Dataset, SUNRGBDDataset). Got keys {list(results)}. " +
+                mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
+                               'inference_model, MMSegInferencer)'))
         img_path, depth_path = results['img_path'], results['depth_path']
         rgb = self._load_rgb(img_path)
         depth = self._load_depth(depth_path)

@@ -7,6 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from ...utils.mmseg_api_guard import mmseg_api_hint
 from ..modalities import check_modality_names
 from .loading import (DEPTH_ENCODINGS, LoadRGBDAnnotations,
                       LoadRGBDImageFromFile, _decode_cv2, _read_bytes,
@@ -280,6 +281,14 @@ class LoadMultiModalImageFromFile(BaseTransform):
             paths = {'rgb': results['img_path']}
             if 'depth_path' in results:
                 paths['depth'] = results['depth_path']
+            elif 'modalities' not in results and (self.modalities is None
+                                                  or len(self.modalities) > 1):
+                # one RGB image, as mmseg's single-image APIs give it
+                raise KeyError(
+                    f'{self.__class__.__name__}: the sample has only an '
+                    f"RGB image (img_path {results['img_path']}). " +
+                    mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
+                                   'inference_model, MMSegInferencer)'))
         return dict(paths)
 
     def _names(self, results: dict, paths: Dict[str, str]) -> Tuple[str, ...]:
