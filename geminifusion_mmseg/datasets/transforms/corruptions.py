@@ -280,7 +280,9 @@ class _DepthCorruption(_Corruption):
                 f'{DEPTH_ENCODINGS}, so it is not a depth-like modality. '
                 'Load it with encodings=dict('
                 f"{self.modality}='raw') (or 'scale' / 'clip') if its files "
-                f"store distances, or use '{self.modality}_missing'.")
+                'store distances; to blank it, use ModalityMissing('
+                f"modality={self.modality!r}) ('{self.modality}_missing' in "
+                'the robustness tool).')
 
     # encoded value <-> metres (not for 'hha')
     def to_metres(self, enc: np.ndarray) -> np.ndarray:
