@@ -1,11 +1,22 @@
 """Sensor failures as seeded test-time transforms (and a training
 augmentation built from them).
 
-Each corruption acts on the 6-channel RGB-D image of
-:class:`LoadRGBDImageFromFile` (channels 0-2 RGB 0..255, 3-5 the depth
-encoding) right after it is loaded, touches ONE modality (the other one is
-bit-identical afterwards) and never the label: the ground truth stays
-registered to the RGB image.
+Each corruption acts on the image of the loader right after it is loaded:
+the 6-channel RGB-D image of :class:`LoadRGBDImageFromFile` (channels 0-2
+RGB 0..255, 3-5 the depth encoding), or the 3K-channel image of
+:class:`LoadMultiModalImageFromFile`. It touches ONE modality, named by
+``modality`` ('depth' for the depth corruptions, 'rgb' for the RGB ones by
+default; the others are bit-identical afterwards) and never the label: the
+ground truth stays registered to the RGB image. The channels of the
+modality come from ``results['modalities']`` (see
+:func:`~geminifusion_mmseg.datasets.transforms.missing.modality_channels`).
+
+Any modality of a K-modality sample but RGB can be blanked
+(:class:`ModalityMissing`, ``'<modality>_missing'`` in
+:func:`build_corruption`: ``thermal_missing``, ``event_missing``); the
+depth corruptions act on any depth-like modality (read with a depth
+encoding, ``results['modality_encodings']``), e.g. ``lidar_holes`` for a
+LiDAR range image loaded with ``encodings=dict(lidar='raw')``.
 
 =========================  ====================================================
 name (``CORRUPTIONS``)     what, per severity 1..5
