@@ -273,3 +273,13 @@ def test_tool_on_a_three_modality_config(k3):
     assert bad.returncode != 0
     assert "no modality 'event'" in bad.stderr
     assert "['rgb', 'depth', 'thermal']" in bad.stderr
+
+
+def test_rgb_corruptions_act_on_rgb_only():
+    k3 = load(('rgb', 'depth', 'thermal'))
+    before = k3['img'].copy()
+    out = run(dict(type='RGBMissing', modality='rgb'), k3)['img']
+    assert (out[..., :3] == 0).all()
+    np.testing.assert_array_equal(out[..., 3:], before[..., 3:])
+    with pytest.raises(ValueError, match="'rgb'.*only.*'thermal'"):
+        TRANSFORMS.build(dict(type='RGBLowLight', modality='thermal'))

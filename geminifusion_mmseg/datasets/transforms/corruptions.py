@@ -693,6 +693,9 @@ class _RGBCorruption(_Corruption):
     Args:
         severity (int): 1..5.
         seed (int, optional): See the module doc. Defaults to 0.
+        modality (str): 'rgb', the only modality the RGB corruptions act
+            on (an argument for a uniform interface; another name is a
+            ValueError). Defaults to 'rgb'.
     """
     MODALITY = 'rgb'
 
@@ -706,8 +709,9 @@ class RGBMissing(_RGBCorruption):
 
     def __init__(self,
                  severity: Optional[int] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
 
     def _apply(self, img: np.ndarray, rng: np.random.Generator) -> None:
         img[..., RGB_CHANNELS] = RGB_MISSING_VALUE
@@ -741,8 +745,9 @@ class RGBLowLight(_RGBCorruption):
                  gamma: Optional[float] = None,
                  read_noise: Optional[float] = None,
                  shot_noise: Optional[float] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
         self._override(
             gamma=gamma, read_noise=read_noise, shot_noise=shot_noise)
         for key in ('gamma', 'read_noise', 'shot_noise'):
@@ -781,8 +786,9 @@ class RGBMotionBlur(_RGBCorruption):
                  severity: int = 3,
                  length: Optional[int] = None,
                  angle: Optional[float] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
         self._override(length=length)
         n = self.params['length']
         if int(n) != n or n < 1 or n % 2 == 0:
