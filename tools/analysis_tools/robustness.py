@@ -12,16 +12,24 @@ corruption x severity (fused prediction and each branch).
         --launcher pytorch
 
 The corruption (``geminifusion_mmseg/datasets/transforms/corruptions.py``)
-is inserted right after ``LoadRGBDImageFromFile`` in the config's test
-pipeline (single scale, exactly as ``tools/test.py`` evaluates), with the
-loader's depth encoding. Corruptions are seeded per sample, so every run,
-worker count and process count sees the same corrupted images.
+is inserted right after the loader (``LoadRGBDImageFromFile``, or
+``LoadMultiModalImageFromFile`` of a K-modality config) in the config's
+test pipeline (single scale, exactly as ``tools/test.py`` evaluates), with
+the loader's encoding of the corrupted modality. Besides the names of
+``CORRUPTIONS``, a K-modality config takes ``<modality>_missing`` for any of
+its modalities (``thermal_missing``, ``event_missing``, ...) and
+``<modality>_holes`` / ``_noise`` / ``_quantisation`` /
+``_misregistration`` for a modality its loader reads with a depth encoding
+(e.g. ``lidar_holes`` with ``encodings=dict(lidar='raw')``). Corruptions
+are seeded per sample, so every run, worker count and process count sees
+the same corrupted images.
 
 Writes ``robustness.json`` (every number), ``robustness.md`` (the table)
 and ``robustness.png`` (mIoU vs severity per corruption; needs matplotlib)
 into ``--out-dir`` (default ``work_dirs/robustness/CONFIG_NAME``), and
-prints the table: mIoU of the fused prediction and of the rgb / depth
-branches, with the change relative to clean in brackets.
+prints the table: mIoU of the fused prediction and of every branch the
+evaluator reports (``<branch>.mIoU``: rgb / depth, or e.g. rgb / fused of a
+K-modality model), with the change relative to clean in brackets.
 """
 import argparse
 import copy
@@ -31,7 +39,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config, DictAction
@@ -39,19 +47,35 @@ from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
+from mmseg.registry import TRANSFORMS
 
 import geminifusion_mmseg  # noqa: F401  (registers modules)
 from geminifusion_mmseg.datasets.transforms.corruptions import (
-    CORRUPTIONS, SEVERITIES, build_corruption)
+    CORRUPTIONS, MODALITY_PATTERNS, SEVERITIES, ModalityMissing,
+    build_corruption, parse_corruption)
+from geminifusion_mmseg.datasets.transforms.loading import DEPTH_ENCODINGS
 from geminifusion_mmseg.utils.atomic_io import atomic_write_text
 from geminifusion_mmseg.utils.launch import setup_launcher
 from geminifusion_mmseg.utils.pipeline_cfg import transform_name
 
 LOADER = 'LoadRGBDImageFromFile'
-#: (metric key, column name) of the predictions reported.
-PREDICTIONS = (('mIoU', 'fused'), ('rgb.mIoU', 'rgb'), ('depth.mIoU', 'depth'))
+MM_LOADER = 'LoadMultiModalImageFromFile'
+LOADERS = (LOADER, MM_LOADER)
 #: Conditions: (corruption name or 'clean', severity or None).
 Condition = Tuple[str, Optional[int]]
+
+
+def corruption_name(name: str) -> str:
+    """argparse type of ``--corruptions``: a name of ``CORRUPTIONS`` or
+    ``<modality>_<kind>``."""
+    try:
+        parse_corruption(name)
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f'invalid choice: {name!r} (choose from '
+            f'{", ".join(CORRUPTIONS)}, or {", ".join(MODALITY_PATTERNS)} '
+            'for a modality of the config)')
+    return name
 
 
 def parse_args():
@@ -63,9 +87,11 @@ def parse_args():
         '--corruptions',
         nargs='+',
         default=list(CORRUPTIONS),
-        choices=list(CORRUPTIONS),
+        type=corruption_name,
         metavar='NAME',
-        help='corruptions to run (default: all): ' + ', '.join(CORRUPTIONS))
+        help='corruptions to run (default: all of ' + ', '.join(CORRUPTIONS) +
+        '); a K-modality config also takes ' + ', '.join(MODALITY_PATTERNS) +
+        " for its modalities, e.g. thermal_missing, lidar_holes")
     parser.add_argument(
         '--severities',
         nargs='+',
@@ -121,51 +147,107 @@ def conditions_of(corruptions: List[str],
     one-level corruptions)."""
     out: List[Condition] = [('clean', None)]
     for name in corruptions:
-        if CORRUPTIONS[name].LEVELS is None:
+        if parse_corruption(name)[0].LEVELS is None:
             out.append((name, None))
         else:
             out.extend((name, s) for s in sorted(set(severities)))
     return out
 
 
-def corrupted_pipeline(pipeline: List[dict],
-                       corruption: str,
-                       severity: Optional[int],
-                       seed: int = 0,
-                       depth_unit: float = 1e-3,
-                       source: str = 'the test pipeline') -> List[dict]:
-    """A copy of ``pipeline`` with the corruption right after its
-    ``LoadRGBDImageFromFile`` (with the loader's depth encoding).
+def corrupted_pipeline(
+        pipeline: List[dict],
+        corruption: str,
+        severity: Optional[int],
+        seed: int = 0,
+        depth_unit: float = 1e-3,
+        source: str = 'the test pipeline',
+        modalities: Optional[Sequence[str]] = None) -> List[dict]:
+    """A copy of ``pipeline`` with the corruption right after its loader
+    (``LoadRGBDImageFromFile`` or ``LoadMultiModalImageFromFile``), with the
+    loader's encoding of the corrupted modality.
 
     Args:
         pipeline (list[dict]): A test pipeline (transform configs).
-        corruption (str): A name of ``CORRUPTIONS``, or 'clean' (copy only).
+        corruption (str): A name of ``CORRUPTIONS``, ``<modality>_<kind>``
+            (see :func:`parse_corruption`), or 'clean' (copy only).
         severity (int, optional): 1..5; None for one-level corruptions.
         seed (int): Seed of the corruption.
         depth_unit (float): Metres per stored depth unit.
         source (str): Names the pipeline in errors.
+        modalities (Sequence[str], optional): The config's modalities (the
+            test dataset's), for a K-modality loader without its own list;
+            None: take the loader's, else do not check the name.
 
     Returns:
         list[dict]: The new pipeline.
+
+    Raises:
+        ValueError: No loader, a modality the config does not have, or a
+            depth corruption on a modality not read with a depth encoding.
     """
     steps = [copy.deepcopy(dict(t)) for t in pipeline]
     names = [transform_name(t) for t in steps]
-    if LOADER not in names:
-        raise ValueError(f'{source} has no {LOADER} (got {names}); the '
-                         'robustness tool needs an RGB-D test pipeline.')
+    found = [n for n in names if n in LOADERS]
+    if not found:
+        raise ValueError(f'{source} has no {LOADER} or {MM_LOADER} (got '
+                         f'{names}); the robustness tool needs an RGB-D or '
+                         'K-modality test pipeline.')
     if corruption == 'clean':
         return steps
-    i = names.index(LOADER)
+    i = names.index(found[0])
     loader = steps[i]
-    cfg = build_corruption(
-        corruption,
-        severity=severity,
-        seed=seed,
-        depth_encoding=loader.get('depth_encoding', 'raw'),
-        depth_scale=loader.get('depth_scale', 1.0),
-        depth_range=loader.get('depth_range', None),
-        depth_unit=depth_unit)
+    cls, modality = parse_corruption(corruption)
+    modality = modality or cls.MODALITY
+    if found[0] == LOADER:
+        known = ('rgb', 'depth')
+        enc = dict(
+            encoding=loader.get('depth_encoding', 'raw'),
+            scale=loader.get('depth_scale', 1.0),
+            range=loader.get('depth_range', None))
+    else:
+        known = loader.get('modalities') or modalities
+        enc = TRANSFORMS.build(loader).encoding_of(modality)
+    if known is not None and modality not in known:
+        raise ValueError(
+            f'{corruption}: the config has no modality {modality!r}; its '
+            f'modalities are {list(known)} ({source}).')
+    if cls.MODALITY == 'depth' and enc['encoding'] not in DEPTH_ENCODINGS:
+        if cls.LEVELS is None:  # depth_missing: any encoding
+            cls = ModalityMissing
+        else:
+            raise ValueError(
+                f'{corruption}: the loader of {source} reads {modality!r} '
+                f"with the encoding {enc['encoding']!r}, not with a depth "
+                f'encoding {DEPTH_ENCODINGS}, so {cls.NAME} does not apply '
+                f"(only {modality}_missing does). Give the loader "
+                f"encodings=dict({modality}='raw') (or 'scale' / 'clip') if "
+                'the files store distances.')
+    if cls is ModalityMissing:
+        cfg = dict(type=cls.__name__, modality=modality, seed=seed)
+    else:
+        cfg = build_corruption(
+            corruption,
+            severity=severity,
+            seed=seed,
+            depth_encoding=enc['encoding'],
+            depth_scale=enc['scale'],
+            depth_range=enc['range'],
+            depth_unit=depth_unit)
     return steps[:i + 1] + [cfg] + steps[i + 1:]
+
+
+def prediction_keys(records: List[dict]) -> List[Tuple[str, str]]:
+    """(metric key, column name) of the predictions every record has: the
+    fused prediction (``mIoU``) and each branch (``<branch>.mIoU``, in the
+    evaluator's order; a branch named like the fused column is called
+    '<name> branch')."""
+    keys = [('mIoU', 'fused')]
+    for k in records[0]['metrics']:
+        if k.endswith('.mIoU'):
+            branch = k[:-len('.mIoU')]
+            keys.append(
+                (k, f'{branch} branch' if branch == 'fused' else branch))
+    return [(k, n) for k, n in keys if all(k in r['metrics'] for r in records)]
 
 
 class _ProgressHook(Hook):
@@ -205,8 +287,7 @@ def _run_condition(runner: Runner, cfg: Config, pipeline: List[dict],
 
 def format_table(records: List[dict], markdown: bool = False) -> str:
     """The mIoU table (one row per condition; change vs clean)."""
-    keys = [(k, n) for k, n in PREDICTIONS
-            if all(k in r['metrics'] for r in records)]
+    keys = prediction_keys(records)
     clean = records[0]['metrics']
     header = ['corruption', 'severity'] + [f'{n} mIoU' for _, n in keys]
     rows = []
@@ -243,8 +324,7 @@ def plot(records: List[dict], path: str, title: str) -> Optional[str]:
     except ImportError:
         return ('matplotlib is not installed (pip install matplotlib); '
                 'no plot written')
-    keys = [(k, n) for k, n in PREDICTIONS
-            if all(k in r['metrics'] for r in records)]
+    keys = prediction_keys(records)
     clean = records[0]['metrics']
     names = []
     for r in records[1:]:
@@ -310,16 +390,20 @@ def main():
         raise SystemExit(f'{args.config}: test_dataloader.dataset has no '
                          'pipeline')
     conditions = conditions_of(args.corruptions, args.severities)
-    pipelines = [
-        corrupted_pipeline(
-            pipeline,
-            c,
-            s,
-            seed=args.seed,
-            depth_unit=args.depth_unit,
-            source=f'{args.config}: test_dataloader.dataset.pipeline')
-        for c, s in conditions
-    ]
+    try:
+        pipelines = [
+            corrupted_pipeline(
+                pipeline,
+                c,
+                s,
+                seed=args.seed,
+                depth_unit=args.depth_unit,
+                source=f'{args.config}: test_dataloader.dataset.pipeline',
+                modalities=cfg.test_dataloader.dataset.get('modalities', None))
+            for c, s in conditions
+        ]
+    except ValueError as e:
+        raise SystemExit(str(e))
     test_cfg = copy.deepcopy(cfg.test_cfg)
 
     setup_launcher(cfg, args.launcher)
@@ -359,10 +443,9 @@ def main():
     for r in records:
         r['drop'] = {
             k: round(r['metrics'][k] - clean[k], 2)
-            for k, _ in PREDICTIONS if k in r['metrics'] and k in clean
+            for k, _ in prediction_keys(records)
         }
-    names = [transform_name(t) for t in pipelines[0]]
-    loader = pipelines[0][names.index(LOADER)]
+    loader = next(t for t in pipelines[0] if transform_name(t) in LOADERS)
     summary = dict(
         config=args.config,
         checkpoint=args.checkpoint,

@@ -1,12 +1,15 @@
 from .corruptions import (CORRUPTIONS, DepthHoles, DepthMisregistration,
                           DepthMissing, DepthNoise, DepthQuantisation,
-                          RandomDepthDegradation, RGBLowLight, RGBMissing,
-                          RGBMotionBlur, build_corruption)
+                          ModalityMissing, RandomDepthDegradation, RGBLowLight,
+                          RGBMissing, RGBMotionBlur, build_corruption,
+                          parse_corruption)
 from .hha import DepthToHHA, depth_to_hha
 from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile,
                       LoadRGBDImageFromNDArray, encode_depth, read_depth_image,
                       replace_non_finite)
-from .missing import RGB_MISSING_VALUE, depth_missing_value
+from .missing import (RGB_MISSING_VALUE, depth_missing_value,
+                      modality_channels, modality_missing_value,
+                      sample_modalities)
 from .modality_drop import RandomModalityDrop
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile,
@@ -28,6 +31,8 @@ __all__ = [
     'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
     'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
     'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
-    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'DepthToHHA',
-    'depth_to_hha', 'RandomRescaleCrop', 'SIZE_MISMATCH_POLICIES'
+    'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'ModalityMissing',
+    'parse_corruption', 'modality_channels', 'modality_missing_value',
+    'sample_modalities', 'DepthToHHA', 'depth_to_hha', 'RandomRescaleCrop',
+    'SIZE_MISMATCH_POLICIES'
 ]

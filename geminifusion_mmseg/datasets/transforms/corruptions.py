@@ -1,11 +1,22 @@
 """Sensor failures as seeded test-time transforms (and a training
 augmentation built from them).
 
-Each corruption acts on the 6-channel RGB-D image of
-:class:`LoadRGBDImageFromFile` (channels 0-2 RGB 0..255, 3-5 the depth
-encoding) right after it is loaded, touches ONE modality (the other one is
-bit-identical afterwards) and never the label: the ground truth stays
-registered to the RGB image.
+Each corruption acts on the image of the loader right after it is loaded:
+the 6-channel RGB-D image of :class:`LoadRGBDImageFromFile` (channels 0-2
+RGB 0..255, 3-5 the depth encoding), or the 3K-channel image of
+:class:`LoadMultiModalImageFromFile`. It touches ONE modality, named by
+``modality`` ('depth' for the depth corruptions, 'rgb' for the RGB ones by
+default; the others are bit-identical afterwards) and never the label: the
+ground truth stays registered to the RGB image. The channels of the
+modality come from ``results['modalities']`` (see
+:func:`~geminifusion_mmseg.datasets.transforms.missing.modality_channels`).
+
+Any modality of a K-modality sample but RGB can be blanked
+(:class:`ModalityMissing`, ``'<modality>_missing'`` in
+:func:`build_corruption`: ``thermal_missing``, ``event_missing``); the
+depth corruptions act on any depth-like modality (read with a depth
+encoding, ``results['modality_encodings']``), e.g. ``lidar_holes`` for a
+LiDAR range image loaded with ``encodings=dict(lidar='raw')``.
 
 =========================  ====================================================
 name (``CORRUPTIONS``)     what, per severity 1..5
@@ -69,9 +80,12 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .missing import (DEPTH_CHANNEL_RANGE, DEPTH_CHANNELS, RGB_CHANNELS,
-                      RGB_MISSING_VALUE, check_depth_encoding,
-                      check_rgbd_image, depth_missing_value)
+from .loading import DEPTH_ENCODINGS
+from .missing import (DEPTH_CHANNELS, RGB_CHANNELS, RGB_MISSING_VALUE,
+                      channel_range, check_depth_encoding, depth_missing_value,
+                      modality_channels, modality_missing_value,
+                      sample_encoding)
+from .multimodal import DEFAULT_ENCODINGS, MODALITY_ENCODINGS
 from .seeding import sample_rng
 from .size_mismatch import settle_unaligned
 
@@ -87,11 +101,19 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 
 class _Corruption(BaseTransform):
-    """Common part: severity, seed, image checks.
+    """Common part: severity, seed, modality, image checks.
 
     Subclasses set ``NAME`` (the short name in :data:`CORRUPTIONS`),
-    ``MODALITY`` ('rgb' or 'depth'), ``LEVELS`` (five parameter dicts, or
-    None for a corruption with one level) and implement ``_apply``.
+    ``MODALITY`` ('rgb', 'depth' or 'any': which modalities it can act
+    on), ``LEVELS`` (five parameter dicts, or None for a corruption with
+    one level) and implement ``_apply``.
+
+    ``_apply`` sees a 6-channel image: RGB (0-2) and the corrupted
+    modality (3-5). On an RGB-D sample (or a K-modality one whose
+    modality is channels 3-5) that is the sample itself; for a modality
+    elsewhere in a K-modality sample (``results['modalities']``, e.g.
+    channels 6-8 for thermal in ``('rgb', 'depth', 'thermal')``) it is a
+    copy whose channels 3-5 are written back: only that modality changes.
     """
     NAME = ''
     MODALITY = ''
@@ -99,7 +121,8 @@ class _Corruption(BaseTransform):
 
     def __init__(self,
                  severity: Optional[int] = 3,
-                 seed: Optional[int] = 0) -> None:
+                 seed: Optional[int] = 0,
+                 modality: Optional[str] = None) -> None:
         owner = type(self).__name__
         if self.LEVELS is None:
             if severity is not None and severity not in SEVERITIES:
@@ -114,8 +137,22 @@ class _Corruption(BaseTransform):
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise TypeError(f'{owner}: seed must be an int or None, got '
                             f'{seed!r}.')
+        if modality is None:
+            modality = self.MODALITY
+        if not isinstance(modality, str) or not modality or \
+                modality == 'any':
+            raise ValueError(f'{owner}: modality must be a modality name '
+                             f"such as 'depth' or 'thermal', got "
+                             f'{modality!r}.')
+        if self.MODALITY == 'rgb' and modality != 'rgb':
+            raise ValueError(f"{owner} corrupts the RGB camera (modality "
+                             f"'rgb') only, got modality={modality!r}.")
+        if self.MODALITY != 'rgb' and modality == 'rgb':
+            raise ValueError(f"{owner} cannot act on 'rgb'; use "
+                             'RGBMissing or the rgb_* corruptions.')
         self.severity = severity
         self.seed = None if seed is None else int(seed)
+        self.modality = modality
 
     def _override(self, **explicit) -> None:
         """Replace level parameters by explicitly given (non-None) ones."""
@@ -123,47 +160,85 @@ class _Corruption(BaseTransform):
             if value is not None:
                 self.params[key] = value
 
+    @property
+    def _salt(self) -> str:
+        """Salt of the per-sample generator: the class name (and the
+        modality, if not the class's own, so that two modalities do not
+        get the same random draws)."""
+        name = type(self).__name__
+        return name if self.modality == self.MODALITY else \
+            f'{name}:{self.modality}'
+
+    def _check_sample(self, results: dict) -> None:
+        """Hook: raise if the sample's encoding of the modality does not
+        suit this corruption (see :class:`_DepthCorruption`)."""
+
     def transform(self, results: dict) -> dict:
         """Corrupt one modality of ``results['img']``.
 
         Args:
-            results (dict): Result dict with ``img`` (H, W, 6), float32,
-                channels 0-2 RGB 0..255, 3-5 the depth encoding.
+            results (dict): Result dict with ``img`` (H, W, 3K), float32,
+                channels 0-2 RGB 0..255, then 3 channels per modality of
+                ``results['modalities']`` (without it: (H, W, 6), 3-5
+                the depth encoding).
 
         Returns:
-            dict: The dict with ``img`` corrupted in channels 0-2 (RGB
-            corruptions) or 3-5 (depth corruptions) only; the label and
-            everything else unchanged.
+            dict: The dict with ``img`` corrupted in the channels of
+            ``modality`` only; the label and everything else unchanged.
+
+        Raises:
+            KeyError: ``modality`` is not among the sample's modalities
+                (the message lists them).
         """
+        owner = type(self).__name__
+        channels = modality_channels(results, self.modality, owner)
+        self._check_sample(results)
         img = results['img']
-        check_rgbd_image(img, type(self).__name__)
-        if self.MODALITY == 'depth':
-            # a depth stored at another size is corrupted as stretched
+        if self.modality != 'rgb':
+            # a modality stored at another size is corrupted as stretched
             # onto the RGB image (size_mismatch='stretch')
-            settle_unaligned(results, DEPTH_CHANNEL_RANGE)
+            settle_unaligned(results, channel_range(channels))
         if img.dtype != np.float32:
             img = img.astype(np.float32)
-        rng = sample_rng(results, self.seed, type(self).__name__)
-        self._apply(img, rng)
+        rng = sample_rng(results, self.seed, self._salt)
+        if channels.start in (RGB_CHANNELS.start, DEPTH_CHANNELS.start):
+            self._apply(img, rng)
+        else:
+            view = np.concatenate([img[..., RGB_CHANNELS], img[..., channels]],
+                                  axis=2)
+            self._apply(view, rng)
+            img[..., channels] = view[..., DEPTH_CHANNELS]
         results['img'] = img
         return results
 
     def _apply(self, img: np.ndarray, rng: np.random.Generator) -> None:
-        """Corrupt ``img`` (H, W, 6) float32 in place."""
+        """Corrupt ``img`` (H, W, 6) float32 in place: channels 0-2 for an
+        RGB corruption, else 3-5 (the corrupted modality)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         params = ', '.join(f'{k}={v}' for k, v in self.params.items())
+        modality = '' if self.modality == self.MODALITY else \
+            f', modality={self.modality!r}'
         return (f'{self.__class__.__name__}(severity={self.severity}, '
-                f'seed={self.seed}{", " if params else ""}{params})')
+                f'seed={self.seed}{modality}{", " if params else ""}{params})')
 
 
 class _DepthCorruption(_Corruption):
-    """A corruption of the depth channels; knows the depth encoding.
+    """A corruption of a depth-like modality; knows its depth encoding.
+
+    A modality is depth-like when its loader reads it with a depth
+    encoding ('raw', 'scale', 'clip' or 'hha'; ``results
+    ['modality_encodings']``): depth, or e.g. a LiDAR range image loaded
+    with ``encodings=dict(lidar='raw')``. A modality read with another
+    encoding ('image', 'thermal': DeLiVER's depth / event / LiDAR images
+    and thermal as stored) is refused with a message; it can still be
+    blanked (``<modality>_missing``).
 
     Args:
         severity (int): 1..5.
         seed (int, optional): See the module doc. Defaults to 0.
+        modality (str): The modality corrupted. Defaults to 'depth'.
         depth_encoding (str): The loader's encoding: 'raw', 'scale',
             'clip' or 'hha'. Defaults to 'raw'.
         depth_scale (float): The loader's ``depth_scale`` ('scale').
@@ -182,8 +257,9 @@ class _DepthCorruption(_Corruption):
                  depth_encoding: str = 'raw',
                  depth_scale: float = 1.0,
                  depth_range: Optional[Sequence[float]] = None,
-                 depth_unit: float = 1e-3) -> None:
-        super().__init__(severity, seed)
+                 depth_unit: float = 1e-3,
+                 modality: str = 'depth') -> None:
+        super().__init__(severity, seed, modality)
         owner = type(self).__name__
         check_depth_encoding(depth_encoding, depth_range, owner)
         if self.NEEDS_METRIC and depth_encoding == 'hha':
@@ -203,6 +279,21 @@ class _DepthCorruption(_Corruption):
         self.depth_unit = float(depth_unit)
         self.missing = depth_missing_value(depth_encoding, self.depth_scale,
                                            self.depth_range)
+
+    def _check_sample(self, results: dict) -> None:
+        """Refuse a modality the loader did not read as depth."""
+        enc = sample_encoding(results, self.modality)
+        if enc is not None and enc['encoding'] not in DEPTH_ENCODINGS:
+            raise ValueError(
+                f'{type(self).__name__}(modality={self.modality!r}): the '
+                f'loader reads {self.modality!r} with the encoding '
+                f"{enc['encoding']!r}, not with a depth encoding "
+                f'{DEPTH_ENCODINGS}, so it is not a depth-like modality. '
+                'Load it with encodings=dict('
+                f"{self.modality}='raw') (or 'scale' / 'clip') if its files "
+                'store distances; to blank it, use ModalityMissing('
+                f"modality={self.modality!r}) ('{self.modality}_missing' in "
+                'the robustness tool).')
 
     # encoded value <-> metres (not for 'hha')
     def to_metres(self, enc: np.ndarray) -> np.ndarray:
@@ -227,7 +318,8 @@ class _DepthCorruption(_Corruption):
         return (np.clip(stored, low, high) - low) * (255. / (high - low))
 
     def valid_mask(self, img: np.ndarray) -> np.ndarray:
-        """(H, W) bool: pixels with a depth measurement."""
+        """(H, W) bool: pixels with a depth measurement (``img``: the
+        6-channel image ``_apply`` sees, the modality in channels 3-5)."""
         return (img[..., DEPTH_CHANNELS] != self.missing).any(axis=2)
 
     def _set_depth(self, img: np.ndarray, depth: np.ndarray) -> None:
@@ -256,6 +348,87 @@ class DepthMissing(_DepthCorruption):
 
     def _apply(self, img: np.ndarray, rng: np.random.Generator) -> None:
         img[..., DEPTH_CHANNELS] = self.missing
+
+
+@TRANSFORMS.register_module()
+class ModalityMissing(_Corruption):
+    """No signal from one sensor: every pixel of ``modality``'s 3 channels
+    becomes its encoding's missing value (a stored 0 through the encoding:
+    0 for thermal, event and LiDAR images as stored, see
+    :func:`~geminifusion_mmseg.datasets.transforms.missing.modality_missing_value`).
+    The corruption ``<modality>_missing`` (e.g. ``thermal_missing``,
+    ``event_missing``) of :func:`build_corruption`, for any modality of
+    the sample but RGB (``rgb_missing`` is :class:`RGBMissing`).
+
+    One level; ``severity`` is accepted for a uniform interface and ignored.
+
+    Args:
+        modality (str): The modality, e.g. 'thermal'.
+        encoding (str, optional): Its encoding (one of
+            ``MODALITY_ENCODINGS``); None (recommended) takes the loader's
+            (``results['modality_encodings']``), else the default of the
+            name ('raw' for depth, 'thermal', 'hha', else 'image').
+            Defaults to None.
+        scale (float): Factor of the 'scale' encoding. Defaults to 1.0.
+        value_range (tuple[float, float], optional): ``(min, max)`` of
+            'clip'.
+        severity (int, optional): Ignored. Defaults to None.
+        seed (int, optional): Unused (deterministic). Defaults to 0.
+    """
+    NAME = '<modality>_missing'
+    MODALITY = 'any'
+    LEVELS = None
+
+    def __init__(self,
+                 modality: str,
+                 encoding: Optional[str] = None,
+                 scale: float = 1.0,
+                 value_range: Optional[Sequence[float]] = None,
+                 severity: Optional[int] = None,
+                 seed: Optional[int] = 0) -> None:
+        super().__init__(severity, seed, modality)
+        if encoding is not None and encoding not in MODALITY_ENCODINGS:
+            raise ValueError(f'ModalityMissing: unknown encoding '
+                             f'{encoding!r}; choose one of '
+                             f'{MODALITY_ENCODINGS}.')
+        if encoding in DEPTH_ENCODINGS:
+            check_depth_encoding(encoding, value_range, 'ModalityMissing')
+        self.encoding = encoding
+        self.scale = float(scale)
+        self.value_range = None if value_range is None else tuple(
+            float(v) for v in value_range)
+
+    def missing_value(self, results: dict) -> float:
+        """The missing value of the modality in this sample's encoding."""
+        if self.encoding is not None:
+            return modality_missing_value(self.encoding, self.scale,
+                                          self.value_range)
+        enc = sample_encoding(results, self.modality)
+        if enc is None:
+            enc = dict(
+                encoding=DEFAULT_ENCODINGS.get(self.modality, 'image'),
+                scale=1.0,
+                range=None)
+        return modality_missing_value(enc['encoding'], enc['scale'],
+                                      enc['range'])
+
+    def transform(self, results: dict) -> dict:
+        """Blank ``modality`` in ``results['img']`` (H, W, 3K); nothing
+        else changes."""
+        channels = modality_channels(results, self.modality,
+                                     type(self).__name__)
+        value = self.missing_value(results)
+        settle_unaligned(results, channel_range(channels))
+        img = results['img']
+        if img.dtype != np.float32:
+            img = img.astype(np.float32)
+        img[..., channels] = value
+        results['img'] = img
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(modality={self.modality!r}, '
+                f'encoding={self.encoding!r})')
 
 
 @TRANSFORMS.register_module()
@@ -520,6 +693,9 @@ class _RGBCorruption(_Corruption):
     Args:
         severity (int): 1..5.
         seed (int, optional): See the module doc. Defaults to 0.
+        modality (str): 'rgb', the only modality the RGB corruptions act
+            on (an argument for a uniform interface; another name is a
+            ValueError). Defaults to 'rgb'.
     """
     MODALITY = 'rgb'
 
@@ -533,8 +709,9 @@ class RGBMissing(_RGBCorruption):
 
     def __init__(self,
                  severity: Optional[int] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
 
     def _apply(self, img: np.ndarray, rng: np.random.Generator) -> None:
         img[..., RGB_CHANNELS] = RGB_MISSING_VALUE
@@ -568,8 +745,9 @@ class RGBLowLight(_RGBCorruption):
                  gamma: Optional[float] = None,
                  read_noise: Optional[float] = None,
                  shot_noise: Optional[float] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
         self._override(
             gamma=gamma, read_noise=read_noise, shot_noise=shot_noise)
         for key in ('gamma', 'read_noise', 'shot_noise'):
@@ -608,8 +786,9 @@ class RGBMotionBlur(_RGBCorruption):
                  severity: int = 3,
                  length: Optional[int] = None,
                  angle: Optional[float] = None,
-                 seed: Optional[int] = 0) -> None:
-        super().__init__(severity, seed)
+                 seed: Optional[int] = 0,
+                 modality: str = 'rgb') -> None:
+        super().__init__(severity, seed, modality)
         self._override(length=length)
         n = self.params['length']
         if int(n) != n or n < 1 or n % 2 == 0:
@@ -644,13 +823,47 @@ CORRUPTIONS: Dict[str, Type[_Corruption]] = {
                 DepthMisregistration, RGBLowLight, RGBMotionBlur, RGBMissing)
 }
 
+#: What a name ``<modality>_<kind>`` may end with besides the names of
+#: :data:`CORRUPTIONS`: ``_missing`` (any modality) and the depth
+#: corruptions' kinds (any depth-like modality).
+MODALITY_PATTERNS = ('<modality>_missing', ) + tuple(
+    f'<modality>_{n[len("depth_"):]}' for n, c in CORRUPTIONS.items()
+    if c.MODALITY == 'depth' and n != 'depth_missing')
+
+
+def parse_corruption(name: str) -> Tuple[Type[_Corruption], Optional[str]]:
+    """The class and the modality of a corruption name.
+
+    A name of :data:`CORRUPTIONS` gives its class and None (the class's
+    own modality); ``<modality>_missing`` gives :class:`ModalityMissing`
+    (``depth_missing`` / ``rgb_missing`` stay :class:`DepthMissing` /
+    :class:`RGBMissing`); ``<modality>_holes``, ``_noise``,
+    ``_quantisation``, ``_misregistration`` give the depth corruption for
+    that (depth-like) modality, e.g. ``lidar_holes`` ->
+    ``(DepthHoles, 'lidar')``.
+
+    Raises:
+        KeyError: Any other name; the message lists the valid names.
+    """
+    if name in CORRUPTIONS:
+        return CORRUPTIONS[name], None
+    if isinstance(name, str):
+        modality, _, kind = name.rpartition('_')
+        if modality and kind == 'missing':
+            return ModalityMissing, modality
+        cls = CORRUPTIONS.get(f'depth_{kind}')
+        if modality and cls is not None and cls.MODALITY == 'depth':
+            return cls, modality
+    raise KeyError(f'Unknown corruption {name!r}; valid names: '
+                   f'{", ".join(CORRUPTIONS)}, or '
+                   f'{", ".join(MODALITY_PATTERNS)} for a modality of the '
+                   "config (e.g. 'thermal_missing').")
+
 
 def corruption_class(name: str) -> Type[_Corruption]:
-    """The class of a corruption by short name; a KeyError lists them."""
-    if name not in CORRUPTIONS:
-        raise KeyError(f'Unknown corruption {name!r}; valid names: '
-                       f'{", ".join(CORRUPTIONS)}.')
-    return CORRUPTIONS[name]
+    """The class of a corruption by name (see :func:`parse_corruption`);
+    a KeyError lists the valid names."""
+    return parse_corruption(name)[0]
 
 
 def build_corruption(name: str,
@@ -663,13 +876,20 @@ def build_corruption(name: str,
                      **kwargs) -> dict:
     """The transform config of corruption ``name`` at ``severity``.
 
-    Depth corruptions get the depth encoding arguments, RGB ones not.
+    ``name`` is a key of :data:`CORRUPTIONS` or ``<modality>_<kind>`` (see
+    :func:`parse_corruption`), e.g. ``'thermal_missing'``,
+    ``'lidar_holes'``. Depth corruptions get the depth encoding arguments
+    (the encoding of the corrupted modality), RGB ones and
+    ``<modality>_missing`` not (:class:`ModalityMissing` reads the
+    sample's encoding).
 
     Returns:
         dict: A config for ``TRANSFORMS.build`` (``type`` = the class name).
     """
-    cls = corruption_class(name)
+    cls, modality = parse_corruption(name)
     cfg = dict(type=cls.__name__, severity=severity, seed=seed, **kwargs)
+    if modality is not None:
+        cfg['modality'] = modality
     if cls.MODALITY == 'depth':
         cfg.update(
             depth_encoding=depth_encoding,

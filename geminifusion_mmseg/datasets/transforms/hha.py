@@ -377,6 +377,13 @@ class DepthToHHA(BaseTransform):
         img = img.copy()
         img[..., channels] = hha
         results['img'] = img
+        encodings = results.get('modality_encodings')
+        if encodings is not None and self.modality in encodings:
+            # the channels now hold HHA (what corruptions read as missing)
+            encodings = dict(encodings)
+            encodings[self.modality] = dict(
+                encoding='hha', scale=1.0, range=None)
+            results['modality_encodings'] = encodings
         return results
 
     def __repr__(self) -> str:

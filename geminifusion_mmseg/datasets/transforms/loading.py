@@ -156,11 +156,13 @@ def encode_depth(depth: np.ndarray,
 
 
 def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray, policy: str,
-              source: str, rgb_source: str) -> dict:
+              source: str, rgb_source: str, loader) -> dict:
     """Stack RGB (H, W, 3) and encoded depth (h, w, 3) into ``img``; a
     depth of another size is handled by ``policy`` (see
     :mod:`.size_mismatch`); ``source`` / ``rgb_source`` name the inputs in
-    errors."""
+    errors. Also writes ``modalities`` (``('rgb', 'depth')``) and
+    ``modality_encodings`` (``loader``'s depth encoding), as
+    :class:`LoadMultiModalImageFromFile` does."""
     aligned, stretched = match_rgb_size(depth, rgb.shape[:2], policy,
                                         'Depth image', source, rgb_source)
     img = np.empty(rgb.shape[:2] + (6, ), dtype=np.float32)
@@ -169,6 +171,13 @@ def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray, policy: str,
     results['img'] = img
     results['img_shape'] = img.shape[:2]
     results['ori_shape'] = img.shape[:2]
+    results['modalities'] = ('rgb', 'depth')
+    results['modality_encodings'] = dict(
+        rgb=dict(encoding='rgb', scale=1.0, range=None),
+        depth=dict(
+            encoding=loader.depth_encoding,
+            scale=loader.depth_scale,
+            range=loader.depth_range))
     if stretched:
         stash_unaligned(results, 'depth', (3, 6), depth)
     return results
@@ -221,6 +230,9 @@ class LoadRGBDImageFromFile(BaseTransform):
     - img (np.float32, (H, W, 6), H x W the RGB size)
     - img_shape
     - ori_shape
+    - modalities (``('rgb', 'depth')``, the channel order)
+    - modality_encodings (dict name -> dict(encoding, scale, range), the
+      depth encoding of this loader)
     - unaligned_modalities (only for a stretched depth image)
 
     Args:
@@ -329,7 +341,7 @@ class LoadRGBDImageFromFile(BaseTransform):
         policy = resolve_size_mismatch(results, self.size_mismatch,
                                        self.__class__.__name__)
         return _set_rgbd(results, rgb, depth, policy, f' of {depth_path}',
-                         f' of {img_path}')
+                         f' of {img_path}', self)
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
@@ -369,6 +381,7 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
 
     - img_shape
     - ori_shape
+    - modalities, modality_encodings (as :class:`LoadRGBDImageFromFile`)
     - unaligned_modalities (only for a stretched depth)
 
     Removed Keys:
@@ -398,7 +411,7 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
         policy = resolve_size_mismatch(results, self.size_mismatch,
                                        self.__class__.__name__)
         return _set_rgbd(results, rgb, depth, policy, f' of {source}',
-                         f" of {results.get('img_path') or 'the array'}")
+                         f" of {results.get('img_path') or 'the array'}", self)
 
 
 @TRANSFORMS.register_module()

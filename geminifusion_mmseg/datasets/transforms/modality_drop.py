@@ -1,38 +1,50 @@
 """Modality dropout: train a fused model to survive a dead sensor."""
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .missing import (DEPTH_CHANNEL_RANGE, DEPTH_CHANNELS, RGB_CHANNELS,
-                      RGB_MISSING_VALUE, check_depth_encoding,
-                      check_rgbd_image, depth_missing_value)
+from .missing import (RGB_MISSING_VALUE, channel_range, check_depth_encoding,
+                      depth_missing_value, modality_channels,
+                      modality_missing_value, sample_encoding)
+from .multimodal import DEFAULT_ENCODINGS
 from .seeding import sample_rng
 from .size_mismatch import settle_unaligned
 
 
 @TRANSFORMS.register_module()
 class RandomModalityDrop(BaseTransform):
-    """Per sample, replace RGB or depth by "no measurement".
+    """Per sample, replace at most one modality by "no measurement".
 
-    One uniform draw ``u`` per sample: ``u < rgb_prob`` blanks the RGB
-    channels (0-2) to 0 (black), ``rgb_prob <= u < rgb_prob + depth_prob``
-    sets the depth channels (3-5) to the encoding's missing value (see
-    :mod:`~geminifusion_mmseg.datasets.transforms.missing`; 0 for the
-    'raw' encoding, as a sensor stores it). Never both. The label is not
-    touched: the model must still segment the scene from the modality it
-    has, which is what it will face when a sensor fails at test time
-    (``DepthMissing`` / ``RGBMissing``, ``inference_model(depth=None)``).
+    One uniform draw ``u`` per sample against the cumulative probabilities
+    of ``probs`` in its order: with ``probs=dict(rgb=0.1, depth=0.1,
+    thermal=0.1)``, ``u < 0.1`` drops RGB, ``0.1 <= u < 0.2`` depth,
+    ``0.2 <= u < 0.3`` thermal, else nothing. Never two. A dropped modality
+    gets its encoding's missing value (see
+    :mod:`~geminifusion_mmseg.datasets.transforms.missing`): RGB black
+    (0); depth the missing value of ``depth_encoding`` (0 for 'raw', as a
+    sensor stores it); any other modality the missing value of the
+    loader's encoding of it (``results['modality_encodings']``; 0 for
+    thermal, event and LiDAR images as stored). The label is not
+    touched: the model must still segment the scene from the modalities
+    it has, which is what it will face when a sensor fails at test time
+    (``DepthMissing`` / ``RGBMissing`` / ``<modality>_missing``,
+    ``inference_model(depth=None)``).
+
+    The RGB-D arguments ``rgb_prob`` / ``depth_prob`` are
+    ``probs=dict(rgb=rgb_prob, depth=depth_prob)`` (same draws, same
+    result); give either them or ``probs``.
 
     Put it after the geometric transforms (any place after the loader
     works; after ``RGBDPad`` the padded border is also blanked, which is
-    harmless; before a resize, a dropped depth stored at another size than
-    RGB stays dropped: see
+    harmless; before a resize, a dropped modality stored at another size
+    than RGB stays dropped: see
     :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`).
 
     Required Keys:
 
-    - img (np.float32, (H, W, 6))
+    - img (np.float32, (H, W, 3K); (H, W, 6) without ``modalities``)
+    - modalities, modality_encodings (written by the loaders)
     - img_path / sample_idx (only with ``seed``)
 
     Modified Keys:
@@ -41,13 +53,20 @@ class RandomModalityDrop(BaseTransform):
 
     Added Keys:
 
-    - dropped_modality (str: 'rgb', 'depth' or 'none')
+    - dropped_modality (str: the dropped modality's name or 'none')
 
     Args:
-        rgb_prob (float): Probability of dropping RGB. Defaults to 0.15.
-        depth_prob (float): Probability of dropping depth. Defaults to 0.15.
+        rgb_prob (float, optional): Probability of dropping RGB. Defaults
+            to 0.15 when ``probs`` is not given.
+        depth_prob (float, optional): Probability of dropping depth.
+            Defaults to 0.15 when ``probs`` is not given.
+        probs (dict, optional): Probability per modality name, e.g.
+            ``dict(depth=0.1, thermal=0.1)``; the sum must be <= 1. Every
+            name must be a modality of the samples (else a KeyError names
+            it and the sample's modalities). Defaults to None.
         depth_encoding (str): The loader's ``depth_encoding`` ('raw',
-            'scale', 'clip', 'hha'). Defaults to 'raw'.
+            'scale', 'clip', 'hha') of the 'depth' modality. Defaults to
+            'raw'.
         depth_scale (float): The loader's ``depth_scale`` ('scale').
         depth_range (tuple[float, float], optional): The loader's
             ``depth_range`` ('clip').
@@ -59,24 +78,48 @@ class RandomModalityDrop(BaseTransform):
     """
 
     def __init__(self,
-                 rgb_prob: float = 0.15,
-                 depth_prob: float = 0.15,
+                 rgb_prob: Optional[float] = None,
+                 depth_prob: Optional[float] = None,
                  depth_encoding: str = 'raw',
                  depth_scale: float = 1.0,
                  depth_range: Optional[Sequence[float]] = None,
-                 seed: Optional[int] = None) -> None:
-        for name, p in (('rgb_prob', rgb_prob), ('depth_prob', depth_prob)):
-            if not 0 <= p <= 1:
+                 seed: Optional[int] = None,
+                 probs: Optional[Dict[str, float]] = None) -> None:
+        owner = 'RandomModalityDrop'
+        if probs is None:
+            probs = dict(
+                rgb=0.15 if rgb_prob is None else rgb_prob,
+                depth=0.15 if depth_prob is None else depth_prob)
+            what = 'rgb_prob + depth_prob'
+            arg = '{}_prob'
+        else:
+            if rgb_prob is not None or depth_prob is not None:
                 raise ValueError(
-                    f'RandomModalityDrop: {name} must be in [0, 1], got {p}.')
-        if rgb_prob + depth_prob > 1 + 1e-9:
+                    f'{owner}: give either probs or rgb_prob / depth_prob, '
+                    f'not both (got probs={probs!r}, rgb_prob={rgb_prob}, '
+                    f'depth_prob={depth_prob}).')
+            if not isinstance(probs, dict) or not probs:
+                raise ValueError(f'{owner}: probs must be a non-empty dict '
+                                 "name -> probability, e.g. dict(depth=0.1, "
+                                 f"thermal=0.1), got {probs!r}.")
+            what = 'the sum of probs'
+            arg = 'probs[{!r}]'
+        for name, p in probs.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f'{owner}: probs keys must be modality '
+                                 f'names, got {name!r}.')
+            if not 0 <= p <= 1:
+                raise ValueError(f'{owner}: {arg.format(name)} must be in '
+                                 f'[0, 1], got {p}.')
+        if sum(probs.values()) > 1 + 1e-9:
             raise ValueError(
-                'RandomModalityDrop: rgb_prob + depth_prob must be <= 1 '
-                f'(at most one modality is dropped), got {rgb_prob} + '
-                f'{depth_prob}.')
-        check_depth_encoding(depth_encoding, depth_range, 'RandomModalityDrop')
-        self.rgb_prob = float(rgb_prob)
-        self.depth_prob = float(depth_prob)
+                f'{owner}: {what} must be <= 1 (at most one modality is '
+                f'dropped), got ' + ' + '.join(str(p)
+                                               for p in probs.values()) + '.')
+        check_depth_encoding(depth_encoding, depth_range, owner)
+        self.probs = {k: float(v) for k, v in probs.items()}
+        self.rgb_prob = self.probs.get('rgb', 0.0)
+        self.depth_prob = self.probs.get('depth', 0.0)
         self.depth_encoding = depth_encoding
         self.depth_scale = float(depth_scale)
         self.depth_range = None if depth_range is None else tuple(
@@ -86,35 +129,59 @@ class RandomModalityDrop(BaseTransform):
                                                  self.depth_scale,
                                                  self.depth_range)
 
+    def missing_value(self, results: dict, name: str) -> float:
+        """The value modality ``name`` gets when dropped."""
+        if name == 'rgb':
+            return RGB_MISSING_VALUE
+        if name == 'depth':
+            return self.depth_missing
+        enc = sample_encoding(results, name) or dict(
+            encoding=DEFAULT_ENCODINGS.get(name, 'image'),
+            scale=1.0,
+            range=None)
+        return modality_missing_value(enc['encoding'], enc['scale'],
+                                      enc['range'])
+
     def transform(self, results: dict) -> dict:
         """Drop at most one modality of ``results['img']``.
 
         Args:
-            results (dict): Result dict with ``img`` (H, W, 6).
+            results (dict): Result dict with ``img`` (H, W, 3K).
 
         Returns:
-            dict: The dict with ``img`` possibly blanked in channels 0-2 or
-            3-5, and ``dropped_modality``.
+            dict: The dict with ``img`` possibly blanked in the channels of
+            one modality, and ``dropped_modality``.
         """
+        owner = type(self).__name__
+        # check every name first: a wrong name fails on the first sample
+        channels = {
+            name: modality_channels(results, name, owner)
+            for name in self.probs
+        }
         img = results['img']
-        check_rgbd_image(img, 'RandomModalityDrop')
         u = sample_rng(results, self.seed, 'RandomModalityDrop').random()
-        if u < self.rgb_prob:
-            dropped = 'rgb'
-            img[..., RGB_CHANNELS] = RGB_MISSING_VALUE
-        elif u < self.rgb_prob + self.depth_prob:
-            dropped = 'depth'
-            # keep the drop over a depth of another size than RGB
-            settle_unaligned(results, DEPTH_CHANNEL_RANGE)
-            img[..., DEPTH_CHANNELS] = self.depth_missing
-        else:
-            dropped = 'none'
+        dropped = 'none'
+        bound = 0.0
+        for name, p in self.probs.items():
+            bound += p
+            if u < bound:
+                dropped = name
+                break
+        if dropped != 'none':
+            if dropped != 'rgb':
+                # keep the drop over a modality of another size than RGB
+                settle_unaligned(results, channel_range(channels[dropped]))
+            img[..., channels[dropped]] = self.missing_value(results, dropped)
         results['img'] = img
         results['dropped_modality'] = dropped
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(rgb_prob={self.rgb_prob}, '
-                f'depth_prob={self.depth_prob}, '
+        if set(self.probs) == {'rgb', 'depth'}:
+            probs = (f'rgb_prob={self.rgb_prob}, '
+                     f'depth_prob={self.depth_prob}')
+        else:
+            probs = f'probs={self.probs}'
+        return (f'{self.__class__.__name__}({probs}, '
                 f"depth_encoding='{self.depth_encoding}', "
                 f'depth_missing={self.depth_missing}, seed={self.seed})')

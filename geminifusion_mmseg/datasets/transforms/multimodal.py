@@ -210,6 +210,9 @@ class LoadMultiModalImageFromFile(BaseTransform):
     - img_shape
     - ori_shape
     - modalities (tuple of the K names, in channel order)
+    - modality_encodings (dict name -> dict(encoding, scale, range): how
+      each modality's channels are encoded, for the corruptions and
+      :class:`RandomModalityDrop`)
     - unaligned_modalities (only for stretched modalities)
 
     Args:
@@ -398,6 +401,7 @@ class LoadMultiModalImageFromFile(BaseTransform):
         results['img_shape'] = (h, w)
         results['ori_shape'] = (h, w)
         results['modalities'] = names
+        results['modality_encodings'] = {n: self.encoding_of(n) for n in names}
         for name, channels, x in stretched:
             stash_unaligned(results, name, channels, x)
         return results
