@@ -149,14 +149,24 @@ class MultiModalEncoderDecoder(EncoderDecoder):
 
     def _check_labels(self, data_samples: SampleList) -> None:
         """Every label must be a class of the head or the ignore index
-        (else the loss fails with a bare 'Target N is out of bounds')."""
+        (else the loss fails with a bare 'Target N is out of bounds').
+
+        One host-device sync per batch: the largest out-of-range value of
+        each sample (0 where there is none: such values are at least
+        ``num_classes`` >= 1) is reduced on the device, and the B values
+        are read back at once.
+        """
         num_classes = self.decode_head.num_classes
         ignore = self.decode_head.ignore_index
+        worst = []
         for sample in data_samples:
             label = sample.gt_sem_seg.data
             bad = (label >= num_classes) & (label != ignore)
-            if bool(bad.any()):
-                value = int(label[bad].max())
+            worst.append((label * bad).amax())
+        if not worst:
+            return
+        for sample, value in zip(data_samples, torch.stack(worst).tolist()):
+            if value > 0:
                 raise ValueError(
                     f'MultiModalEncoderDecoder: the label map '
                     f"{sample.metainfo.get('seg_map_path', '')} holds the "
