@@ -100,6 +100,25 @@ def test_prediction_is_the_average_of_the_branches():
         assert results[0].get(f'pred_sem_seg_{name}').data.shape == (1, 50, 70)
 
 
+def test_branch_logits_is_the_public_contract():
+    """``branch_logits``: one (B, K, H/4, W/4) map per stream, then the
+    ensemble, in ``branch_names`` order; the ensemble is ``_forward``'s
+    output, and ``predict`` resizes exactly these maps."""
+    model = build().eval()
+    x = torch.randn(2, 6, 48, 64)
+    with torch.no_grad():
+        outs = model.branch_logits(x)
+        assert len(outs) == len(model.branch_names) == 3
+        assert all(o.shape == (2, NUM_CLASSES, 12, 16) for o in outs)
+        assert torch.equal(outs[-1], model._forward(x))
+        for a, b in zip(outs, model._branch_logits(x)):
+            assert torch.equal(a, b)
+        results = model.predict(x, samples(2, 48, 64))
+    ens = torch.nn.functional.interpolate(
+        outs[-1], size=(48, 64), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(results[0].seg_logits.data, ens[0])
+
+
 def test_slide_inference_matches_whole_when_one_window_covers_all():
     model = build().eval()
     x = torch.randn(1, 6, 48, 64)

@@ -190,12 +190,28 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                     m.eval()
         return self
 
-    def _branch_logits(self, inputs: Tensor) -> List[Tensor]:
-        """All branch logits at the head's resolution.
+    def branch_logits(self, inputs: Tensor) -> List[Tensor]:
+        """All branch logits at the decode head's resolution.
+
+        The segmentor's public contract for code that needs every branch
+        (the deployment wrapper, the fp16 ONNX export, the benchmark
+        tools): what ``loss`` trains on and ``predict`` resizes. It runs the
+        backbone and the shared head once per batch (once per stream in
+        training with ``norm_eval=False``, so BatchNorm sees each stream
+        alone) and the ensemble of the streams' detached logits, weighted
+        by ``softmax(alpha)``.
+
+        Args:
+            inputs (Tensor): (B, C, H, W), the modalities' channels stacked
+                in config order, normalised by the data preprocessor
+                (C = ``backbone.in_channels``, e.g. 6 for RGB-D).
 
         Returns:
-            list[Tensor]: M + 1 tensors (B, K, H/4, W/4): each modality's
-            logits, then the ensemble of their detached values.
+            list[Tensor]: ``num_streams + 1`` tensors (B, K, H/4, W/4),
+            K = ``decode_head.num_classes`` (``out_channels``), in the
+            order of :attr:`branch_names`: each stream's logits
+            (``modality_names``), then the ensemble (index -1, what
+            ``_forward`` returns).
         """
         feats = self.extract_feat(inputs)
         B = inputs.shape[0]
@@ -213,6 +229,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                   for w, logit in zip(weights, per_modality))
         return per_modality + [ens]
 
+    def _branch_logits(self, inputs: Tensor) -> List[Tensor]:
+        """Internal name of :meth:`branch_logits`, kept for older callers;
+        use :meth:`branch_logits`."""
+        return self.branch_logits(inputs)
+
     def _encode_decode_all(self, inputs: Tensor,
                            batch_img_metas: List[dict]) -> Tensor:
         """All branch logits resized to the input (img_shape) size.
@@ -220,7 +241,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         Returns:
             Tensor: (B, M + 1, K, H, W); index -1 is the ensemble.
         """
-        logits = torch.stack(self._branch_logits(inputs), dim=1)
+        logits = torch.stack(self.branch_logits(inputs), dim=1)
         B, R, K, h, w = logits.shape
         logits = self._resize_logits(
             logits.view(B, R * K, h, w), batch_img_metas[0]['img_shape'])
@@ -374,8 +395,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         """
         self._check_labels(data_samples)
         losses = dict()
-        for name, logits in zip(self.branch_names,
-                                self._branch_logits(inputs)):
+        for name, logits in zip(self.branch_names, self.branch_logits(inputs)):
             losses.update(
                 add_prefix(
                     self.decode_head.loss_by_feat(logits, data_samples), name))
@@ -385,4 +405,4 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  inputs: Tensor,
                  data_samples: OptSampleList = None) -> Tensor:
         """Ensemble logits at the head's resolution (B, K, H/4, W/4)."""
-        return self._branch_logits(inputs)[-1]
+        return self.branch_logits(inputs)[-1]
