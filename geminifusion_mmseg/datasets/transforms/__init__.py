@@ -12,7 +12,7 @@ from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile,
                          LoadMultiModalImageFromNDArray, encode_modality,
                          read_image_unchanged)
-from .padding import RGBDPad
+from .padding import MultiModalPad, RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
 from .rescale_crop import RandomRescaleCrop
 from .resize import ResizeShortSideToMultiple, nearest_resize
@@ -22,12 +22,13 @@ __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
     'read_depth_image', 'replace_non_finite', 'LoadRGBDAnnotations',
     'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
-    'RGBDPad', 'nearest_resize', 'LoadMultiModalImageFromFile',
-    'LoadMultiModalAnnotations', 'LoadMultiModalImageFromNDArray',
-    'encode_modality', 'read_image_unchanged', 'MODALITY_ENCODINGS',
-    'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
-    'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
-    'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
+    'MultiModalPad', 'RGBDPad', 'nearest_resize',
+    'LoadMultiModalImageFromFile', 'LoadMultiModalAnnotations',
+    'LoadMultiModalImageFromNDArray', 'encode_modality',
+    'read_image_unchanged', 'MODALITY_ENCODINGS', 'RandomModalityDrop',
+    'depth_missing_value', 'RGB_MISSING_VALUE', 'CORRUPTIONS',
+    'build_corruption', 'DepthMissing', 'DepthHoles', 'DepthNoise',
+    'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
     'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'DepthToHHA',
     'depth_to_hha', 'RandomRescaleCrop', 'SIZE_MISMATCH_POLICIES'
 ]

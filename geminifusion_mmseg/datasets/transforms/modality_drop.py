@@ -25,7 +25,7 @@ class RandomModalityDrop(BaseTransform):
     (``DepthMissing`` / ``RGBMissing``, ``inference_model(depth=None)``).
 
     Put it after the geometric transforms (any place after the loader
-    works; after ``RGBDPad`` the padded border is also blanked, which is
+    works; after ``MultiModalPad`` the padded border is also blanked, which is
     harmless; before a resize, a dropped depth stored at another size than
     RGB stays dropped: see
     :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`).

@@ -1,9 +1,11 @@
 """Encoder-decoder for modality-stacked input with a per-branch ensemble."""
+import logging
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
@@ -15,6 +17,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 RESIZE_MODES = ('bilinear', 'bicubic')
+_warned_num_modalities = False  # the deprecated attribute's one warning
 
 
 @MODELS.register_module()
@@ -63,6 +66,12 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         branch_predictions (bool): Attach per-modality predictions in
             ``predict``. Defaults to True.
 
+    Attributes:
+        num_streams (int): The backbone's output streams, one branch each
+            (2: rgb and depth, or rgb and the fused stream of K > 2 input
+            modalities). ``num_modalities`` is its deprecated name (warns
+            once per process).
+
     Shape:
         - inputs: (B, 3 * M, H, W).
         - ``_forward`` output: (B, num_classes, H/4, W/4), the ensemble.
@@ -104,21 +113,21 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
         # stream of the other K - 1
         inputs = getattr(self.backbone, 'num_modalities', None)
-        num_modalities = getattr(self.backbone, 'num_streams', inputs)
-        if num_modalities != len(self.modality_names):
+        num_streams = getattr(self.backbone, 'num_streams', inputs)
+        if num_streams != len(self.modality_names):
             raise ValueError(
                 f'MultiModalEncoderDecoder: {len(self.modality_names)} '
                 f'modality_names {self.modality_names} but the backbone '
-                f'{type(self.backbone).__name__} has {num_modalities} '
+                f'{type(self.backbone).__name__} has {num_streams} '
                 f'output streams (num_modalities={inputs}; one name per '
                 "stream, e.g. ('rgb', 'depth'), or ('rgb', 'fused') for "
                 'more than 2 input modalities)')
         if 'ens' in self.modality_names:
             raise ValueError("'ens' is reserved for the ensemble branch")
         self._check_normalisation()
-        self.num_modalities = num_modalities
+        self.num_streams = num_streams
         self.alpha = nn.Parameter(
-            torch.ones(num_modalities), requires_grad=learn_alpha)
+            torch.ones(num_streams), requires_grad=learn_alpha)
         self.norm_eval = norm_eval
         self.branch_predictions = branch_predictions
         self.resize_mode = self.test_cfg.get('resize_mode', 'bilinear') \
@@ -178,6 +187,18 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                     'reduce_zero_label).')
 
     @property
+    def num_modalities(self) -> int:
+        """Deprecated name of :attr:`num_streams` (it counts the backbone's
+        output streams, not the input modalities); warns once."""
+        _warn_num_modalities()
+        return self.num_streams
+
+    @num_modalities.setter
+    def num_modalities(self, value: int) -> None:
+        _warn_num_modalities()
+        self.num_streams = value
+
+    @property
     def branch_names(self) -> List[str]:
         """Names of all outputs: the modalities, then 'ens'."""
         return list(self.modality_names) + ['ens']
@@ -215,7 +236,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         """
         feats = self.extract_feat(inputs)
         B = inputs.shape[0]
-        M = self.num_modalities
+        M = self.num_streams
         if self.training and not self.norm_eval:
             # BatchNorm statistics per modality, as separate head passes.
             per_modality = [
@@ -322,7 +343,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         batch_size, _, h_img, w_img = inputs.size()
         h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        preds = inputs.new_zeros((batch_size, self.num_modalities + 1,
+        preds = inputs.new_zeros((batch_size, self.num_streams + 1,
                                   self.out_channels, h_img, w_img))
         count = inputs.new_zeros((batch_size, 1, 1, h_img, w_img))
         for h_idx in range(h_grids):
@@ -406,3 +427,18 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  data_samples: OptSampleList = None) -> Tensor:
         """Ensemble logits at the head's resolution (B, K, H/4, W/4)."""
         return self.branch_logits(inputs)[-1]
+
+
+def _warn_num_modalities() -> None:
+    """The one warning per process for the deprecated
+    ``MultiModalEncoderDecoder.num_modalities``."""
+    global _warned_num_modalities
+    if _warned_num_modalities:
+        return
+    _warned_num_modalities = True
+    print_log(
+        'MultiModalEncoderDecoder.num_modalities is deprecated: it counts '
+        'the output streams (2 also for K > 2 input modalities); use '
+        'num_streams (backbone.num_modalities counts the input modalities).',
+        logger='current',
+        level=logging.WARNING)
