@@ -14,7 +14,9 @@ import time
 
 import torch
 
-from tests.test_training_tools import ENV, logged, tiny_quickstart, train_cmd
+from tests.helpers.tiny_configs import \
+    tiny_quickstart_config as tiny_quickstart
+from tests.helpers.training_runs import ENV, logged, train_cmd
 
 PROBES = ("custom_imports = dict(imports=['geminifusion_mmseg', "
           "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n")

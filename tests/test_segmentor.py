@@ -9,31 +9,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
-NUM_CLASSES = 5
-CFG = dict(
-    type='MultiModalEncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53, 0, 0, 0],
-        std=[58.395, 57.12, 57.375, 255, 255, 255],
-        bgr_to_rgb=False,
-        pad_val=0,
-        seg_pad_val=255),
-    backbone=dict(
-        type='GeminiFusionMiT',
-        arch=dict(embed_dims=(16, 32, 40, 64), depths=(1, 1, 1, 1)),
-        drop_path_rate=0.1),
-    decode_head=dict(
-        type='SegFormerMLPHead',
-        in_channels=[16, 32, 40, 64],
-        channels=32,
-        num_classes=NUM_CLASSES,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+from tests.helpers.tiny_models import TINY_NUM_CLASSES as NUM_CLASSES
+from tests.helpers.tiny_models import TINY_SEGMENTOR as CFG
 
 
 def build(**overrides):
