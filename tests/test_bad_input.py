@@ -16,6 +16,7 @@ from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from geminifusion_mmseg.apis import inference_model, init_model
 from geminifusion_mmseg.datasets import (MultiModalFolderDataset,
@@ -230,6 +231,49 @@ def test_label_beyond_the_head_classes_is_named(tiny_model):
     msg = str(e.value)
     assert 'masks/000007.png holds the value 6' in msg
     assert 'num_classes=6' in msg and 'valid labels 0..5' in msg
+
+
+class _HostReads(TorchDispatchMode):
+    """Counts the ops that read a tensor's value back to the host
+    (``.item()``, ``bool()``, ``int()``: ``aten._local_scalar_dense``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _labelled(values, path):
+    label = torch.zeros(1, 32, 32, dtype=torch.long)
+    label[0, :2] = 255
+    for i, v in enumerate(values):
+        label[0, 2 + i] = v
+    return SegDataSample(
+        gt_sem_seg=PixelData(data=label),
+        metainfo=dict(
+            seg_map_path=path, img_shape=(32, 32), pad_shape=(32, 32)))
+
+
+def test_label_check_reads_the_batch_back_once(tiny_model):
+    """One host-device sync per batch (one combined reduction), not one
+    per sample; the first bad sample and its largest bad value named."""
+    model, _ = tiny_model
+    good = [_labelled([1, 5], f'masks/{i}.png') for i in range(4)]
+    with _HostReads() as reads:
+        model._check_labels(good)
+    assert reads.count <= 1
+    batch = good[:2] + [
+        _labelled([3, 7, 9], 'masks/bad.png'),
+        _labelled([8], 'masks/later.png')
+    ]
+    with _HostReads() as reads, pytest.raises(ValueError) as e:
+        model._check_labels(batch)
+    assert reads.count <= 1
+    assert 'masks/bad.png holds the value 9' in str(e.value)
 
 
 def test_mean_std_of_the_wrong_length(tiny_model):

@@ -20,6 +20,7 @@ from geminifusion_mmseg.utils.mmcv_ops_fallback import (EXACT_OPS,
                                                         PROVIDED_OPS,
                                                         UNAVAILABLE_OPS)
 from tests.helpers.tiny_configs import REPO
+from tests.helpers.torch_only import load_in_torch_only_process
 
 lite_only = pytest.mark.skipif(
     has_compiled_mmcv_ops(), reason='full mmcv installed: no fallback')
@@ -250,31 +251,6 @@ def _runner(work_dir, max_iters, hooks, resume=False):
         custom_hooks=hooks,
         resume=resume,
         default_scope='mmseg')
-
-
-_TORCH_ONLY_LOAD = """
-import sys, torch
-ckpt = torch.load(sys.argv[1])  # torch's default: weights_only=True
-plugins = [m for m in sys.modules
-           if m.split('.')[0] in ('geminifusion_mmseg', 'mmengine', 'mmseg',
-                                  'mmcv')]
-assert not plugins, plugins
-print(ckpt['meta']['iter'], len(ckpt['message_hub']['log_scalars']))
-"""
-
-
-def load_in_torch_only_process(path):
-    """``torch.load(path)`` with torch's defaults in a fresh process that
-    imports nothing but torch; returns its stdout."""
-    import subprocess
-    import sys
-    run = subprocess.run([sys.executable, '-c', _TORCH_ONLY_LOAD, path],
-                         env=dict(os.environ, OMP_NUM_THREADS='1'),
-                         cwd=osp.dirname(path),
-                         capture_output=True,
-                         text=True)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
 
 
 def test_checkpoints_load_with_plain_torch_load_and_resume_exactly(tmp_path):

@@ -18,8 +18,9 @@ import torch.nn as nn
 from geminifusion_mmseg.engine.hooks import TorchCompileHook
 from geminifusion_mmseg.utils import compile as gf_compile
 from geminifusion_mmseg.utils.launch import ensure_compile_hook
-from tests.test_training_tools import (ENV, _free_port, logged,
-                                       tiny_quickstart, train_cmd)
+from tests.helpers.tiny_configs import \
+    tiny_quickstart_config as tiny_quickstart
+from tests.helpers.training_runs import ENV, free_port, logged, train_cmd
 
 # eager-identical random numbers (stochastic depth, head dropout) under
 # inductor, so compiled and eager losses can be compared
@@ -214,7 +215,7 @@ def test_compiled_two_process_gloo_training(tmp_path):
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='ParamChecksumHook')]\n" + COMPILE_CFG)
     wd = tmp_path / 'wd'
-    env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()))
     run = subprocess.run([
         'bash',
         osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',

@@ -24,6 +24,7 @@ from geminifusion_mmseg.datasets.nyudv2_meta import (NYU894_TO_40,
                                                      NYU_TRAIN_FRAMES,
                                                      RELEASED_BORDER)
 # yapf: enable
+from geminifusion_mmseg.utils.atomic_io import is_temp_file_name
 from tests.helpers.official_downloads import (SEG37, rotate_left3, sun_order,
                                               write_nyu_labeled_mat,
                                               write_sunrgbd_download)
@@ -293,6 +294,31 @@ def test_output_writes_are_atomic(tmp_path):
     (tmp_path / 'f').write_text('x')
     with pytest.raises(ConverterError, match='not a folder'):
         OutputFolder(str(tmp_path / 'f'), 'test', [])
+
+
+@pytest.mark.parametrize('umask,mode', [(0o022, 0o644), (0o027, 0o640)])
+def test_converter_outputs_follow_the_umask(nyu_mat, tmp_path, umask, mode):
+    """Converted files get 0o666 minus the umask (as open() gives), not
+    mkstemp's 0o600; temporary files use atomic_io's names, so a killed
+    run's leftovers are removed when the converter runs again."""
+    mat, _ = nyu_mat
+    out = str(tmp_path / 'nyudv2')
+    old = os.umask(umask)
+    try:
+        convert_nyudv2(mat, out, frames=[1, 3], progress=False)
+    finally:
+        os.umask(old)
+    files = [osp.join(d, f) for d, _, names in os.walk(out) for f in names]
+    assert len(files) >= 7  # marker, lists, rgb/depth/label of 2 frames
+    assert {f: os.stat(f).st_mode & 0o777 for f in files} == \
+        {f: mode for f in files}
+    leftover = osp.join(out, 'rgb', '.000001.png.0a1b2c3d.tmp.png')
+    open(leftover, 'wb').write(b'half a png')
+    assert is_temp_file_name(osp.basename(leftover))
+    convert_nyudv2(mat, out, frames=[1, 3], progress=False)
+    assert not osp.exists(leftover)
+    assert sorted(os.listdir(osp.join(out, 'rgb'))) == \
+        ['000001.png', '000003.png']
 
 
 # --- SUN RGB-D -------------------------------------------------------------

@@ -42,7 +42,7 @@ from mmseg.registry import MODELS
 from geminifusion_mmseg.engine.model_wrappers import RGBDSegTTAModel
 from tests.helpers import make_nyudv2_tokenfusion
 from tests.helpers.tiny_configs import REPO, save_checkpoint, write_tiny_config
-from tests.test_segmentor import CFG as TINY_MODEL
+from tests.helpers.tiny_models import TINY_SEGMENTOR as TINY_MODEL
 
 NYU_B3 = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 TEST_TOOL = osp.join(REPO, 'tools', 'test.py')

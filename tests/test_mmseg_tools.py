@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tests.helpers.tiny_configs import REPO, tiny_quickstart_config
-from tests.test_compat import load_in_torch_only_process
+from tests.helpers.torch_only import load_in_torch_only_process
 
 MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', MPLBACKEND='Agg')

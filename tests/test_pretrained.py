@@ -479,7 +479,7 @@ def test_refusals(mmseg_mit, mmseg_swin, tmp_path):
 def test_released_checkpoint_as_backbone_init(tmp_path):
     from geminifusion_mmseg.testing.literal_segmenter import (
         released_state_dict, save_released_checkpoint)
-    from tests.test_released_checkpoint import literal_mit_segmenter
+    from tests.helpers.tiny_models import literal_mit_segmenter
     literal = literal_mit_segmenter()
     path = str(tmp_path / 'released.pth.tar')
     save_released_checkpoint(literal, path)

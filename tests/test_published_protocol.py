@@ -37,8 +37,8 @@ from geminifusion_mmseg.visualization.rgbd_panel import (TITLE_HEIGHT,
 from tests.helpers import block_labels, label_to_depth, write_list
 from tests.helpers.synthetic_rgbd import _rgb_image, _write
 from tests.helpers.tiny_configs import REPO
-from tests.test_released_checkpoint import randomize_
-from tests.test_segmentor import CFG as TINY_MODEL
+from tests.helpers.tiny_models import TINY_SEGMENTOR as TINY_MODEL
+from tests.helpers.tiny_models import randomize_
 
 ZOO = osp.join(REPO, 'configs', 'geminifusion')
 NYU_B3 = osp.join(ZOO, 'geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py')

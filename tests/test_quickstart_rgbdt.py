@@ -23,7 +23,7 @@ from geminifusion_mmseg.datasets.quickstart_rgbdt import (BOX_DEPTH_MM,
                                                           render_sample_rgbdt)
 # yapf: enable
 from tests.helpers.tiny_configs import REPO, write_tiny_config
-from tests.test_training_tools import ENV, logged, train_cmd
+from tests.helpers.training_runs import ENV, logged, train_cmd
 
 RGBDT = ('configs/quickstart/'
          'geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py')

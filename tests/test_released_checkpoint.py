@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
@@ -23,12 +22,14 @@ from geminifusion_mmseg.checkpoints.released import (
     ReleasedCheckpointError, check_converted_state_dict,
     convert_released_checkpoint, convert_released_state_dict,
     detect_released_model, find_matching_configs, model_config_fragment)
-from geminifusion_mmseg.testing.literal_mit import LiteralMiT, literal_mit
+from geminifusion_mmseg.testing.literal_mit import literal_mit
 from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, released_state_dict, save_released_checkpoint)
 from geminifusion_mmseg.testing.literal_swin import (LiteralGeminiFusionSwin,
                                                      LiteralSwinEncoder)
 from geminifusion_mmseg.utils.checkpoint import CheckpointLoadError
+from tests.helpers.tiny_models import (literal_mit_segmenter,
+                                       literal_swin_segmenter, randomize_)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(ROOT, 'tools', 'model_converters', 'geminifusion2mmseg.py')
@@ -37,34 +38,6 @@ ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 # tiny tensors: one intra-op thread (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-def literal_mit_segmenter(num_classes=5, channels=32):
-    enc = LiteralMiT((16, 32, 40, 64), (1, 2, 1, 1))
-    return LiteralSegmenter(enc, enc.embed_dims, num_classes, channels)
-
-
-def literal_swin_segmenter(num_classes=5, channels=32):
-    body = LiteralGeminiFusionSwin(32, [2, 2, 2, 2], [2, 4, 8, 8], 7)
-    return LiteralSegmenter(
-        LiteralSwinEncoder(body), body.num_features, num_classes, channels)
-
-
-def randomize_(model: nn.Module, seed: int) -> nn.Module:
-    """Random weights (init + noise) and random BatchNorm statistics."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in model.named_parameters():
-            scale = 0.1 if p.dim() > 1 else 0.5
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(
-                    torch.randn(m.running_mean.shape, generator=g) * 0.5)
-                m.running_var.copy_(
-                    torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
-                m.num_batches_tracked.fill_(1234)
-    return model.eval()
 
 
 def build_ours(fragment: dict):

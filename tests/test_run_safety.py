@@ -3,6 +3,7 @@ and weights, a second run on a busy work dir, a full disk after a new best
 checkpoint, leftovers of interrupted saves (real tools/train.py runs on the
 tiny quickstart config)."""
 import glob
+import json
 import os
 import os.path as osp
 import shutil
@@ -13,7 +14,9 @@ import time
 
 import torch
 
-from tests.test_training_tools import ENV, logged, tiny_quickstart, train_cmd
+from tests.helpers.tiny_configs import \
+    tiny_quickstart_config as tiny_quickstart
+from tests.helpers.training_runs import ENV, logged, train_cmd
 
 PROBES = ("custom_imports = dict(imports=['geminifusion_mmseg', "
           "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n")
@@ -211,6 +214,46 @@ def test_work_dir_lock_refuses_a_second_run_and_is_taken_over_when_stale(
         f'{first.pid} on host {socket.gethostname()}' in out
     assert osp.isfile(wd / f'iter_{end}.pth')
     assert not osp.exists(wd / 'train.lock')  # released at the end
+
+
+def _tree(root):
+    return sorted(
+        (osp.relpath(osp.join(d, f), root), os.stat(osp.join(d, f)).st_mtime)
+        for d, _, files in os.walk(root) for f in files)
+
+
+def test_a_busy_work_dir_gets_no_new_files(tmp_path):
+    """tools/train.py refuses a work dir whose lock a live process holds
+    before building the Runner: no timestamped log folder, no config dump,
+    nothing changed."""
+    from geminifusion_mmseg.engine.hooks.work_dir_lock_hook import (
+        LOCK_NAME, _process_start)
+    cfg = tiny_quickstart(tmp_path, 'busy', max_iters=2, interval=2)
+    wd = tmp_path / 'wd'
+    wd.mkdir()
+    (wd / 'iter_2.pth').write_bytes(b'the first run\'s checkpoint')
+    owner = subprocess.Popen(['sleep', '300'])
+    try:
+        (wd / LOCK_NAME).write_text(
+            json.dumps(
+                dict(
+                    pid=owner.pid,
+                    host=socket.gethostname(),
+                    process_start=_process_start(owner.pid),
+                    started='2026-01-01 00:00:00',
+                    command='tools/train.py first')))
+        before = _tree(wd)
+        second = _train(cfg, wd, check=False)
+        assert second.returncode != 0
+        assert (f'work dir {wd} is in use by another training run: process '
+                f'{owner.pid} on host {socket.gethostname()}') \
+            in second.stderr
+        assert 'Traceback' not in second.stderr
+        assert _tree(wd) == before
+        assert owner.poll() is None
+    finally:
+        owner.kill()
+        owner.wait()
 
 
 def test_the_guards_are_on_in_every_config():

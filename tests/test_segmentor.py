@@ -9,31 +9,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
-NUM_CLASSES = 5
-CFG = dict(
-    type='MultiModalEncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53, 0, 0, 0],
-        std=[58.395, 57.12, 57.375, 255, 255, 255],
-        bgr_to_rgb=False,
-        pad_val=0,
-        seg_pad_val=255),
-    backbone=dict(
-        type='GeminiFusionMiT',
-        arch=dict(embed_dims=(16, 32, 40, 64), depths=(1, 1, 1, 1)),
-        drop_path_rate=0.1),
-    decode_head=dict(
-        type='SegFormerMLPHead',
-        in_channels=[16, 32, 40, 64],
-        channels=32,
-        num_classes=NUM_CLASSES,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+from tests.helpers.tiny_models import TINY_NUM_CLASSES as NUM_CLASSES
+from tests.helpers.tiny_models import TINY_SEGMENTOR as CFG
 
 
 def build(**overrides):
@@ -98,6 +75,25 @@ def test_prediction_is_the_average_of_the_branches():
     assert torch.equal(results[1].pred_sem_seg.data[0], logits[1].argmax(0))
     for name in ('rgb', 'depth'):
         assert results[0].get(f'pred_sem_seg_{name}').data.shape == (1, 50, 70)
+
+
+def test_branch_logits_is_the_public_contract():
+    """``branch_logits``: one (B, K, H/4, W/4) map per stream, then the
+    ensemble, in ``branch_names`` order; the ensemble is ``_forward``'s
+    output, and ``predict`` resizes exactly these maps."""
+    model = build().eval()
+    x = torch.randn(2, 6, 48, 64)
+    with torch.no_grad():
+        outs = model.branch_logits(x)
+        assert len(outs) == len(model.branch_names) == 3
+        assert all(o.shape == (2, NUM_CLASSES, 12, 16) for o in outs)
+        assert torch.equal(outs[-1], model._forward(x))
+        for a, b in zip(outs, model._branch_logits(x)):
+            assert torch.equal(a, b)
+        results = model.predict(x, samples(2, 48, 64))
+    ens = torch.nn.functional.interpolate(
+        outs[-1], size=(48, 64), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(results[0].seg_logits.data, ens[0])
 
 
 def test_slide_inference_matches_whole_when_one_window_covers_all():

@@ -1,11 +1,8 @@
 """tools/train.py end to end: learning, kill + resume, 2-process gloo,
 crash-safe checkpoints, early failure on a missing data root."""
-import glob
-import json
 import os
 import os.path as osp
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,34 +11,11 @@ import cv2
 import pytest
 import torch
 
-from tests.helpers.tiny_configs import (REPO, tiny_quickstart_config,
-                                        write_tiny_config)
-
-ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-tiny_quickstart = tiny_quickstart_config  # also used by test_compile.py
-
-
-def train_cmd(cfg, work_dir, *args):
-    return [
-        sys.executable,
-        osp.join(REPO, 'tools', 'train.py'), cfg, '--work-dir',
-        str(work_dir), *args
-    ]
-
-
-def logged(work_dir):
-    """{iter: scalars} from every run's vis_data/scalars.json in work_dir."""
-    out = {}
-    for path in sorted(
-            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                rec = json.loads(line)
-                if 'loss' in rec:
-                    out[rec['iter']] = rec
-                elif 'mIoU' in rec:
-                    out.setdefault('val', []).append(rec)
-    return out
+from tests.helpers.tiny_configs import REPO
+from tests.helpers.tiny_configs import \
+    tiny_quickstart_config as tiny_quickstart
+from tests.helpers.tiny_configs import write_tiny_config
+from tests.helpers.training_runs import ENV, free_port, logged, train_cmd
 
 
 def test_quickstart_config_learns(tmp_path):
@@ -232,12 +206,6 @@ def test_interrupted_best_checkpoint_write_keeps_previous_best(tmp_path):
     assert not osp.exists(wd / 'best_iter_iter_4.pth')
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_training(tmp_path):
     cfg = tiny_quickstart(
         tmp_path,
@@ -248,7 +216,7 @@ def test_two_process_gloo_training(tmp_path):
         "'tests.helpers.probe_hooks'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='ParamChecksumHook')]")
     wd = tmp_path / 'wd'
-    env = dict(ENV, PYTHON=sys.executable, PORT=str(_free_port()))
+    env = dict(ENV, PYTHON=sys.executable, PORT=str(free_port()))
     run = subprocess.run([
         'bash',
         osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',

@@ -20,6 +20,8 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 import geminifusion_mmseg  # noqa: F401  (registers modules; mmcv-lite set-up)
+from geminifusion_mmseg.engine.hooks import WorkDirBusyError
+from geminifusion_mmseg.engine.hooks.work_dir_lock_hook import WorkDirLock
 from geminifusion_mmseg.utils.launch import ensure_compile_hook, setup_launcher
 
 
@@ -64,6 +66,36 @@ def parse_args():
     return args
 
 
+def _is_rank_zero(launcher: str) -> bool:
+    """Whether this process will be rank 0 (the one that takes the lock),
+    from the launcher's environment (no process group exists yet)."""
+    if launcher == 'none':
+        return True
+    for key in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if key in os.environ:
+            return os.environ[key] == '0'
+    return True
+
+
+def refuse_busy_work_dir(cfg: Config, launcher: str) -> None:
+    """Stop before the Runner is built (it creates the timestamped log
+    folder and dumps the config into the work dir) when another live run
+    holds ``work_dir/train.lock``; the WorkDirLockHook still takes the lock
+    when training starts. Nothing is written here."""
+    hooks = list((cfg.get('default_hooks', None) or {}).values())
+    hooks += list(cfg.get('custom_hooks', None) or [])
+    types = [h.get('type') for h in hooks if isinstance(h, dict)]
+    if not {'WorkDirLockHook', 'geminifusion_mmseg.WorkDirLockHook'} & \
+            set(types):
+        return
+    if not _is_rank_zero(launcher):
+        return  # rank 0 may hold the lock already: its own run
+    try:
+        WorkDirLock(osp.abspath(cfg.work_dir)).check()
+    except WorkDirBusyError as e:
+        raise SystemExit(f'WorkDirBusyError: {e}')
+
+
 def main():
     args = parse_args()
     if not osp.isfile(args.config):
@@ -104,6 +136,7 @@ def main():
         cfg.compile = True
     ensure_compile_hook(cfg)
 
+    refuse_busy_work_dir(cfg, args.launcher)
     setup_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)

@@ -55,4 +55,4 @@ default_hooks = dict(
 # all views (flipped back, resized to the label size) are averaged; the
 # dataset configs define the views (tta_pipeline). merge='probs' averages
 # softmax probabilities instead, as mmseg's SegTTAModel does.
-tta_model = dict(type='RGBDSegTTAModel', merge='logits')
+tta_model = dict(type='MultiModalSegTTAModel', merge='logits')

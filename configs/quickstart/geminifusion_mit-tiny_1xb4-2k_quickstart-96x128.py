@@ -29,7 +29,7 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(
-        type='RGBDPad',
+        type='MultiModalPad',
         size=(crop_size[1], crop_size[0]),
         pad_val=dict(img=0, seg=255)),
     dict(type='PackSegInputs'),

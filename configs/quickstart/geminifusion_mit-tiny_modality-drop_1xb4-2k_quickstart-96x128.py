@@ -24,7 +24,7 @@ train_pipeline = [
         depth_prob=0.1,
         depth_encoding='raw'),
     dict(
-        type='RGBDPad',
+        type='MultiModalPad',
         size=(crop_size[1], crop_size[0]),
         pad_val=dict(img=0, seg=255)),
     dict(type='PackSegInputs'),

@@ -51,7 +51,7 @@ rgb_train_pipeline = [
         keep_ratio=True),
     dict(type='RandomCrop', crop_size=(96, 128)),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RGBDPad', size=(128, 96), pad_val=dict(img=0, seg=255)),
+    dict(type='MultiModalPad', size=(128, 96), pad_val=dict(img=0, seg=255)),
     dict(type='PackSegInputs'),
 ]
 rgb_test_pipeline = [

@@ -14,16 +14,17 @@ from .rgbd_dataset import RGBDDataset
 from .sunrgbd import SUNRGBDDataset
 from .transforms import (LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile, LoadRGBDAnnotations,
-                         LoadRGBDImageFromFile, ResizeShortSideToMultiple,
-                         RGBColorJitter, RGBDPad, RGBGaussianBlur,
-                         nearest_resize)
+                         LoadRGBDImageFromFile, MultiModalPad,
+                         ResizeShortSideToMultiple, RGBColorJitter, RGBDPad,
+                         RGBGaussianBlur, nearest_resize)
 
 __all__ = [
     'RGBDDataset', 'NYUDv2Dataset', 'SUNRGBDDataset', 'NYUDV2_CLASSES',
     'NYUDV2_PALETTE', 'LoadRGBDImageFromFile', 'LoadRGBDAnnotations',
     'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
-    'RGBDPad', 'nearest_resize', 'QuickstartRGBDDataset', 'QUICKSTART_CLASSES',
-    'generate_quickstart_dataset', 'QuickstartRGBDTDataset', 'RGBDT_CLASSES',
+    'MultiModalPad', 'RGBDPad', 'nearest_resize', 'QuickstartRGBDDataset',
+    'QUICKSTART_CLASSES', 'generate_quickstart_dataset',
+    'QuickstartRGBDTDataset', 'RGBDT_CLASSES',
     'generate_quickstart_rgbdt_dataset', 'DeLiVERDataset', 'DELIVER_CLASSES',
     'DELIVER_PALETTE', 'DELIVER_CASES', 'MFNetDataset', 'MFNET_CLASSES',
     'MFNET_PALETTE', 'MultiModalSegDataset', 'MultiModalFolderDataset',

@@ -187,7 +187,7 @@ class _Half(nn.Module):
         w = self.wrapper
         x = w.encode(rgb, depth) if w.preprocess else torch.cat([rgb, depth],
                                                                 dim=1)
-        outs = self.model._branch_logits(x.half())
+        outs = self.model.branch_logits(x.half())
         outs = [o.float() for o in outs]
         return w.postprocess(outs, x.shape[2:])
 

@@ -3,7 +3,7 @@ ids out.
 
 :class:`DeployableSegmentor` wraps a :class:`MultiModalEncoderDecoder`
 through its public interface only (``data_preprocessor`` settings,
-``_branch_logits``, ``align_corners``, ``test_cfg``), so the backbones can
+``branch_logits``, ``align_corners``, ``test_cfg``), so the backbones can
 change their module layout without touching the export.
 
 What the graph computes (whole-image inference at the input size)::
@@ -229,10 +229,10 @@ class DeployableSegmentor(nn.Module):
                 "Set test_cfg=dict(mode='whole') (e.g. --cfg-options "
                 "model.test_cfg.mode=whole) and feed frames at the size "
                 'the model should see.')
-        if not hasattr(model, '_branch_logits'):
+        if not hasattr(model, 'branch_logits'):
             raise TypeError(
                 f'DeployableSegmentor: {type(model).__name__} is not a '
-                'MultiModalEncoderDecoder (no _branch_logits)')
+                'MultiModalEncoderDecoder (no branch_logits)')
         self.model = model
         self.spec = spec
         self.preprocess = preprocess
@@ -302,7 +302,7 @@ class DeployableSegmentor(nn.Module):
             x = self.encode(rgb, depth)
         else:
             x = torch.cat([rgb, depth], dim=1)
-        return self.postprocess(self.model._branch_logits(x), x.shape[2:])
+        return self.postprocess(self.model.branch_logits(x), x.shape[2:])
 
     def resize(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """(B, K, h, w) -> (B, K, H, W) with ``test_cfg.resize_mode``.

@@ -1,7 +1,8 @@
 """Writing files so that they are complete or absent.
 
 Every file the plugin's tools write (checkpoints, converted checkpoints,
-ONNX models, list files, predicted label maps) goes through this module:
+ONNX models, list files, predicted label maps, the dataset converters'
+outputs) goes through this module:
 
 * :func:`check_output_path` refuses a destination that is a folder or the
   source file itself;

@@ -312,7 +312,7 @@ def sanity_check(spec: dict) -> dict:
     fused = mc.build('fused', cfg, spec['checkpoint']).to(device).eval()
     literal = mc.build('literal', cfg, spec['checkpoint']).to(device).eval()
     with torch.no_grad(), tf32_off():
-        ours = fused._branch_logits(inputs)
+        ours = fused.branch_logits(inputs)
         ref = literal([inputs[:, :3].contiguous(), inputs[:, 3:].contiguous()])
     branches = list(fused.branch_names)
     out = dict(branches={}, tolerance=spec['sanity_tol'])

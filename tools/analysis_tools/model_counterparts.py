@@ -85,7 +85,7 @@ def build_fused(cfg, checkpoint: Optional[str] = None) -> nn.Module:
     from mmseg.registry import MODELS
     model = MODELS.build(_model_cfg(cfg))
     _quiet_init_weights(model)
-    if not hasattr(model, '_branch_logits'):
+    if not hasattr(model, 'branch_logits'):
         raise ValueError(
             f'the config builds {type(model).__name__}; the benchmark needs a '
             'MultiModalEncoderDecoder (GeminiFusion) model')

@@ -133,7 +133,7 @@ def main():
         with torch.inference_mode():
             if cuda and args.fp16:
                 x = module.encode(t_rgb, t_depth).half()
-                outs = [o.float() for o in model._branch_logits(x)]
+                outs = [o.float() for o in model.branch_logits(x)]
                 out = module.postprocess(outs, x.shape[2:])
             else:
                 out = module(t_rgb, t_depth)

@@ -8,7 +8,7 @@ data_preprocessor = dict(
     bgr_to_rgb=False,
     # training batches are padded (after normalisation) to a multiple of 32;
     # the pipelines already pad crops with raw 0 / label 255
-    # (RandomRescaleCrop, RGBDPad)
+    # (RandomRescaleCrop, MultiModalPad)
     size_divisor=32,
     pad_val=0,
     seg_pad_val=255)

@@ -8,19 +8,24 @@ Every converter writes into an :class:`OutputFolder`:
   finished or interrupted run can be redone in place); any other existing
   folder, a file, or a folder that is one of the converter's inputs is
   refused with a :class:`ConverterError` naming it;
-- every file goes to a temporary file in its final folder and is renamed
-  when complete (``os.replace``), so an interrupted run or a full disk
-  never leaves a truncated file under a final name; the temporary file is
-  removed when writing fails.
+- every file is written with :func:`~geminifusion_mmseg.utils.atomic_io.
+  atomic_output` (the plugin's one atomic write): to a temporary file in
+  its final folder, flushed to disk and renamed when complete, so an
+  interrupted run or a full disk never leaves a truncated file under a
+  final name; the temporary file is removed when writing fails, and files
+  get mode ``0o666`` minus the umask (as ``open`` gives). Temporary files
+  left by a killed run are removed when the converter writes into its own
+  folder again.
 """
 import os
 import os.path as osp
 import shutil
-import tempfile
 from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+
+from ...utils.atomic_io import atomic_output, remove_temp_files
 
 MARKER = '.geminifusion_converter'
 
@@ -68,7 +73,10 @@ class OutputFolder:
                     f'created by {tool}{made_by}; nothing was written. Give '
                     'a new or empty folder.')
         os.makedirs(root, exist_ok=True)
-        if not osp.isfile(marker):
+        if osp.isfile(marker):  # a run of ours before: drop its leftovers
+            for folder, _, _ in os.walk(root):
+                remove_temp_files(folder)
+        else:
             self.write(MARKER, lambda tmp: _write_text(tmp, tool + '\n'))
 
     def path(self, rel: str) -> str:
@@ -88,18 +96,8 @@ class OutputFolder:
             str: The final path.
         """
         final = self.path(rel)
-        folder = osp.dirname(final)
-        os.makedirs(folder, exist_ok=True)
-        base, ext = osp.splitext(osp.basename(final))
-        fd, tmp = tempfile.mkstemp(
-            prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=folder)
-        os.close(fd)
-        try:
+        with atomic_output(final) as tmp:
             write_fn(tmp)
-            os.replace(tmp, final)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
         return final
 
     def write_png(self, rel: str, img: np.ndarray) -> str:

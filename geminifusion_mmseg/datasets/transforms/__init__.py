@@ -15,7 +15,7 @@ from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile,
                          LoadMultiModalImageFromNDArray, encode_modality,
                          read_image_unchanged)
-from .padding import RGBDPad
+from .padding import MultiModalPad, RGBDPad
 from .photometric import RGBColorJitter, RGBGaussianBlur
 from .rescale_crop import RandomRescaleCrop
 from .resize import ResizeShortSideToMultiple, nearest_resize
@@ -25,12 +25,13 @@ __all__ = [
     'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
     'read_depth_image', 'replace_non_finite', 'LoadRGBDAnnotations',
     'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
-    'RGBDPad', 'nearest_resize', 'LoadMultiModalImageFromFile',
-    'LoadMultiModalAnnotations', 'LoadMultiModalImageFromNDArray',
-    'encode_modality', 'read_image_unchanged', 'MODALITY_ENCODINGS',
-    'RandomModalityDrop', 'depth_missing_value', 'RGB_MISSING_VALUE',
-    'CORRUPTIONS', 'build_corruption', 'DepthMissing', 'DepthHoles',
-    'DepthNoise', 'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
+    'MultiModalPad', 'RGBDPad', 'nearest_resize',
+    'LoadMultiModalImageFromFile', 'LoadMultiModalAnnotations',
+    'LoadMultiModalImageFromNDArray', 'encode_modality',
+    'read_image_unchanged', 'MODALITY_ENCODINGS', 'RandomModalityDrop',
+    'depth_missing_value', 'RGB_MISSING_VALUE', 'CORRUPTIONS',
+    'build_corruption', 'DepthMissing', 'DepthHoles', 'DepthNoise',
+    'DepthQuantisation', 'DepthMisregistration', 'RGBLowLight',
     'RGBMotionBlur', 'RGBMissing', 'RandomDepthDegradation', 'ModalityMissing',
     'parse_corruption', 'modality_channels', 'modality_missing_value',
     'sample_modalities', 'DepthToHHA', 'depth_to_hha', 'RandomRescaleCrop',

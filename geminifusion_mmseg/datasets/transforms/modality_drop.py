@@ -36,8 +36,8 @@ class RandomModalityDrop(BaseTransform):
     result); give either them or ``probs``.
 
     Put it after the geometric transforms (any place after the loader
-    works; after ``RGBDPad`` the padded border is also blanked, which is
-    harmless; before a resize, a dropped modality stored at another size
+    works; after ``MultiModalPad`` the padded border is also blanked, which
+    is harmless; before a resize, a dropped modality stored at another size
     than RGB stays dropped: see
     :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`).
 

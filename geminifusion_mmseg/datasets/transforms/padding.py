@@ -9,9 +9,12 @@ _NP_MODES = dict(
     constant='constant', edge='edge', reflect='reflect', symmetric='symmetric')
 
 
-@TRANSFORMS.register_module()
-class RGBDPad(Pad):
+@TRANSFORMS.register_module(name=['MultiModalPad', 'RGBDPad'])
+class MultiModalPad(Pad):
     """mmcv's ``Pad`` for images with any number of channels.
+
+    Registered as ``MultiModalPad`` and, for configs of earlier versions,
+    ``RGBDPad`` (the same class).
 
     mmcv's ``Pad`` pads with ``cv2.copyMakeBorder``, which refuses a pad
     value for more than 4 channels, so it fails on the 6-channel RGB-D
@@ -75,8 +78,8 @@ class RGBDPad(Pad):
             pad_val = np.asarray(pad_val, dtype=img.dtype)
             if img.ndim != 3 or pad_val.shape != (img.shape[2], ):
                 raise ValueError(
-                    f'RGBDPad: pad_val {tuple(pad_val)} does not match the '
-                    f'{img.shape[-1]} channels of the image.')
+                    f'MultiModalPad: pad_val {tuple(pad_val)} does not match '
+                    f'the {img.shape[-1]} channels of the image.')
             padded = np.empty((h + pad_h, w + pad_w, img.shape[2]),
                               dtype=img.dtype)
             padded[...] = pad_val
@@ -86,3 +89,7 @@ class RGBDPad(Pad):
         results['pad_fixed_size'] = self.size
         results['pad_size_divisor'] = self.size_divisor
         results['img_shape'] = padded.shape[:2]
+
+
+#: The earlier name of :class:`MultiModalPad` (the same class).
+RGBDPad = MultiModalPad

@@ -53,7 +53,7 @@ class RandomRescaleCrop(BaseTransform):
 
     Put it where the release has it: after colour jitter, ``RandomFlip``
     and blur; it replaces mmseg's ``RandomResize`` + ``RandomCrop`` +
-    ``RGBDPad`` (whose resize is OpenCV's and whose crop window differs).
+    ``MultiModalPad`` (whose resize is OpenCV's and whose crop window differs).
 
     Required Keys:
 

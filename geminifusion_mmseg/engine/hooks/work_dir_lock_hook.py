@@ -114,6 +114,45 @@ class WorkDirLock:
         return (f"process {info.get('pid')} on host {info.get('host')} "
                 f"(started {info.get('started')}: {info.get('command')})")
 
+    def _refuse_if_busy(self, info: dict) -> None:
+        """Raise :class:`WorkDirBusyError` unless the lock content ``info``
+        is stale (its process on this host is gone, or is this one)."""
+        if not info:
+            raise WorkDirBusyError(
+                f'work dir {self.work_dir} is locked by {self.path}, '
+                'which cannot be read. If no training run uses this '
+                'work dir, delete that file.')
+        same_host = info.get('host') == self.owner['host']
+        pid = info.get('pid')
+        if same_host and pid == os.getpid():  # an earlier run of ours
+            return
+        if same_host and isinstance(pid, int) and \
+                not _alive(pid, info.get('process_start')):
+            return
+        where = '' if same_host else (
+            ' It runs on another host, so this run cannot check '
+            'whether it is still alive: if it has ended (e.g. its '
+            'node was lost), delete that file.')
+        raise WorkDirBusyError(
+            f'work dir {self.work_dir} is in use by another '
+            f'training run: {self._describe(info)}, see {self.path}.'
+            ' Two runs in one work dir would mix their checkpoints '
+            'and logs: give this run another --work-dir, or wait '
+            'for that one to end (then --resume continues from its '
+            f'last checkpoint).{where}')
+
+    def check(self) -> None:
+        """Refuse a busy work dir without taking the lock or writing
+        anything (``tools/train.py`` calls it before building the Runner,
+        which creates the log folder and dumps the config in the work dir).
+
+        Raises:
+            WorkDirBusyError: As :meth:`acquire`.
+        """
+        info = self.read()
+        if info is not None:
+            self._refuse_if_busy(info)
+
     def acquire(self) -> Optional[str]:
         """Take the lock.
 
@@ -134,31 +173,7 @@ class WorkDirLock:
             info = self.read()
             if info is None:  # released meanwhile
                 continue
-            if not info:
-                raise WorkDirBusyError(
-                    f'work dir {self.work_dir} is locked by {self.path}, '
-                    'which cannot be read. If no training run uses this '
-                    'work dir, delete that file.')
-            same_host = info.get('host') == self.owner['host']
-            pid = info.get('pid')
-            if same_host and pid == os.getpid():  # an earlier run of ours
-                stale = True
-            elif same_host and isinstance(pid, int):
-                stale = not _alive(pid, info.get('process_start'))
-            else:
-                stale = False
-            if not stale:
-                where = '' if same_host else (
-                    ' It runs on another host, so this run cannot check '
-                    'whether it is still alive: if it has ended (e.g. its '
-                    'node was lost), delete that file.')
-                raise WorkDirBusyError(
-                    f'work dir {self.work_dir} is in use by another '
-                    f'training run: {self._describe(info)}, see {self.path}.'
-                    ' Two runs in one work dir would mix their checkpoints '
-                    'and logs: give this run another --work-dir, or wait '
-                    'for that one to end (then --resume continues from its '
-                    f'last checkpoint).{where}')
+            self._refuse_if_busy(info)
             # stale: move it aside (only one process succeeds), then retry
             aside = f'{self.path}.stale.{os.getpid()}'
             try:
@@ -166,7 +181,7 @@ class WorkDirLock:
             except FileNotFoundError:
                 continue
             os.remove(aside)
-            if pid != os.getpid():
+            if info.get('pid') != os.getpid():
                 warning = (f'took over the stale lock {self.path} of '
                            f'{self._describe(info)}: that process no longer '
                            'runs (killed or crashed).')

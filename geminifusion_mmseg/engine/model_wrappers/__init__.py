@@ -1,4 +1,7 @@
 from .cpu_distributed import CPUCompatibleDistributedDataParallel
-from .rgbd_seg_tta import RGBDSegTTAModel
+from .rgbd_seg_tta import MultiModalSegTTAModel, RGBDSegTTAModel
 
-__all__ = ['CPUCompatibleDistributedDataParallel', 'RGBDSegTTAModel']
+__all__ = [
+    'CPUCompatibleDistributedDataParallel', 'MultiModalSegTTAModel',
+    'RGBDSegTTAModel'
+]

@@ -1,4 +1,4 @@
-"""Test-time augmentation (multi-scale + flip) for RGB-D segmentors."""
+"""Test-time augmentation (multi-scale + flip) for multimodal segmentors."""
 from typing import List
 
 import torch
@@ -11,9 +11,13 @@ from mmseg.utils import SampleList
 _MERGE_MODES = ('logits', 'probs')
 
 
-@MODELS.register_module()
-class RGBDSegTTAModel(BaseTTAModel):
+@MODELS.register_module(name=['MultiModalSegTTAModel', 'RGBDSegTTAModel'])
+class MultiModalSegTTAModel(BaseTTAModel):
     """Merge the predictions of a ``TestTimeAug`` pipeline (``--tta``).
+
+    For any modality set (nothing here is RGB-D specific). Registered as
+    ``MultiModalSegTTAModel`` and, for configs of earlier versions,
+    ``RGBDSegTTAModel`` (the same class).
 
     mmseg's :class:`~mmseg.models.SegTTAModel` with two changes:
 
@@ -43,7 +47,7 @@ class RGBDSegTTAModel(BaseTTAModel):
 
     def __init__(self, module, merge: str = 'logits', **kwargs) -> None:
         if merge not in _MERGE_MODES:
-            raise ValueError(f'RGBDSegTTAModel: merge must be one of '
+            raise ValueError(f'MultiModalSegTTAModel: merge must be one of '
                              f'{_MERGE_MODES}, got {merge!r}')
         super().__init__(module, **kwargs)
         self.merge = merge
@@ -62,8 +66,9 @@ class RGBDSegTTAModel(BaseTTAModel):
         for views in data_samples_list:
             logits = torch.stack([v.seg_logits.data for v in views])
             if logits.shape[1] == 1:
-                raise ValueError('RGBDSegTTAModel merges multi-class logits; '
-                                 'use SegTTAModel for a 1-channel head')
+                raise ValueError(
+                    'MultiModalSegTTAModel merges multi-class logits; '
+                    'use SegTTAModel for a 1-channel head')
             if self.merge == 'logits':
                 merged = logits.mean(dim=0)
             else:
@@ -77,3 +82,7 @@ class RGBDSegTTAModel(BaseTTAModel):
                 result.gt_sem_seg = first.gt_sem_seg
             predictions.append(result)
         return predictions
+
+
+#: The earlier name of :class:`MultiModalSegTTAModel` (the same class).
+RGBDSegTTAModel = MultiModalSegTTAModel

@@ -469,8 +469,8 @@ class GeminiFusionMiT(GeminiFusionBackbone):
                     f'that sr_ratios={self.sr_ratios} need (each stage\'s '
                     'map must be at least its spatial-reduction kernel). '
                     'Resize or pad the images to at least that size (the '
-                    'crop size and RGBDPad of the training pipeline, the '
-                    'Resize of the test pipeline), or lower sr_ratios.')
+                    'crop size and MultiModalPad of the training pipeline, '
+                    'the Resize of the test pipeline), or lower sr_ratios.')
         outs: List[Tensor] = []
         for s, stage in enumerate(self.layers):
             # the branch carries nothing past the last stage

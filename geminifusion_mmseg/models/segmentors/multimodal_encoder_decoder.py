@@ -1,9 +1,11 @@
 """Encoder-decoder for modality-stacked input with a per-branch ensemble."""
+import logging
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
@@ -15,6 +17,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 RESIZE_MODES = ('bilinear', 'bicubic')
+_warned_num_modalities = False  # the deprecated attribute's one warning
 
 
 @MODELS.register_module()
@@ -63,6 +66,12 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         branch_predictions (bool): Attach per-modality predictions in
             ``predict``. Defaults to True.
 
+    Attributes:
+        num_streams (int): The backbone's output streams, one branch each
+            (2: rgb and depth, or rgb and the fused stream of K > 2 input
+            modalities). ``num_modalities`` is its deprecated name (warns
+            once per process).
+
     Shape:
         - inputs: (B, 3 * M, H, W).
         - ``_forward`` output: (B, num_classes, H/4, W/4), the ensemble.
@@ -104,21 +113,21 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
         # stream of the other K - 1
         inputs = getattr(self.backbone, 'num_modalities', None)
-        num_modalities = getattr(self.backbone, 'num_streams', inputs)
-        if num_modalities != len(self.modality_names):
+        num_streams = getattr(self.backbone, 'num_streams', inputs)
+        if num_streams != len(self.modality_names):
             raise ValueError(
                 f'MultiModalEncoderDecoder: {len(self.modality_names)} '
                 f'modality_names {self.modality_names} but the backbone '
-                f'{type(self.backbone).__name__} has {num_modalities} '
+                f'{type(self.backbone).__name__} has {num_streams} '
                 f'output streams (num_modalities={inputs}; one name per '
                 "stream, e.g. ('rgb', 'depth'), or ('rgb', 'fused') for "
                 'more than 2 input modalities)')
         if 'ens' in self.modality_names:
             raise ValueError("'ens' is reserved for the ensemble branch")
         self._check_normalisation()
-        self.num_modalities = num_modalities
+        self.num_streams = num_streams
         self.alpha = nn.Parameter(
-            torch.ones(num_modalities), requires_grad=learn_alpha)
+            torch.ones(num_streams), requires_grad=learn_alpha)
         self.norm_eval = norm_eval
         self.branch_predictions = branch_predictions
         self.resize_mode = self.test_cfg.get('resize_mode', 'bilinear') \
@@ -149,14 +158,24 @@ class MultiModalEncoderDecoder(EncoderDecoder):
 
     def _check_labels(self, data_samples: SampleList) -> None:
         """Every label must be a class of the head or the ignore index
-        (else the loss fails with a bare 'Target N is out of bounds')."""
+        (else the loss fails with a bare 'Target N is out of bounds').
+
+        One host-device sync per batch: the largest out-of-range value of
+        each sample (0 where there is none: such values are at least
+        ``num_classes`` >= 1) is reduced on the device, and the B values
+        are read back at once.
+        """
         num_classes = self.decode_head.num_classes
         ignore = self.decode_head.ignore_index
+        worst = []
         for sample in data_samples:
             label = sample.gt_sem_seg.data
             bad = (label >= num_classes) & (label != ignore)
-            if bool(bad.any()):
-                value = int(label[bad].max())
+            worst.append((label * bad).amax())
+        if not worst:
+            return
+        for sample, value in zip(data_samples, torch.stack(worst).tolist()):
+            if value > 0:
                 raise ValueError(
                     f'MultiModalEncoderDecoder: the label map '
                     f"{sample.metainfo.get('seg_map_path', '')} holds the "
@@ -166,6 +185,18 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                     "dataset's number of classes (the dataset's metainfo "
                     'classes), or map the labels (label_map / '
                     'reduce_zero_label).')
+
+    @property
+    def num_modalities(self) -> int:
+        """Deprecated name of :attr:`num_streams` (it counts the backbone's
+        output streams, not the input modalities); warns once."""
+        _warn_num_modalities()
+        return self.num_streams
+
+    @num_modalities.setter
+    def num_modalities(self, value: int) -> None:
+        _warn_num_modalities()
+        self.num_streams = value
 
     @property
     def branch_names(self) -> List[str]:
@@ -180,16 +211,32 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                     m.eval()
         return self
 
-    def _branch_logits(self, inputs: Tensor) -> List[Tensor]:
-        """All branch logits at the head's resolution.
+    def branch_logits(self, inputs: Tensor) -> List[Tensor]:
+        """All branch logits at the decode head's resolution.
+
+        The segmentor's public contract for code that needs every branch
+        (the deployment wrapper, the fp16 ONNX export, the benchmark
+        tools): what ``loss`` trains on and ``predict`` resizes. It runs the
+        backbone and the shared head once per batch (once per stream in
+        training with ``norm_eval=False``, so BatchNorm sees each stream
+        alone) and the ensemble of the streams' detached logits, weighted
+        by ``softmax(alpha)``.
+
+        Args:
+            inputs (Tensor): (B, C, H, W), the modalities' channels stacked
+                in config order, normalised by the data preprocessor
+                (C = ``backbone.in_channels``, e.g. 6 for RGB-D).
 
         Returns:
-            list[Tensor]: M + 1 tensors (B, K, H/4, W/4): each modality's
-            logits, then the ensemble of their detached values.
+            list[Tensor]: ``num_streams + 1`` tensors (B, K, H/4, W/4),
+            K = ``decode_head.num_classes`` (``out_channels``), in the
+            order of :attr:`branch_names`: each stream's logits
+            (``modality_names``), then the ensemble (index -1, what
+            ``_forward`` returns).
         """
         feats = self.extract_feat(inputs)
         B = inputs.shape[0]
-        M = self.num_modalities
+        M = self.num_streams
         if self.training and not self.norm_eval:
             # BatchNorm statistics per modality, as separate head passes.
             per_modality = [
@@ -203,6 +250,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                   for w, logit in zip(weights, per_modality))
         return per_modality + [ens]
 
+    def _branch_logits(self, inputs: Tensor) -> List[Tensor]:
+        """Internal name of :meth:`branch_logits`, kept for older callers;
+        use :meth:`branch_logits`."""
+        return self.branch_logits(inputs)
+
     def _encode_decode_all(self, inputs: Tensor,
                            batch_img_metas: List[dict]) -> Tensor:
         """All branch logits resized to the input (img_shape) size.
@@ -210,7 +262,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         Returns:
             Tensor: (B, M + 1, K, H, W); index -1 is the ensemble.
         """
-        logits = torch.stack(self._branch_logits(inputs), dim=1)
+        logits = torch.stack(self.branch_logits(inputs), dim=1)
         B, R, K, h, w = logits.shape
         logits = self._resize_logits(
             logits.view(B, R * K, h, w), batch_img_metas[0]['img_shape'])
@@ -291,7 +343,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         batch_size, _, h_img, w_img = inputs.size()
         h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        preds = inputs.new_zeros((batch_size, self.num_modalities + 1,
+        preds = inputs.new_zeros((batch_size, self.num_streams + 1,
                                   self.out_channels, h_img, w_img))
         count = inputs.new_zeros((batch_size, 1, 1, h_img, w_img))
         for h_idx in range(h_grids):
@@ -364,8 +416,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         """
         self._check_labels(data_samples)
         losses = dict()
-        for name, logits in zip(self.branch_names,
-                                self._branch_logits(inputs)):
+        for name, logits in zip(self.branch_names, self.branch_logits(inputs)):
             losses.update(
                 add_prefix(
                     self.decode_head.loss_by_feat(logits, data_samples), name))
@@ -375,4 +426,19 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  inputs: Tensor,
                  data_samples: OptSampleList = None) -> Tensor:
         """Ensemble logits at the head's resolution (B, K, H/4, W/4)."""
-        return self._branch_logits(inputs)[-1]
+        return self.branch_logits(inputs)[-1]
+
+
+def _warn_num_modalities() -> None:
+    """The one warning per process for the deprecated
+    ``MultiModalEncoderDecoder.num_modalities``."""
+    global _warned_num_modalities
+    if _warned_num_modalities:
+        return
+    _warned_num_modalities = True
+    print_log(
+        'MultiModalEncoderDecoder.num_modalities is deprecated: it counts '
+        'the output streams (2 also for K > 2 input modalities); use '
+        'num_streams (backbone.num_modalities counts the input modalities).',
+        logger='current',
+        level=logging.WARNING)
