@@ -159,6 +159,28 @@ def test_get_flops_main(tiny_mit, capsys):
     assert '(OK)' in out and 'MISMATCH' not in out
 
 
+def test_get_flops_fusion_last_k_rows(tiny_mit, capsys):
+    """One row per k (the paper's Table 8 sweep): parameters and FLOPs
+    fall with k, the fusion layers' count is k."""
+    assert get_flops.main(
+        [tiny_mit, '--shape', '64', '96', '--fusion-last-k', '4', '2',
+         '0']) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.strip('|').split('|') for line in out.splitlines()
+        if line.startswith('| ') and line.split('|')[1].strip().isdigit()
+    ]
+    assert [int(r[0]) for r in rows] == [4, 2, 0]
+    params = [float(r[1]) for r in rows]
+    gflops = [float(r[2]) for r in rows]
+    assert params[0] > params[1] > params[2]
+    assert gflops[0] > gflops[1] > gflops[2]
+    assert [int(r[3]) for r in rows] == [4, 2, 0]
+    assert 'OK' in out and 'MISMATCH' not in out
+    with pytest.raises(SystemExit):
+        get_flops.parse_args([tiny_mit, '--fusion-last-k', '2', '--literal'])
+
+
 @pytest.mark.parametrize('config', ['tiny_mit', 'tiny_swin'])
 def test_literal_counterpart_computes_the_same_function(config, request):
     cfg = mc.load_config(request.getfixturevalue(config))
