@@ -238,3 +238,30 @@ def test_cuda_graphs_option_needs_cuda_fp32(tiny_mit, extra, capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args([tiny_mit, '--cuda-graphs'] + extra)
     assert '--cuda-graphs needs --device cuda' in capsys.readouterr().err
+
+
+def test_benchmark_inference_table(tiny_mit, capsys, tmp_path):
+    """benchmark_inference.py: one row per candidate and per k, ratios
+    that parse, fp32 agreeing with itself (no timing asserts)."""
+    import benchmark_inference
+    out_json = tmp_path / 'lat.json'
+    assert benchmark_inference.main([
+        tiny_mit, '--candidates', 'bf16', '--fusion-last-k', '0', '--rounds',
+        '1', '--shape', '64', '96', '--json',
+        str(out_json)
+    ]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:6]]
+        for line in out.splitlines() if line.startswith('| ') and 'x |' in line
+    }
+    assert list(rows) == ['fp32', 'bf16', 'fp32, fusion_last_k=0']
+    for name, (ms, ratio, paired, agree) in rows.items():
+        assert float(ms) > 0 and float(ratio.rstrip('x')) > 0
+        assert float(paired.rstrip('x')) > 0
+    assert rows['fp32'][1] == '1.00x' and rows['fp32'][3] == '100.00%'
+    assert 90 <= float(rows['bf16'][3].rstrip('%')) <= 100
+    assert rows['fp32, fusion_last_k=0'][3] == '—'
+    assert len(json.loads(out_json.read_text())['rows']) == 3
+    with pytest.raises(SystemExit):
+        benchmark_inference.parse_args([tiny_mit, '--candidates', 'int8'])
