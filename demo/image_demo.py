@@ -49,8 +49,20 @@ from mmengine.utils import ProgressBar
 from geminifusion_mmseg.apis import (MultiModalSegInferencer,
                                      inference_onnx_model, init_onnx_model)
 from geminifusion_mmseg.apis.multimodal_inferencer import pair_folders
+from geminifusion_mmseg.apis.precision import PRECISIONS
 from geminifusion_mmseg.utils.atomic_io import atomic_output
 from geminifusion_mmseg.visualization import overlay_with_legend
+
+
+def add_precision_arg(parser) -> None:
+    """``--precision`` (PyTorch backend; see docs/inference.md)."""
+    parser.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='fp32',
+        help='PyTorch inference precision: fp32 (default), bf16 (autocast; '
+        'on a CPU without BF16 instructions a warning and fp32) or '
+        'bf16-force (bf16 even there: emulated, slow)')
 
 
 def parse_args():
@@ -81,6 +93,7 @@ def parse_args():
         '--out-dir', help='output folder (folder mode; same as --out-file)')
     parser.add_argument(
         '--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    add_precision_arg(parser)
     parser.add_argument(
         '--opacity',
         type=float,
@@ -106,6 +119,9 @@ def parse_args():
                      'or RGB CONFIG CHECKPOINT --no-depth')
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    if args.precision != 'fp32' and args.backend == 'onnxruntime':
+        parser.error(f'--precision {args.precision} is for the PyTorch '
+                     'backend; the ONNX model runs as exported')
     if args.no_depth and args.backend == 'onnxruntime':
         parser.error('--no-depth runs the PyTorch model (--backend '
                      'pytorch); for ONNX Runtime feed a depth map of zeros '
@@ -148,7 +164,11 @@ def load_model(args):
     if args.backend == 'onnxruntime':
         return init_onnx_model(args.checkpoint, device=args.device)
     return MultiModalSegInferencer(
-        args.config, args.checkpoint, device=args.device, show_progress=False)
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        show_progress=False,
+        precision=args.precision)
 
 
 def render(model,
@@ -206,6 +226,7 @@ def parse_modality_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-file', required=True, help='output image')
     parser.add_argument('--device', default='cpu')
+    add_precision_arg(parser)
     parser.add_argument('--opacity', type=float, default=0.5)
     parser.add_argument(
         '--branch',
@@ -237,7 +258,11 @@ def parse_modality_args():
 def main_modalities():
     args, inputs = parse_modality_args()
     model = MultiModalSegInferencer(
-        args.config, args.checkpoint, device=args.device, show_progress=False)
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        show_progress=False,
+        precision=args.precision)
     render(model, inputs['rgb'], None, args.out_file, args.opacity,
            args.branch, inputs)
     print(f'saved {args.out_file}')

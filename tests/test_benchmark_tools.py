@@ -159,6 +159,28 @@ def test_get_flops_main(tiny_mit, capsys):
     assert '(OK)' in out and 'MISMATCH' not in out
 
 
+def test_get_flops_fusion_last_k_rows(tiny_mit, capsys):
+    """One row per k (the paper's Table 8 sweep): parameters and FLOPs
+    fall with k, the fusion layers' count is k."""
+    assert get_flops.main(
+        [tiny_mit, '--shape', '64', '96', '--fusion-last-k', '4', '2',
+         '0']) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.strip('|').split('|') for line in out.splitlines()
+        if line.startswith('| ') and line.split('|')[1].strip().isdigit()
+    ]
+    assert [int(r[0]) for r in rows] == [4, 2, 0]
+    params = [float(r[1]) for r in rows]
+    gflops = [float(r[2]) for r in rows]
+    assert params[0] > params[1] > params[2]
+    assert gflops[0] > gflops[1] > gflops[2]
+    assert [int(r[3]) for r in rows] == [4, 2, 0]
+    assert 'OK' in out and 'MISMATCH' not in out
+    with pytest.raises(SystemExit):
+        get_flops.parse_args([tiny_mit, '--fusion-last-k', '2', '--literal'])
+
+
 @pytest.mark.parametrize('config', ['tiny_mit', 'tiny_swin'])
 def test_literal_counterpart_computes_the_same_function(config, request):
     cfg = mc.load_config(request.getfixturevalue(config))
@@ -216,3 +238,30 @@ def test_cuda_graphs_option_needs_cuda_fp32(tiny_mit, extra, capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args([tiny_mit, '--cuda-graphs'] + extra)
     assert '--cuda-graphs needs --device cuda' in capsys.readouterr().err
+
+
+def test_benchmark_inference_table(tiny_mit, capsys, tmp_path):
+    """benchmark_inference.py: one row per candidate and per k, ratios
+    that parse, fp32 agreeing with itself (no timing asserts)."""
+    import benchmark_inference
+    out_json = tmp_path / 'lat.json'
+    assert benchmark_inference.main([
+        tiny_mit, '--candidates', 'bf16', '--fusion-last-k', '0', '--rounds',
+        '1', '--shape', '64', '96', '--json',
+        str(out_json)
+    ]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:6]]
+        for line in out.splitlines() if line.startswith('| ') and 'x |' in line
+    }
+    assert list(rows) == ['fp32', 'bf16', 'fp32, fusion_last_k=0']
+    for name, (ms, ratio, paired, agree) in rows.items():
+        assert float(ms) > 0 and float(ratio.rstrip('x')) > 0
+        assert float(paired.rstrip('x')) > 0
+    assert rows['fp32'][1] == '1.00x' and rows['fp32'][3] == '100.00%'
+    assert 90 <= float(rows['bf16'][3].rstrip('%')) <= 100
+    assert rows['fp32, fusion_last_k=0'][3] == '—'
+    assert len(json.loads(out_json.read_text())['rows']) == 3
+    with pytest.raises(SystemExit):
+        benchmark_inference.parse_args([tiny_mit, '--candidates', 'int8'])

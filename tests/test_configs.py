@@ -23,7 +23,8 @@ def _name(path):
 
 def test_zoo_has_one_config_per_published_model():
     zoo = [p for p in CONFIGS if '/geminifusion/' in p]
-    assert len(zoo) == 15
+    # 15 published models + 2 fusion-depth variants (Table 8)
+    assert len(zoo) == 17
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)

@@ -3,13 +3,16 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
                          [--show-dir DIR] [--show [--wait-time S]] [--tta]
                          [--cfg-options k=v ...] [--launcher pytorch]
+                         [--precision fp32|bf16|bf16-force]
 
 Prints mmseg's per-class IoU/Acc table and mIoU of the fused (ensemble)
 prediction, then the mIoU of the rgb and depth branches. The checkpoint is
 loaded strictly, as ``geminifusion_mmseg.apis.init_model`` loads it (a
 checkpoint that does not fit the config is refused, naming the keys;
 released ``.pth.tar`` files are converted in memory); a warning names both
-sides when its classes differ from the test dataset's.
+sides when its classes differ from the test dataset's. ``--precision bf16``
+predicts under bf16 autocast (on a CPU without BF16 instructions: a warning
+and fp32; ``bf16-force`` runs bf16 anyway; docs/inference.md).
 """
 import argparse
 import os
@@ -19,6 +22,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import geminifusion_mmseg  # noqa: F401  (registers modules; mmcv-lite set-up)
+from geminifusion_mmseg.apis.precision import (PRECISIONS,
+                                               set_inference_precision)
 from geminifusion_mmseg.checkpoints import (CheckpointLoadError,
                                             CheckpointMismatchError,
                                             ReleasedCheckpointError,
@@ -69,6 +74,12 @@ def parse_args():
         action='store_true',
         help='multi-scale + flip test-time augmentation (the config\'s '
         'tta_pipeline and tta_model)')
+    parser.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='fp32',
+        help='inference precision: fp32 (default), bf16 (autocast; on a CPU '
+        'without BF16 instructions a warning and fp32) or bf16-force')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -139,6 +150,7 @@ def main():
     except (CheckpointLoadError, CheckpointMismatchError,
             ReleasedCheckpointError) as e:
         raise SystemExit(f'error: {e}') from None
+    set_inference_precision(runner.model, args.precision)
     runner.test()
 
 

@@ -42,6 +42,7 @@ from ..datasets.transforms.resize import nearest_resize
 from ..datasets.transforms.size_mismatch import size_mismatch_hint
 from ..utils.pipeline_cfg import (find_size_mismatch, find_test_dataset_cfg,
                                   find_test_pipeline, transform_name)
+from .precision import check_precision, set_inference_precision
 
 __all__ = [
     'init_model', 'inference_model', 'InferenceInputReader', 'predict_samples'
@@ -73,7 +74,8 @@ def init_model(config: Union[str, Path, Config],
                checkpoint: Optional[str] = None,
                device: str = 'cpu',
                cfg_options: Optional[dict] = None,
-               strict: bool = True) -> nn.Module:
+               strict: bool = True,
+               precision: str = 'fp32') -> nn.Module:
     """Build a segmentor from a config and load a checkpoint.
 
     The checkpoint is read with ``torch.load(weights_only=True)``
@@ -92,6 +94,10 @@ def init_model(config: Union[str, Path, Config],
         strict (bool): Refuse a checkpoint whose keys or shapes do not match
             the model exactly (ValueError naming the keys). False loads what
             matches and logs the rest. Defaults to True.
+        precision (str): 'fp32' (default), 'bf16' (autocast; on a CPU
+            without BF16 instructions a warning and fp32) or 'bf16-force'
+            (bf16 even there, emulated and slow);
+            :mod:`geminifusion_mmseg.apis.precision`, docs/inference.md.
 
     Returns:
         nn.Module: The model in eval mode, with ``cfg`` (the config) and
@@ -108,6 +114,7 @@ def init_model(config: Union[str, Path, Config],
                         f'mmengine Config, got {type(config).__name__}')
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
+    check_precision(precision)
     if config.get('model', None) is None:
         raise ValueError('init_model: the config has no model')
     model_cfg = config.model
@@ -134,6 +141,7 @@ def init_model(config: Union[str, Path, Config],
     model.cfg = config
     model.to(device)
     model.eval()
+    set_inference_precision(model, precision, str(device))
     return model
 
 

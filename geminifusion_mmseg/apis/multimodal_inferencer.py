@@ -43,6 +43,7 @@ from ..datasets.list_maker import scan_folder
 from ..utils.atomic_io import atomic_output
 from ..visualization import overlay_with_legend
 from .inference import InferenceInputReader, init_model, predict_samples
+from .precision import check_precision
 
 __all__ = [
     'MultiModalSegInferencer', 'IMAGE_EXTENSIONS', 'pair_folders',
@@ -193,6 +194,9 @@ class MultiModalSegInferencer(BaseInferencer):
         scope (str): Registry scope. Defaults to 'mmseg'.
         show_progress (bool): Show a progress bar when there is more than
             one batch. Defaults to True.
+        precision (str): 'fp32' (default), 'bf16' or 'bf16-force', as
+            :func:`~geminifusion_mmseg.apis.init_model`'s ``precision``
+            (docs/inference.md).
 
     Inputs of :meth:`__call__` (modalities: the config's, e.g. ``rgb`` and
     ``depth``, or ``rgb``, ``depth``, ``thermal``; RGB-D configs accept a
@@ -219,8 +223,10 @@ class MultiModalSegInferencer(BaseInferencer):
                  weights: Optional[str] = None,
                  device: Optional[str] = None,
                  scope: Optional[str] = 'mmseg',
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True,
+                 precision: str = 'fp32') -> None:
         self.num_unnamed = 0
+        self.precision = check_precision(precision)
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
         if isinstance(model, str) and not osp.isfile(model) and \
@@ -247,7 +253,8 @@ class MultiModalSegInferencer(BaseInferencer):
             raise ValueError('MultiModalSegInferencer: give model= (a config '
                              'file or a model-zoo name)')
         checkpoint = None if weights is None else _local_weights(weights)
-        return init_model(cfg, checkpoint, device=device)
+        return init_model(
+            cfg, checkpoint, device=device, precision=self.precision)
 
     def _init_pipeline(self, cfg: Config) -> InferenceInputReader:
         """The reader of one sample (``inference_model``'s)."""

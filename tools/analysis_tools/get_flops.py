@@ -2,6 +2,7 @@
 
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
         [--batch-size 1] [--literal] [--train] [--cfg-options k=v ...]
+    python tools/analysis_tools/get_flops.py CONFIG --fusion-last-k K [K ...]
 
 Counts with ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is
 2 FLOPs; matmul, bmm, baddbmm, convolutions and attention are counted,
@@ -17,8 +18,15 @@ backbone architecture and head (see ``benchmark.py``), optionally (b) the
 literal published-style model, their ratio, and the GeminiFusion layers'
 share, checked layer by layer against the hand formula
 (:func:`model_counterparts.fusion_layer_flops_formula`).
+
+With ``--fusion-last-k K [K ...]`` it instead counts the fused model once
+per K (the backbone's ``fusion_last_k``: GeminiFusion layers only in the
+last K blocks; the paper's Table 8) and prints one row per K: parameters,
+forward GFLOPs, and the fusion layers' count and GFLOPs (checked against
+the formula as above).
 """
 import argparse
+import copy
 import os.path as osp
 import sys
 
@@ -48,8 +56,20 @@ def parse_args(argv=None):
         action='store_true',
         help='also count a training step (forward + loss + '
         'backward)')
+    p.add_argument(
+        '--fusion-last-k',
+        type=int,
+        nargs='+',
+        metavar='K',
+        help="count the fused model once per K with the backbone's "
+        'fusion_last_k=K (fusion only in the last K blocks; the paper\'s '
+        'Table 8) and print one row per K')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.fusion_last_k and (args.literal or args.train):
+        p.error('--fusion-last-k counts the fused forward only; it cannot '
+                'be combined with --literal or --train')
+    return args
 
 
 def check_fusion_layer(channels: int = 32,
@@ -119,11 +139,57 @@ def count_model(kind: str, cfg, inputs, labels, train: bool) -> dict:
     return out
 
 
+def fusion_depth_rows(cfg, inputs, labels, ks) -> list:
+    """Parameters and forward FLOPs of the fused model for each
+    ``fusion_last_k`` in ``ks``.
+
+    Returns:
+        list[dict]: per k: ``k``, ``params``, ``forward`` (FLOPs) and
+        ``fusion`` (:func:`fusion_layer_flops`).
+    """
+    rows = []
+    for k in ks:
+        cfg_k = copy.deepcopy(cfg)
+        cfg_k.model['backbone']['fusion_last_k'] = k
+        res = count_model('fused', cfg_k, inputs, labels, False)
+        res['k'] = k
+        rows.append(res)
+    return rows
+
+
+def print_fusion_depth_rows(rows: list) -> bool:
+    """Print the table of :func:`fusion_depth_rows`; returns whether
+    every fusion-layer count matched the formula."""
+    print('| fusion_last_k | params (M) | forward GFLOPs | GeminiFusion '
+          'layers | their GFLOPs |')
+    print('|---|---|---|---|---|')
+    ok = True
+    for r in rows:
+        f = r['fusion']
+        ok = ok and f['counted'] == f['formula']
+        print(f'| {r["k"]} | {r["params"] / 1e6:.2f} | '
+              f'{r["forward"] / 1e9:.2f} | {f["layers"]} | '
+              f'{f["counted"] / 1e9:.2f} |')
+    print()
+    print('GeminiFusion layer counts vs the formula 16*M*L*C^2 + 4*M*C^2: '
+          f'{"OK" if ok else "MISMATCH"}')
+    return ok
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = mc.load_config(args.config, args.cfg_options)
     inputs, labels = mc.make_batch(args.batch_size, tuple(args.shape),
                                    cfg.model['decode_head']['num_classes'])
+    if args.fusion_last_k:
+        H, W = args.shape
+        print(f'## Fusion depth (fusion_last_k): {osp.basename(args.config)}'
+              f', input {args.batch_size}x(3 per modality)x{H}x{W}, torch '
+              f'{torch.__version__} FlopCounterMode (multiply-add = 2 FLOPs)')
+        print()
+        ok = print_fusion_depth_rows(
+            fusion_depth_rows(cfg, inputs, labels, args.fusion_last_k))
+        return 0 if ok else 1
     kinds = ['fused', 'unimodal'] + (['literal'] if args.literal else [])
     res = {k: count_model(k, cfg, inputs, labels, args.train) for k in kinds}
 

@@ -1,6 +1,6 @@
 """What both GeminiFusion backbones share: the fusion configuration, the
 initialisation flow and the versioned state-dict keys."""
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -8,7 +8,10 @@ from mmengine.model import BaseModule
 from ..utils.pretrained_loading import is_pretrained_cfg, load_pretrained
 from .key_maps import BackboneKeyMap
 
-__all__ = ['GeminiFusionBackbone', 'DEFAULT_FUSION_CFG', 'resolve_fusion_cfg']
+__all__ = [
+    'GeminiFusionBackbone', 'DEFAULT_FUSION_CFG', 'resolve_fusion_cfg',
+    'block_fusion_cfgs'
+]
 
 #: The published fusion layer: GeminiFusion with 8 heads in every block.
 DEFAULT_FUSION_CFG = dict(type='GeminiFusion', num_heads=8)
@@ -44,6 +47,46 @@ def resolve_fusion_cfg(fusion_cfg, fusion_num_heads: Optional[int],
             logger='current')
         cfg['num_heads'] = fusion_num_heads
     return cfg
+
+
+def block_fusion_cfgs(fusion_cfg: Optional[dict], depths: Sequence[int],
+                      fusion_last_k: Optional[int],
+                      owner: str) -> List[List[Optional[dict]]]:
+    """The fusion config of every block: fusion only in the last
+    ``fusion_last_k`` blocks, counted over all stages from the end (the
+    paper's Table 8 "fuse in the last k blocks").
+
+    Args:
+        fusion_cfg (dict | None): The fusion layer of a fusing block
+            (:func:`resolve_fusion_cfg`); None: no fusion anywhere.
+        depths (Sequence[int]): Blocks per stage.
+        fusion_last_k (int, optional): How many of the ``sum(depths)``
+            blocks, the last ones, fuse. None: all (the published model);
+            0: none (the shared backbone with per-modality norms only).
+        owner (str): Backbone name for messages.
+
+    Returns:
+        list[list[dict | None]]: per stage, per block, ``fusion_cfg`` or
+        None (no fusion layer, no parameters).
+    """
+    total = sum(depths)
+    if fusion_last_k is None:
+        fusion_last_k = total
+    if (isinstance(fusion_last_k, bool) or not isinstance(fusion_last_k, int)
+            or not 0 <= fusion_last_k <= total):
+        raise ValueError(
+            f'{owner}: fusion_last_k={fusion_last_k!r} must be None or an '
+            f'integer in [0, {total}] (the backbone has {total} blocks over '
+            f'its stages, depths={tuple(depths)})')
+    first_fused = total - fusion_last_k
+    cfgs, index = [], 0
+    for depth in depths:
+        cfgs.append([
+            fusion_cfg if index + j >= first_fused else None
+            for j in range(depth)
+        ])
+        index += depth
+    return cfgs
 
 
 class GeminiFusionBackbone(BaseModule):

@@ -37,7 +37,8 @@ from torch import Tensor
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
 from ..utils.token_maps import map_to_tokens, tokens_to_map
-from .base import DEFAULT_FUSION_CFG, GeminiFusionBackbone, resolve_fusion_cfg
+from .base import (DEFAULT_FUSION_CFG, GeminiFusionBackbone, block_fusion_cfgs,
+                   resolve_fusion_cfg)
 from .gemini_mit_keys import MiTKeyMap
 
 MIT_ARCHS: Dict[str, dict] = {
@@ -256,6 +257,7 @@ class MiTStage(nn.Module):
     output norm (2), ``num_inputs`` the number of modalities into the patch
     embedding (K; defaults to ``num_modalities``). ``forward(x, carry)``
     skips the next stage's input when ``carry`` is False (the last stage).
+    ``fusion_cfgs``: the fusion config of each block (None: no fusion).
 
     Shape: (K*B, C_in, H, W) -> (outputs (2*B, C, H', W'), next stage's
     input (K*B, C, H', W'); with K = 2 the outputs themselves).
@@ -272,7 +274,7 @@ class MiTStage(nn.Module):
                  mlp_ratio: int,
                  drop_path_rates: Sequence[float],
                  num_modalities: int,
-                 fusion_cfg: Optional[dict],
+                 fusion_cfgs: Sequence[Optional[dict]],
                  num_inputs: Optional[int] = None):
         super().__init__()
         num_inputs = num_inputs or num_modalities
@@ -283,7 +285,7 @@ class MiTStage(nn.Module):
         self.blocks = nn.ModuleList([
             GeminiFusionMiTBlock(embed_dims, num_heads, sr_ratio, mlp_ratio,
                                  drop_path_rates[j], num_modalities,
-                                 fusion_cfg) for j in range(depth)
+                                 fusion_cfgs[j]) for j in range(depth)
         ])
         self.norm = ModalityLayerNorm(embed_dims, num_modalities)
 
@@ -343,6 +345,11 @@ class GeminiFusionMiT(GeminiFusionBackbone):
             ``dict(type='GeminiFusion', num_heads=8)``; None: no fusion.
         fusion_num_heads (int, optional): Deprecated; sets
             ``fusion_cfg['num_heads']``.
+        fusion_last_k (int, optional): Fusion layers only in the last k of
+            the ``sum(depths)`` blocks, counted over all stages from the end
+            (the paper's Table 8); the other blocks have none (and no
+            fusion parameters). None (default): every block, the published
+            model; 0: the shared backbone with per-modality norms only.
         out_indices (Sequence[int]): Stages to return.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained',
             checkpoint=...)`` (NVlabs ``mit_b*.pth``, mmseg MiT, or a
@@ -375,7 +382,8 @@ class GeminiFusionMiT(GeminiFusionBackbone):
                  fusion_cfg: Optional[dict] = DEFAULT_FUSION_CFG,
                  fusion_num_heads: Optional[int] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
-                 init_cfg=None):
+                 init_cfg=None,
+                 fusion_last_k: Optional[int] = None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch.lower() not in MIT_ARCHS:
@@ -410,6 +418,9 @@ class GeminiFusionMiT(GeminiFusionBackbone):
         self.fusion_cfg = resolve_fusion_cfg(fusion_cfg, fusion_num_heads,
                                              type(self).__name__)
         self.out_indices = tuple(out_indices)
+        self.fusion_last_k = fusion_last_k
+        fusion_cfgs = block_fusion_cfgs(self.fusion_cfg, depths, fusion_last_k,
+                                        type(self).__name__)
 
         dpr = torch.linspace(
             0, drop_path_rate, sum(depths), device='cpu').tolist()
@@ -430,7 +441,7 @@ class GeminiFusionMiT(GeminiFusionBackbone):
                     mlp_ratio,
                     dpr[start:start + depths[s]],
                     self.num_streams,
-                    self.fusion_cfg,
+                    fusion_cfgs[s],
                     num_inputs=num_modalities))
             stage_in = embed_dims[s]
 

@@ -81,7 +81,8 @@ from torch import Tensor
 from ..layers import ModalityLayerNorm, build_fusion_layer, gelu_linear
 from ..utils.modal_input import check_modal_input
 from ..utils.token_maps import map_to_tokens
-from .base import DEFAULT_FUSION_CFG, GeminiFusionBackbone, resolve_fusion_cfg
+from .base import (DEFAULT_FUSION_CFG, GeminiFusionBackbone, block_fusion_cfgs,
+                   resolve_fusion_cfg)
 from .gemini_swin_keys import SwinKeyMap
 
 # The released mask value for token pairs from different shifted regions.
@@ -322,19 +323,20 @@ class GeminiSwinStage(nn.Module):
     """One stage: ``depth`` blocks (even: regular, odd: shifted windows) and
     an optional patch merging (``downsample``).
 
+    ``fusion_cfgs``: the fusion config of each block (None: no fusion).
     forward returns ``(x_out, out_hw, x_next, next_hw)``: the stage output
     before downsampling and the input of the next stage.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int,
                  window_size: int, drop_path_rates: Sequence[float],
-                 fusion_cfg: Optional[dict], num_modalities: int,
+                 fusion_cfgs: Sequence[Optional[dict]], num_modalities: int,
                  downsample: bool):
         super().__init__()
         self.window_size = window_size
         self.blocks = nn.ModuleList([
             GeminiSwinBlock(embed_dims, num_heads, window_size, i % 2 == 1,
-                            drop_path_rates[i], fusion_cfg, num_modalities)
+                            drop_path_rates[i], fusion_cfgs[i], num_modalities)
             for i in range(depth)
         ])
         self.downsample = PatchMerging(embed_dims) if downsample else None
@@ -417,6 +419,11 @@ class GeminiFusionSwin(GeminiFusionBackbone):
             ``fusion_cfg['num_heads']``.
         out_indices (Sequence[int]): Stages whose (normed) outputs are
             returned. Defaults to (0, 1, 2, 3).
+        fusion_last_k (int, optional): Fusion layers only in the last k of
+            the ``sum(depths)`` blocks, counted over all stages from the end
+            (the paper's Table 8); the other blocks have none (and no
+            fusion parameters). None (default): every block, the published
+            model; 0: the shared backbone with per-modality norms only.
         init_cfg (dict, optional): mmengine init config, applied after the
             default initialisation; ``dict(type='Pretrained',
             checkpoint=PATH)`` reads Microsoft or mmpretrain Swin ImageNet
@@ -476,7 +483,8 @@ class GeminiFusionSwin(GeminiFusionBackbone):
                  fusion_cfg: Optional[dict] = DEFAULT_FUSION_CFG,
                  fusion_num_heads: Optional[int] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
-                 init_cfg=None):
+                 init_cfg=None,
+                 fusion_last_k: Optional[int] = None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
@@ -528,6 +536,9 @@ class GeminiFusionSwin(GeminiFusionBackbone):
         self.fusion_cfg = resolve_fusion_cfg(fusion_cfg, fusion_num_heads,
                                              type(self).__name__)
         self.out_indices = out_indices
+        self.fusion_last_k = fusion_last_k
+        fusion_cfgs = block_fusion_cfgs(self.fusion_cfg, depths, fusion_last_k,
+                                        type(self).__name__)
         self.num_features = [self.embed_dims * 2**i for i in range(4)]
 
         self.patch_embed = GeminiPatchEmbed(self.channels_per_modality,
@@ -545,7 +556,7 @@ class GeminiFusionSwin(GeminiFusionBackbone):
                     heads,
                     self.window_size,
                     dpr[start:start + depth],
-                    self.fusion_cfg,
+                    fusion_cfgs[i],
                     num_modalities,
                     downsample=i < 3))
         for i in out_indices:

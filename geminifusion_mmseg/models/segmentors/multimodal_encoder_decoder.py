@@ -71,11 +71,18 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             (2: rgb and depth, or rgb and the fused stream of K > 2 input
             modalities). ``num_modalities`` is its deprecated name (warns
             once per process).
+        inference_autocast_dtype (torch.dtype | None): At test time (eval
+            mode), the backbone and head run under ``torch.autocast`` with
+            this dtype and the logits are cast back to fp32 before the
+            resize and argmax; None (the default): fp32. Set it with
+            :func:`geminifusion_mmseg.apis.precision.set_inference_precision`
+            (``init_model(..., precision='bf16')``).
 
     Shape:
         - inputs: (B, 3 * M, H, W).
         - ``_forward`` output: (B, num_classes, H/4, W/4), the ensemble.
     """
+    inference_autocast_dtype: Optional[torch.dtype] = None
 
     def __init__(self,
                  backbone: ConfigType,
@@ -262,7 +269,14 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         Returns:
             Tensor: (B, M + 1, K, H, W); index -1 is the ensemble.
         """
-        logits = torch.stack(self.branch_logits(inputs), dim=1)
+        dtype = None if self.training else self.inference_autocast_dtype
+        if dtype is None:
+            branches = self.branch_logits(inputs)
+        else:
+            with torch.autocast(inputs.device.type, dtype=dtype):
+                branches = self.branch_logits(inputs)
+            branches = [b.float() for b in branches]
+        logits = torch.stack(branches, dim=1)
         B, R, K, h, w = logits.shape
         logits = self._resize_logits(
             logits.view(B, R * K, h, w), batch_img_metas[0]['img_shape'])

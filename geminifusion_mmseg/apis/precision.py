@@ -1,0 +1,172 @@
+"""Inference precision: fp32, or bf16 autocast where the hardware has it.
+
+``precision`` (``init_model``, ``tools/test.py --precision``,
+``demo/image_demo.py --precision``):
+
+* ``'fp32'``: the model as trained (the default).
+* ``'bf16'``: the backbone and head run under
+  ``torch.autocast(device, dtype=torch.bfloat16)``; the logits are cast
+  back to fp32 before the test-time resize and the argmax. On a CPU this
+  is fast only with BF16 instructions (``avx512_bf16`` or ``amx_bf16`` in
+  ``/proc/cpuinfo``): without them PyTorch emulates bf16 and inference is
+  several times SLOWER than fp32, so ``'bf16'`` logs a warning and runs
+  fp32 there.
+* ``'bf16-force'``: bf16 autocast even on a CPU without BF16 instructions
+  (a warning says it is emulated), e.g. to check the predictions of a
+  model meant for a CPU that has them.
+
+The segmentor carries the choice as ``inference_autocast_dtype`` (None:
+fp32), read by :class:`MultiModalEncoderDecoder` at test time only;
+training is unaffected. Measured speed and agreement: docs/benchmarks.md.
+"""
+import contextlib
+import logging
+from typing import FrozenSet, Iterable, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+__all__ = [
+    'PRECISIONS', 'autocast_context', 'check_precision', 'cpu_bf16_support',
+    'resolve_precision', 'set_inference_precision'
+]
+
+#: Accepted ``precision`` values.
+PRECISIONS = ('fp32', 'bf16', 'bf16-force')
+
+#: ``/proc/cpuinfo`` flags of native BF16 arithmetic on x86 CPUs.
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+_DTYPES = {'fp32': None, 'bf16': torch.bfloat16}
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ValueError
+    naming it and the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision={precision!r} is not supported; choose '
+                         f'one of {", ".join(PRECISIONS)}')
+    return precision
+
+
+def read_cpu_flags(path: str = '/proc/cpuinfo') -> FrozenSet[str]:
+    """The CPU feature flags of the first ``flags`` line of ``path``
+    (empty where there is no such file, e.g. not on Linux)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16_support(
+        cpu_flags: Optional[Iterable[str]] = None) -> Tuple[bool, str]:
+    """Whether this CPU has native BF16 instructions.
+
+    Args:
+        cpu_flags (Iterable[str], optional): CPU feature flags; None reads
+            ``/proc/cpuinfo`` (:func:`read_cpu_flags`).
+
+    Returns:
+        tuple[bool, str]: the answer, and a description for messages
+        (PyTorch's CPU capability and the BF16 flags found).
+    """
+    flags = read_cpu_flags() if cpu_flags is None else frozenset(cpu_flags)
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    what = (f'CPU capability {torch.backends.cpu.get_cpu_capability()}, '
+            f'BF16 flags: {", ".join(found) if found else "none"}')
+    return bool(found), what
+
+
+def resolve_precision(precision: str,
+                      device: str = 'cpu',
+                      cpu_flags: Optional[Iterable[str]] = None) -> str:
+    """The precision to run: 'fp32' or 'bf16' (see the module docstring).
+
+    Args:
+        precision (str): One of :data:`PRECISIONS`.
+        device (str): The model's device ('cpu', 'cuda', 'cuda:0', ...).
+        cpu_flags (Iterable[str], optional): CPU flags to judge by
+            (:func:`cpu_bf16_support`); None: this machine's.
+
+    Returns:
+        str: 'fp32' or 'bf16'. 'bf16' on a CPU without BF16 instructions
+        gives 'fp32', with a warning; 'bf16-force' gives 'bf16' there, with
+        a warning that it is emulated.
+    """
+    check_precision(precision)
+    if precision == 'fp32':
+        return 'fp32'
+    if torch.device(device).type != 'cpu':
+        return 'bf16'
+    native, what = cpu_bf16_support(cpu_flags)
+    if native:
+        return 'bf16'
+    if precision == 'bf16-force':
+        print_log(
+            f"precision='bf16-force': this CPU has no BF16 instructions "
+            f'({what}); bf16 is emulated and slower here than fp32',
+            logger='current',
+            level=logging.WARNING)
+        return 'bf16'
+    print_log(
+        f"precision='bf16': this CPU has no BF16 instructions ({what}); bf16 "
+        'would be emulated and slower here than fp32, so the model runs in '
+        "fp32 (precision='bf16-force' runs bf16 anyway)",
+        logger='current',
+        level=logging.WARNING)
+    return 'fp32'
+
+
+def autocast_context(precision: str, device_type: str = 'cpu'):
+    """``torch.autocast(device_type, dtype=torch.bfloat16)`` for 'bf16', a
+    no-op context for 'fp32'."""
+    dtype = _DTYPES[check_precision(precision)]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+def set_inference_precision(model: nn.Module,
+                            precision: str,
+                            device: Optional[str] = None,
+                            cpu_flags: Optional[Iterable[str]] = None) -> str:
+    """Make ``model`` (a segmentor, or a wrapper such as the TTA model)
+    predict in ``precision`` (:func:`resolve_precision`).
+
+    Sets ``inference_autocast_dtype`` (None or ``torch.bfloat16``) on every
+    submodule that has it (:class:`MultiModalEncoderDecoder`).
+
+    Args:
+        model (nn.Module): The model.
+        precision (str): One of :data:`PRECISIONS`.
+        device (str, optional): Its device; None: that of its parameters.
+        cpu_flags (Iterable[str], optional): See :func:`resolve_precision`.
+
+    Returns:
+        str: The precision it now runs in ('fp32' or 'bf16').
+    """
+    check_precision(precision)
+    if device is None:
+        param = next(model.parameters(), None)
+        device = 'cpu' if param is None else str(param.device)
+    targets = [
+        m for m in model.modules() if hasattr(m, 'inference_autocast_dtype')
+    ]
+    if not targets:
+        if precision == 'fp32':  # nothing to change (e.g. mmseg's models)
+            return 'fp32'
+        raise ValueError(
+            f'precision={precision!r}: {type(model).__name__} contains no '
+            'GeminiFusion segmentor (MultiModalEncoderDecoder) to set it on')
+    effective = resolve_precision(precision, device, cpu_flags)
+    for m in targets:
+        m.inference_autocast_dtype = _DTYPES[effective]
+    if effective != 'fp32':
+        print_log(
+            f'inference in {effective} autocast on {device}', logger='current')
+    return effective
