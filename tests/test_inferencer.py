@@ -155,6 +155,9 @@ def test_unpaired_folder_and_bad_inputs_are_clear_errors(rgbd, tmp_path):
     with pytest.raises(ValueError, match=r"\['rgb'\] are folders"):
         rgbd['inferencer'](
             dict(rgb=str(rgb_dir), depth=rgbd['samples'][0]['depth']))
+    with pytest.raises(ValueError, match=r"written as \['a'\]"):
+        a = dict(rgb=str(rgb_dir / 'a.png'), depth=str(depth_dir / 'a.png'))
+        rgbd['inferencer']([a, a], out_dir=str(tmp_path / 'o'))
     with pytest.raises(TypeError, match='a dict per sample'):
         rgbd['inferencer']('rgb.png')
     with pytest.raises(ValueError, match="branch 'thermal'"):

@@ -403,6 +403,12 @@ class MultiModalSegInferencer(BaseInferencer):
         self.pipeline.warn_missing(samples, not self._single,
                                    'MultiModalSegInferencer')
         names = self._names
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if out_dir and dups:
+            raise ValueError(
+                f'MultiModalSegInferencer: several inputs would be written '
+                f'as {dups[:5]} in {out_dir} (RGB files of the same name); '
+                'rename them or run them separately')
         chunks = self.preprocess(
             samples, batch_size=batch_size, **preprocess_kwargs)
         num_batches = -(-len(samples) // batch_size)
