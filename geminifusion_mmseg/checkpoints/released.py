@@ -60,7 +60,8 @@ from torch import Tensor
 
 from ..datasets import (DELIVER_CLASSES, DELIVER_PALETTE, MFNET_CLASSES,
                         MFNET_PALETTE, NYUDV2_CLASSES, NYUDV2_PALETTE)
-from ..models.backbones import MiTKeyMap, SwinKeyMap
+from ..models.backbones import (GeminiFusionMiT, GeminiFusionSwin, MiTKeyMap,
+                                SwinKeyMap)
 from ..models.backbones.gemini_mit_keys import (MIT_DEFAULT_MLP_RATIO,
                                                 MIT_DEFAULT_SR)
 from ..models.backbones.gemini_swin import WindowMSA
@@ -81,6 +82,8 @@ __all__ = [
 #: Backbone key maps by their prefix in a released state dict, the most
 #: specific first.
 _BACKBONE_KEY_MAPS = (SwinKeyMap, MiTKeyMap)
+#: Their backbone classes (key map and table of variants), in that order.
+_BACKBONES = (GeminiFusionSwin, GeminiFusionMiT)
 _SCORE_PREDICTOR_RE = re.compile(r'(^|\.)score_predictor\.')
 _DECODER_RE = re.compile(
     r'^decoder\.(linear_c[1-4]\.proj|linear_fuse\.conv|linear_fuse\.bn)\.'
@@ -256,10 +259,12 @@ def _detect_backbone(sd: Dict[str, Tensor], source: str,
                      allow_custom: bool) -> dict:
     """The backbone of a released state dict, recognised by the key map of
     the family whose prefix its keys carry (the most specific first)."""
-    for key_map in _BACKBONE_KEY_MAPS:
+    for backbone in _BACKBONES:
+        key_map = backbone.key_map
         if any(k.startswith(key_map.released_prefix) for k in sd):
             try:
-                return key_map.detect_released(sd, allow_custom)
+                return key_map.detect_released(sd, backbone.arch_zoo,
+                                               allow_custom)
             except ReleasedLayoutError as e:
                 raise _err(source, str(e)) from None
     raise _err(

@@ -138,10 +138,10 @@ class MiTKeyMap(BackboneKeyMap):
     @classmethod
     def detect_released(cls,
                         sd: Dict[str, Tensor],
+                        arch_zoo: Dict[str, dict],
                         allow_custom: bool = False) -> dict:
         """MiT-B0..B5 from the stage widths and block counts (see
         :meth:`BackboneKeyMap.detect_released`)."""
-        from .gemini_mit import MIT_ARCHS  # the variants' table (no cycle)
         keys = list(sd)
         dims = tuple(
             released_shape(sd, f'encoder.patch_embed{s}.proj.module.weight')[0]
@@ -155,7 +155,7 @@ class MiTKeyMap(BackboneKeyMap):
         mlp_ratio = released_shape(
             sd, 'encoder.block1.0.mlp.fc1.module.weight')[0] // dims[0]
         name = None
-        for arch, cfg in MIT_ARCHS.items():
+        for arch, cfg in arch_zoo.items():
             if tuple(cfg['embed_dims']) == dims and tuple(
                     cfg['depths']) == depths:
                 name = arch
@@ -167,7 +167,7 @@ class MiTKeyMap(BackboneKeyMap):
             if not allow_custom:
                 known = ', '.join(
                     f"{a}: {tuple(c['embed_dims'])}/{tuple(c['depths'])}"
-                    for a, c in MIT_ARCHS.items())
+                    for a, c in arch_zoo.items())
                 raise ReleasedLayoutError(
                     f'unknown MiT variant ({what}); known: {known} '
                     '(sr ratios (8, 4, 2, 1), mlp ratio 4). Pass '

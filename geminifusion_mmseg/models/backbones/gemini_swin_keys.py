@@ -141,12 +141,12 @@ class SwinKeyMap(BackboneKeyMap):
     @classmethod
     def detect_released(cls,
                         sd: Dict[str, Tensor],
+                        arch_zoo: Dict[str, dict],
                         allow_custom: bool = False) -> dict:
         """Swin tiny/small/large/large-384 from the width, block counts,
         heads and window size (``relative_position_bias_table`` has
         ``(2 * window - 1)**2`` rows); see
         :meth:`BackboneKeyMap.detect_released`."""
-        from .gemini_swin import GeminiFusionSwin  # the variants' table
         p = 'encoder.body.'
         keys = list(sd)
         c0 = released_shape(sd, p + 'patch_embed.proj.module.weight')[0]
@@ -173,7 +173,7 @@ class SwinKeyMap(BackboneKeyMap):
             sd, p + 'layers.0.blocks.0.mlp.fc1.module.weight')[0] // c0
         dims = tuple(c0 * 2**i for i in range(4))
         name = None
-        for arch, cfg in GeminiFusionSwin.arch_zoo.items():
+        for arch, cfg in arch_zoo.items():
             if (cfg['embed_dims'] == c0 and tuple(cfg['depths']) == depths
                     and tuple(cfg['num_heads']) == tuple(heads)
                     and cfg['window_size'] == window):
@@ -185,7 +185,7 @@ class SwinKeyMap(BackboneKeyMap):
                 known = ', '.join(
                     f"{a}: {c['embed_dims']}/{tuple(c['depths'])}/"
                     f"{tuple(c['num_heads'])}/window {c['window_size']}"
-                    for a, c in GeminiFusionSwin.arch_zoo.items())
+                    for a, c in arch_zoo.items())
                 hint = '' if mlp_ratio != 4 else (
                     ' Pass allow_custom_arch=True (--allow-custom-arch) to '
                     'convert a custom size anyway.')
