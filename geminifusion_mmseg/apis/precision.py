@@ -21,6 +21,7 @@ training is unaffected. Measured speed and agreement: docs/benchmarks.md.
 """
 import contextlib
 import logging
+import platform
 from typing import FrozenSet, Iterable, Optional, Tuple
 
 import torch
@@ -50,17 +51,30 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def read_cpu_flags(path: str = '/proc/cpuinfo') -> FrozenSet[str]:
-    """The CPU feature flags of the first ``flags`` line of ``path``
-    (empty where there is no such file, e.g. not on Linux)."""
+def _cpuinfo_field(name: str, path: str = '/proc/cpuinfo') -> Optional[str]:
+    """The value of the first ``name`` line of ``path`` (None where there is
+    no such line or file, e.g. not on Linux)."""
     try:
         with open(path, encoding='utf-8') as f:
             for line in f:
-                if line.startswith('flags'):
-                    return frozenset(line.split(':', 1)[1].split())
+                if line.startswith(name):
+                    return line.split(':', 1)[1].strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def read_cpu_flags(path: str = '/proc/cpuinfo') -> FrozenSet[str]:
+    """The CPU feature flags of the first ``flags`` line of ``path``
+    (empty where there is no such file, e.g. not on Linux)."""
+    return frozenset((_cpuinfo_field('flags', path) or '').split())
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what ``platform``
+    says), for benchmark reports."""
+    return (_cpuinfo_field('model name') or platform.processor()
+            or platform.machine() or 'cpu')
 
 
 def cpu_bf16_support(

@@ -64,7 +64,6 @@ import datetime
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 
@@ -72,6 +71,7 @@ import model_counterparts as mc
 import torch
 
 # yapf: disable
+from geminifusion_mmseg.apis.precision import cpu_model_name
 from geminifusion_mmseg.testing.benchmark import (PRECISIONS, MemoryMeter,
                                                   autocast, graphed_steps,
                                                   mmap_large_allocations,
@@ -447,16 +447,7 @@ def device_description(device: str) -> str:
     if device == 'cuda':
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() \
             else 'cuda (unavailable)'
-    model = platform.processor() or 'cpu'
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f'{model}, {os.cpu_count()} logical cores'
+    return f'{cpu_model_name()}, {os.cpu_count()} logical cores'
 
 
 ALL_KINDS = tuple(mc.KINDS) + ('fused_compiled', )

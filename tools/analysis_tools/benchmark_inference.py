@@ -36,7 +36,6 @@ import argparse
 import copy
 import json
 import os.path as osp
-import platform
 import statistics
 import sys
 import tempfile
@@ -195,17 +194,9 @@ def table(runners, times, preds) -> list:
 
 
 def cpu_description() -> str:
-    from geminifusion_mmseg.apis.precision import cpu_bf16_support
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f'{model}; {cpu_bf16_support()[1]}'
+    from geminifusion_mmseg.apis.precision import (cpu_bf16_support,
+                                                   cpu_model_name)
+    return f'{cpu_model_name()}; {cpu_bf16_support()[1]}'
 
 
 def main(argv=None):
