@@ -1,7 +1,6 @@
 """Corruptions, modality dropout and the robustness tool on K-modality
 samples: modalities addressed by name (``thermal_missing``, depth
 corruptions on whichever channels hold depth, ``probs=dict(...)``)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,13 +13,12 @@ import torch
 from mmengine.config import Config
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from geminifusion_mmseg.apis import init_model
 from geminifusion_mmseg.datasets.transforms import (CORRUPTIONS,
                                                     RandomModalityDrop,
                                                     build_corruption,
                                                     modality_channels,
                                                     modality_missing_value)
-from tests.helpers.tiny_configs import REPO, save_checkpoint, write_tiny_config
+from tests.helpers.tiny_configs import REPO, load_tool, tiny_test_run
 
 H, W = 24, 32
 RGBDT = ('configs/quickstart/'
@@ -187,31 +185,15 @@ def k3(tmp_path_factory):
     """A tiny K = 3 quickstart config (rgb, depth, thermal; 4 test images
     of 48x64) and a checkpoint of its randomly initialised model."""
     tmp = tmp_path_factory.mktemp('robustness_k3')
-    config = write_tiny_config(
-        str(tmp / 'tiny_rgbdt.py'),
-        RGBDT,
-        str(tmp / 'data'),
-        extra="""
-generate_cfg = dict(num_train=2, num_val=4, size=(48, 64), seed=1)
-train_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
-val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
-test_dataloader = val_dataloader
-""")
-    torch.manual_seed(0)
-    model = init_model(config)
-    ckpt = save_checkpoint(model, tmp / 'tiny.pth')
-    return dict(tmp=tmp, config=config, ckpt=ckpt, model=model)
+    return tiny_test_run(tmp, RGBDT, 'tiny_rgbdt')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('robustness_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_robustness_tool():
+    return load_tool(TOOL)
 
 
 def test_thermal_missing_in_the_tool_pipeline(k3):
-    tool = load_tool()
+    tool = load_robustness_tool()
     cfg = Config.fromfile(k3['config'])
     inputs = {}
     for name in ('clean', 'thermal_missing'):

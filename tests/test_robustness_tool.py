@@ -1,5 +1,4 @@
 """tools/analysis_tools/robustness.py end to end on a tiny model."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,8 +13,7 @@ import torch
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from geminifusion_mmseg.apis import init_model
-from tests.helpers.tiny_configs import REPO, save_checkpoint, write_tiny_config
+from tests.helpers.tiny_configs import REPO, load_tool, tiny_test_run
 
 QUICKSTART = ('configs/quickstart/'
               'geminifusion_mit-tiny_1xb4-2k_quickstart-96x128.py')
@@ -23,11 +21,8 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'robustness.py')
 ENV = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('robustness_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_robustness_tool():
+    return load_tool(TOOL)
 
 
 @pytest.fixture(scope='module')
@@ -35,24 +30,11 @@ def setup(tmp_path_factory):
     """A tiny quickstart config (4 test images of 48x64) and a checkpoint
     of its randomly initialised model."""
     tmp = tmp_path_factory.mktemp('robustness')
-    config = write_tiny_config(
-        str(tmp / 'tiny_quickstart.py'),
-        QUICKSTART,
-        str(tmp / 'data'),
-        extra="""
-generate_cfg = dict(num_train=2, num_val=4, size=(48, 64), seed=1)
-train_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
-val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
-test_dataloader = val_dataloader
-""")
-    torch.manual_seed(0)
-    model = init_model(config)
-    ckpt = save_checkpoint(model, tmp / 'tiny.pth')
-    return dict(tmp=tmp, config=config, ckpt=ckpt, model=model)
+    return tiny_test_run(tmp, QUICKSTART, 'tiny_quickstart')
 
 
 def test_depth_missing_changes_the_prediction_not_the_label(setup):
-    tool = load_tool()
+    tool = load_robustness_tool()
     cfg = Config.fromfile(setup['config'])
     outputs = {}
     for name in ('clean', 'depth_missing'):

@@ -133,3 +133,39 @@ default_hooks = dict(
     checkpoint=dict(interval={interval}, max_keep_ckpts=2))
 {extra}
 """)
+
+
+def tiny_test_run(tmp_path, base: str, name: str) -> dict:
+    """A tiny config of the quickstart ``base`` (4 test images of 48x64,
+    generated into ``tmp_path/data``) and a checkpoint of its randomly
+    initialised model (seed 0).
+
+    Returns:
+        dict: ``tmp``, ``config`` (path), ``ckpt`` (path), ``model``.
+    """
+    from geminifusion_mmseg.apis import init_model
+    config = write_tiny_config(
+        str(osp.join(str(tmp_path), f'{name}.py')),
+        base,
+        osp.join(str(tmp_path), 'data'),
+        extra="""
+generate_cfg = dict(num_train=2, num_val=4, size=(48, 64), seed=1)
+train_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
+val_dataloader = dict(dataset=dict(generate_cfg=generate_cfg))
+test_dataloader = val_dataloader
+""")
+    torch.manual_seed(0)
+    model = init_model(config)
+    ckpt = save_checkpoint(model, osp.join(str(tmp_path), 'tiny.pth'))
+    return dict(tmp=tmp_path, config=config, ckpt=ckpt, model=model)
+
+
+def load_tool(path: str):
+    """A tool script (e.g. tools/analysis_tools/robustness.py) as a module,
+    without running its ``main``."""
+    import importlib.util
+    name = osp.splitext(osp.basename(path))[0] + '_tool'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
