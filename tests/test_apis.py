@@ -25,6 +25,7 @@ from geminifusion_mmseg.testing.literal_segmenter import (
 from geminifusion_mmseg.visualization import overlay_with_legend
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
 from tests.helpers.tiny_configs import REPO, write_tiny_config
+from tests.helpers.tiny_models import random_bn_statistics_
 
 BASE = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 # The zoo's test pipeline (short side 480, multiples of 32) made small: the
@@ -77,11 +78,7 @@ def setup(tmp_path_factory):
         str(tmp / 'tiny.py'), BASE, data, extra=RESIZE_PIPELINE)
     torch.manual_seed(1)
     model = init_model(config)
-    with torch.no_grad():  # BN statistics that are not the identity
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    random_bn_statistics_(model)
     state = model.state_dict()
     ckpt = str(tmp / 'ckpt.pth')
     torch.save(

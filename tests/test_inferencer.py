@@ -17,6 +17,7 @@ from geminifusion_mmseg.testing.literal_segmenter import (
     LiteralSegmenter, save_released_checkpoint)
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
 from tests.helpers.tiny_configs import REPO, write_tiny_config
+from tests.helpers.tiny_models import random_bn_statistics_
 
 BASE = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
 RGBDT = ('configs/quickstart/'
@@ -40,11 +41,7 @@ def _random_checkpoint(config, path, meta=None):
     """A random-weight model of ``config`` saved with torch.save."""
     torch.manual_seed(1)
     model = init_model(config)
-    with torch.no_grad():  # BN statistics that are not the identity
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    random_bn_statistics_(model)
     torch.save(dict(state_dict=model.state_dict(), meta=meta or {}), path)
     return path
 

@@ -66,3 +66,14 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
                     torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
                 m.num_batches_tracked.fill_(1234)
     return model.eval()
+
+
+def random_bn_statistics_(model: nn.Module) -> nn.Module:
+    """BatchNorm running statistics that are not the identity (mean
+    U(-0.1, 0.1), var U(0.5, 1.5), from torch's global RNG), in place."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
