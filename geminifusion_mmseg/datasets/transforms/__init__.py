@@ -11,6 +11,8 @@ from .missing import (RGB_MISSING_VALUE, depth_missing_value,
                       modality_channels, modality_missing_value,
                       sample_modalities)
 from .modality_drop import RandomModalityDrop
+from .modality_encoding import (DEPTH_ENCODINGS, METRIC_ENCODINGS,
+                                ModalityEncoding, parse_encodings)
 from .multimodal import (MODALITY_ENCODINGS, LoadMultiModalAnnotations,
                          LoadMultiModalImageFromFile,
                          LoadMultiModalImageFromNDArray, encode_modality,
@@ -22,10 +24,11 @@ from .resize import ResizeShortSideToMultiple, nearest_resize
 from .size_mismatch import SIZE_MISMATCH_POLICIES
 
 __all__ = [
-    'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray', 'encode_depth',
-    'read_depth_image', 'replace_non_finite', 'LoadRGBDAnnotations',
-    'RGBColorJitter', 'RGBGaussianBlur', 'ResizeShortSideToMultiple',
-    'MultiModalPad', 'RGBDPad', 'nearest_resize',
+    'ModalityEncoding', 'parse_encodings', 'DEPTH_ENCODINGS',
+    'METRIC_ENCODINGS', 'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray',
+    'encode_depth', 'read_depth_image', 'replace_non_finite',
+    'LoadRGBDAnnotations', 'RGBColorJitter', 'RGBGaussianBlur',
+    'ResizeShortSideToMultiple', 'MultiModalPad', 'RGBDPad', 'nearest_resize',
     'LoadMultiModalImageFromFile', 'LoadMultiModalAnnotations',
     'LoadMultiModalImageFromNDArray', 'encode_modality',
     'read_image_unchanged', 'MODALITY_ENCODINGS', 'RandomModalityDrop',

@@ -80,12 +80,11 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .loading import DEPTH_ENCODINGS
 from .missing import (DEPTH_CHANNELS, RGB_CHANNELS, RGB_MISSING_VALUE,
-                      channel_range, check_depth_encoding, depth_missing_value,
-                      modality_channels, modality_missing_value,
-                      sample_encoding)
-from .multimodal import DEFAULT_ENCODINGS, MODALITY_ENCODINGS
+                      channel_range, check_depth_encoding, modality_channels,
+                      modality_missing_value, sample_encoding)
+from .modality_encoding import (DEFAULT_ENCODINGS, DEPTH_ENCODINGS,
+                                MODALITY_ENCODINGS, ModalityEncoding)
 from .seeding import sample_rng
 from .size_mismatch import settle_unaligned
 
@@ -277,8 +276,11 @@ class _DepthCorruption(_Corruption):
         self.depth_range = None if depth_range is None else tuple(
             float(v) for v in depth_range)
         self.depth_unit = float(depth_unit)
-        self.missing = depth_missing_value(depth_encoding, self.depth_scale,
-                                           self.depth_range)
+        #: The loader's encoding of the depth channels.
+        self.modality_encoding = ModalityEncoding(depth_encoding,
+                                                  self.depth_scale,
+                                                  self.depth_range)
+        self.missing = self.modality_encoding.missing_value()
 
     def _check_sample(self, results: dict) -> None:
         """Refuse a modality the loader did not read as depth."""
@@ -297,25 +299,14 @@ class _DepthCorruption(_Corruption):
 
     # encoded value <-> metres (not for 'hha')
     def to_metres(self, enc: np.ndarray) -> np.ndarray:
-        """Encoded depth (any shape) -> metres."""
-        if self.depth_encoding == 'raw':
-            stored = enc
-        elif self.depth_encoding == 'scale':
-            stored = enc / self.depth_scale
-        else:  # clip
-            low, high = self.depth_range
-            stored = enc * ((high - low) / 255.) + low
-        return stored * self.depth_unit
+        """Encoded depth (any shape) -> metres
+        (:meth:`.ModalityEncoding.to_metres`)."""
+        return self.modality_encoding.to_metres(enc, self.depth_unit)
 
     def from_metres(self, metres: np.ndarray) -> np.ndarray:
-        """Metres -> encoded depth (clipped to the range for 'clip')."""
-        stored = metres / self.depth_unit
-        if self.depth_encoding == 'raw':
-            return stored
-        if self.depth_encoding == 'scale':
-            return stored * self.depth_scale
-        low, high = self.depth_range
-        return (np.clip(stored, low, high) - low) * (255. / (high - low))
+        """Metres -> encoded depth (clipped to the range for 'clip';
+        :meth:`.ModalityEncoding.from_metres`)."""
+        return self.modality_encoding.from_metres(metres, self.depth_unit)
 
     def valid_mask(self, img: np.ndarray) -> np.ndarray:
         """(H, W) bool: pixels with a depth measurement (``img``: the

@@ -1,6 +1,6 @@
 """Loading an RGB-D pair as one 6-channel image, and its label map."""
 import logging
-from typing import Optional, Sequence, Set
+from typing import Optional, Sequence
 
 import cv2
 import mmcv
@@ -12,10 +12,16 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 from ...utils.mmseg_api_guard import mmseg_api_hint
+from .modality_encoding import (DEPTH_ENCODINGS, ModalityEncoding,
+                                replace_non_finite)
 from .size_mismatch import (check_size_mismatch, match_rgb_size,
                             resolve_size_mismatch, stash_unaligned)
 
-DEPTH_ENCODINGS = ('raw', 'scale', 'clip', 'hha')
+__all__ = [
+    'DEPTH_ENCODINGS', 'replace_non_finite', 'read_depth_image',
+    'encode_depth', 'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray',
+    'LoadRGBDAnnotations'
+]
 
 
 def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
@@ -28,52 +34,6 @@ def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
                       'interrupted copy or download? Copy it again, or drop '
                       'the sample from the list file.')
     return content
-
-
-#: Files whose NaN/inf values were reported (one warning per file and
-#: process).
-_NON_FINITE_REPORTED: Set[str] = set()
-
-
-def replace_non_finite(values: np.ndarray,
-                       source: str,
-                       once: bool = True) -> np.ndarray:
-    """NaN and inf of a float image -> 0, the stored "no measurement".
-
-    A float depth (or other float modality) file may mark pixels without a
-    measurement as NaN or inf; the network must never see them. They are
-    set to 0, the value every depth encoding reads as missing (see
-    :func:`~geminifusion_mmseg.datasets.transforms.depth_missing_value`),
-    with a warning naming ``source`` and the count. Used by the dataset
-    loaders (:func:`encode_depth`, :func:`encode_modality`) and the
-    inference API alike. Integer arrays are returned as they are.
-
-    Args:
-        values (np.ndarray): Any shape and dtype.
-        source (str): Names the input in the warning (its path).
-        once (bool): Warn only the first time ``source`` has non-finite
-            values in this process (data loaders read a file every epoch).
-            Defaults to True.
-
-    Returns:
-        np.ndarray: ``values``, or a copy with the non-finite values 0.
-    """
-    if not np.issubdtype(values.dtype, np.floating):
-        return values
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return values
-    if not once or source not in _NON_FINITE_REPORTED:
-        if once:
-            _NON_FINITE_REPORTED.add(source)
-        print_log(
-            f'{source} has {int(bad.sum())} NaN/inf value(s) of '
-            f'{bad.size}; they are set to 0 (no measurement, i.e. missing '
-            'depth).' +
-            (' Further reads of this file are not reported.' if once else ''),
-            logger='current',
-            level=logging.WARNING)
-    return np.where(bad, 0, values).astype(values.dtype)
 
 
 def _decode_cv2(content: bytes, flag: int, path: str, what: str) -> np.ndarray:
@@ -106,8 +66,9 @@ def encode_depth(depth: np.ndarray,
                  source: str = 'depth') -> np.ndarray:
     """Encode a decoded depth image as the 3 depth channels of the input.
 
-    The encoding of :class:`LoadRGBDImageFromFile` (see there); used for
-    files and for in-memory arrays alike.
+    The encoding of :class:`LoadRGBDImageFromFile`, i.e.
+    :meth:`ModalityEncoding.encode` of a depth encoding; used for files and
+    for in-memory arrays alike.
 
     Args:
         depth (np.ndarray): (H, W), (H, W, 1) or (H, W, 3) (RGB order), any
@@ -121,38 +82,8 @@ def encode_depth(depth: np.ndarray,
         read as 0, "no measurement" (:func:`replace_non_finite`, one
         warning per file).
     """
-    if depth.ndim == 3 and depth.shape[2] == 1:
-        depth = depth[..., 0]
-    if depth.ndim == 3 and depth.shape[2] != 3:
-        raise ValueError(
-            f'Depth image {source} has {depth.shape[2]} channels; expected '
-            '1 (a depth map) or 3 (e.g. HHA).')
-    if depth.ndim not in (2, 3):
-        raise ValueError(f'Depth image {source} has shape {depth.shape}; '
-                         'expected (H, W), (H, W, 1) or (H, W, 3).')
-    depth = replace_non_finite(depth, f'Depth image {source}')
-    if depth_encoding == 'hha':
-        if depth.ndim != 3:
-            raise ValueError(
-                f"depth_encoding='hha' expects a 3-channel image, but "
-                f'{source} has one channel; use '
-                "depth_encoding='raw' for depth maps.")
-        return depth.astype(np.float32)
-    if depth.ndim == 3:
-        if not ((depth[..., 0] == depth[..., 1]).all() and
-                (depth[..., 0] == depth[..., 2]).all()):
-            raise ValueError(
-                f'Depth image {source} has 3 different channels, which '
-                f'depth_encoding={depth_encoding!r} cannot read; '
-                "use depth_encoding='hha' for 3-channel encodings.")
-        depth = depth[..., 0]
-    depth = depth.astype(np.float32)
-    if depth_encoding == 'scale':
-        depth *= depth_scale
-    elif depth_encoding == 'clip':
-        low, high = depth_range
-        depth = (np.clip(depth, low, high) - low) * (255. / (high - low))
-    return np.repeat(depth[..., None], 3, axis=2)
+    return ModalityEncoding(depth_encoding, depth_scale,
+                            depth_range).encode(depth, source)
 
 
 def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray, policy: str,

@@ -29,11 +29,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .loading import DEPTH_ENCODINGS, encode_depth
-from .multimodal import MODALITY_ENCODINGS, encode_modality
-
-#: Value of the RGB channels when the camera gives nothing (black).
-RGB_MISSING_VALUE = 0.0
+from .modality_encoding import RGB_MISSING_VALUE  # noqa: F401 (re-export)
+from .modality_encoding import (DEPTH_ENCODINGS, MODALITY_ENCODINGS,
+                                ModalityEncoding)
 
 #: Channel slices of the 6-channel sample.
 RGB_CHANNELS = slice(0, 3)
@@ -60,11 +58,8 @@ def depth_missing_value(
         (a stored 0 passed through the encoding; 0 for 'hha').
     """
     check_depth_encoding(depth_encoding, depth_range, 'depth_missing_value')
-    if depth_encoding == 'hha':
-        return 0.0
-    zero = np.zeros((1, 1), np.float32)
-    return float(
-        encode_depth(zero, depth_encoding, depth_scale, depth_range)[0, 0, 0])
+    return ModalityEncoding(depth_encoding, depth_scale,
+                            depth_range).missing_value()
 
 
 def check_depth_encoding(depth_encoding: str,
@@ -202,12 +197,9 @@ def modality_missing_value(
         float: The value of the modality's 3 channels where nothing was
         measured.
     """
-    if encoding == 'rgb':
-        return RGB_MISSING_VALUE
     if encoding in DEPTH_ENCODINGS:
         return depth_missing_value(encoding, scale, value_range)
     if encoding not in MODALITY_ENCODINGS:
         raise ValueError(f'Unknown modality encoding {encoding!r}; choose '
                          f'one of {MODALITY_ENCODINGS}.')
-    zero = np.zeros((1, 1), np.uint8)
-    return float(encode_modality(zero, encoding)[0, 0, 0])
+    return ModalityEncoding(encoding, scale, value_range).missing_value()

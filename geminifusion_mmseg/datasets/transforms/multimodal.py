@@ -9,19 +9,13 @@ from mmseg.registry import TRANSFORMS
 
 from ...utils.mmseg_api_guard import mmseg_api_hint
 from ..modalities import check_modality_names
-from .loading import (DEPTH_ENCODINGS, LoadRGBDAnnotations,
-                      LoadRGBDImageFromFile, _decode_cv2, _read_bytes,
-                      encode_depth, replace_non_finite)
+from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile, _decode_cv2,
+                      _read_bytes)
+from .modality_encoding import (DEFAULT_ENCODINGS, MODALITY_ENCODINGS,
+                                ModalityEncoding)
 from .resize import nearest_resize
 from .size_mismatch import (check_size_mismatch, match_rgb_size,
                             resolve_size_mismatch, stash_unaligned)
-
-#: Encodings of one modality (3 channels each), see
-#: :class:`LoadMultiModalImageFromFile`.
-MODALITY_ENCODINGS = ('rgb', 'image', 'thermal') + DEPTH_ENCODINGS
-
-#: Encoding of a modality the config does not name.
-DEFAULT_ENCODINGS = dict(rgb='rgb', depth='raw', hha='hha', thermal='thermal')
 
 EncodingCfg = Union[str, dict]
 
@@ -85,7 +79,9 @@ def encode_modality(img: np.ndarray,
               3 channels as they are, 4 channels (an MFNet RGB-T PNG) ->
               the 4th channel (thermal) repeated to 3.
             - ``'raw'``, ``'scale'``, ``'clip'``, ``'hha'``: the depth
-              encodings of :func:`encode_depth`.
+              encodings of :func:`~.loading.encode_depth`.
+
+            The encoding itself is :meth:`.ModalityEncoding.encode`.
         scale (float): Factor of ``'scale'``.
         value_range (tuple[float, float], optional): ``(min, max)`` of
             ``'clip'``.
@@ -93,61 +89,20 @@ def encode_modality(img: np.ndarray,
 
     Returns:
         np.ndarray: float32 (H, W, 3). NaN/inf of a float image are read
-        as 0 (:func:`~.loading.replace_non_finite`, one warning per file).
+        as 0 (:func:`~.modality_encoding.replace_non_finite`, one warning
+        per file).
     """
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if encoding in DEPTH_ENCODINGS:
-        return encode_depth(img, encoding, scale, value_range, source)
-    img = replace_non_finite(img, source)
-    if encoding not in ('image', 'thermal'):
+    if encoding not in MODALITY_ENCODINGS:
         raise ValueError(f'Unknown encoding {encoding!r} for {source}; '
                          f'choose one of {MODALITY_ENCODINGS}.')
-    if img.ndim == 2:
-        return np.repeat(img.astype(np.float32)[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(
-            f'{source} has shape {img.shape}; expected (H, W) or (H, W, C) '
-            f'with C = 1, 3 or 4 for the encoding {encoding!r}.')
-    if img.shape[2] == 4:
-        if encoding == 'thermal':
-            return np.repeat(img[..., 3:4].astype(np.float32), 3, axis=2)
-        img = img[..., :3]
-    return img.astype(np.float32)
+    return ModalityEncoding(encoding, scale, value_range).encode(img, source)
 
 
 def _parse_encoding(name: str, cfg: EncodingCfg) -> dict:
     """``'clip'`` or ``dict(encoding='clip', range=(0, 1e4))`` -> a dict
-    with the keys encoding, scale, range (checked)."""
-    if isinstance(cfg, str):
-        cfg = dict(encoding=cfg)
-    elif not isinstance(cfg, dict):
-        raise ValueError(f'encodings[{name!r}] must be a string or a dict, '
-                         f'got {cfg!r}.')
-    cfg = dict(cfg)
-    unknown = set(cfg) - {'encoding', 'scale', 'range'}
-    if unknown or 'encoding' not in cfg:
-        raise ValueError(
-            f'encodings[{name!r}] must name an encoding and may give scale '
-            f"and range, e.g. dict(encoding='clip', range=(0, 10000)); got "
-            f'{cfg!r}.')
-    enc = cfg['encoding']
-    if enc not in MODALITY_ENCODINGS:
-        raise ValueError(f'encodings[{name!r}]: unknown encoding {enc!r}; '
-                         f'choose one of {MODALITY_ENCODINGS}.')
-    if (enc == 'rgb') != (name == 'rgb'):
-        raise ValueError(
-            f"encodings[{name!r}] = {enc!r}: the encoding 'rgb' is the one "
-            "and only encoding of the modality 'rgb'.")
-    rng = cfg.get('range')
-    if enc == 'clip' and (rng is None or len(rng) != 2 or not rng[1] > rng[0]):
-        raise ValueError(
-            f"encodings[{name!r}]: 'clip' needs range=(min, max) with "
-            f'max > min, got {rng!r}.')
-    return dict(
-        encoding=enc,
-        scale=float(cfg.get('scale', 1.0)),
-        range=None if rng is None else tuple(float(v) for v in rng))
+    with the keys encoding, scale, range (checked by
+    :meth:`ModalityEncoding.parse`)."""
+    return ModalityEncoding.parse(name, cfg).as_dict()
 
 
 @TRANSFORMS.register_module()
