@@ -1,5 +1,6 @@
 """Reduced-precision inference (``geminifusion_mmseg.apis.precision``):
 ``init_model(..., precision='bf16')``, the CPU fallback, bad values."""
+import copy
 import logging
 import os
 import os.path as osp
@@ -10,10 +11,10 @@ import torch
 from mmengine.logging import MMLogger
 
 from geminifusion_mmseg.apis import inference_model, init_model
-from geminifusion_mmseg.apis.precision import (PRECISIONS, cpu_bf16_support,
-                                               read_cpu_flags,
-                                               resolve_precision,
-                                               set_inference_precision)
+from geminifusion_mmseg.apis.precision import (
+    BF16_CONV_TOLERANCE, PRECISIONS, bf16_convolution_error, cpu_bf16_support,
+    keep_wrong_bf16_convolutions_in_fp32, read_cpu_flags, resolve_precision,
+    set_inference_precision)
 from tests.helpers.synthetic_rgbd import make_nyudv2_tokenfusion
 from tests.helpers.tiny_configs import write_tiny_config
 
@@ -131,7 +132,64 @@ def test_this_cpu_is_judged_by_its_flags(setup):
         model = init_model(setup['config'], setup['ckpt'], precision='bf16')
     expected = torch.bfloat16 if native else None
     assert model.inference_autocast_dtype is expected
-    assert bool(warned) == (not native)
+    fallback = [w for w in warned if 'no BF16 instructions' in w]
+    assert bool(fallback) == (not native)
+
+
+class _WrongInBF16(torch.nn.Conv2d):
+    """A convolution whose result is off by a constant under autocast,
+    as PyTorch's bf16 kernels are for some shapes on AMX CPUs."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        if torch.is_autocast_enabled('cpu'):
+            out = out + 10.0
+        return out
+
+
+def test_wrong_bf16_convolutions_run_in_fp32_and_are_named():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), _WrongInBF16(8, 8, 2, stride=2))
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+    with warnings_logged() as warned:
+        kept = keep_wrong_bf16_convolutions_in_fp32(model)
+    assert kept == ['1']
+    assert len(warned) == 1 and ': 1' in warned[0]
+    assert '_WrongInBF16(8, 8, kernel_size=(2, 2), stride=(2, 2))' in warned[0]
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(x)
+        # the copy's convolution runs in fp32 too, on its own weights
+        copied = copy.deepcopy(model)
+        copied[1].bias.data += 1
+        out_copy = copied(x)
+    assert out.dtype == torch.float32
+    rel = (out - ref).norm() / ref.norm()
+    assert rel < BF16_CONV_TOLERANCE, float(rel)
+    assert torch.allclose(out_copy, out + 1, atol=1e-5)
+    # checked once: a second call finds nothing new, and no warning
+    with warnings_logged() as warned:
+        assert keep_wrong_bf16_convolutions_in_fp32(model) == []
+    assert warned == []
+
+
+def test_narrow_strided_convolution_is_right_under_bf16_on_this_cpu():
+    """The shape PyTorch 2.13 gets wrong in bf16 on AMX CPUs (the 16-channel
+    spatial reduction of a tiny MiT): after the check it is right on every
+    CPU, whether it was kept in fp32 or not."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 16, 4, stride=4)
+    x = torch.randn(2, 16, 16, 24)
+    with torch.no_grad():
+        ref = conv(x)
+        keep_wrong_bf16_convolutions_in_fp32(conv)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = conv(x).float()
+    rel = (out - ref).norm() / ref.norm()
+    assert rel < BF16_CONV_TOLERANCE, float(rel)
+    assert bf16_convolution_error(conv) == bf16_convolution_error(conv)
 
 
 def test_set_inference_precision_reaches_a_wrapped_segmentor(setup):
@@ -141,6 +199,8 @@ def test_set_inference_precision_reaches_a_wrapped_segmentor(setup):
     assert model.inference_autocast_dtype is torch.bfloat16
     assert set_inference_precision(wrapper, 'fp32') == 'fp32'
     assert model.inference_autocast_dtype is None
+    # fp32 again: no convolution is left with an fp32 override
+    assert all('forward' not in m.__dict__ for m in model.modules())
     with pytest.raises(ValueError, match='no GeminiFusion segmentor'):
         set_inference_precision(
             torch.nn.Linear(2, 2), 'bf16', 'cpu', WITH_BF16)

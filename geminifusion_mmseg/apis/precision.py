@@ -18,19 +18,30 @@
 The segmentor carries the choice as ``inference_autocast_dtype`` (None:
 fp32), read by :class:`MultiModalEncoderDecoder` at test time only;
 training is unaffected. Measured speed and agreement: docs/benchmarks.md.
+
+Before bf16 runs, every convolution shape of the model is checked once
+against fp32 on a random input (:func:`keep_wrong_bf16_convolutions_in_fp32`):
+PyTorch 2.13's oneDNN kernels on AMX CPUs return WRONG bf16 results (relative
+error above 100%, not rounding) for some narrow strided convolutions, e.g.
+``Conv2d(16, 16, kernel_size=4, stride=4)``, the spatial reduction of a
+16-channel stage. Those convolutions run in fp32, with a warning naming
+them; the zoo models (32 or more channels in every stage) have none.
 """
 import contextlib
 import logging
 import platform
-from typing import FrozenSet, Iterable, Optional, Tuple
+import types
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
 __all__ = [
-    'PRECISIONS', 'autocast_context', 'check_precision', 'cpu_bf16_support',
-    'resolve_precision', 'set_inference_precision'
+    'PRECISIONS', 'autocast_context', 'bf16_convolution_error',
+    'check_precision', 'cpu_bf16_support',
+    'keep_wrong_bf16_convolutions_in_fp32', 'resolve_precision',
+    'set_inference_precision'
 ]
 
 #: Accepted ``precision`` values.
@@ -40,6 +51,12 @@ PRECISIONS = ('fp32', 'bf16', 'bf16-force')
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 _DTYPES = {'fp32': None, 'bf16': torch.bfloat16}
+
+#: Relative error (L2, against fp32) above which a convolution's bf16
+#: result counts as wrong: bf16 rounding alone gives about 0.3%.
+BF16_CONV_TOLERANCE = 0.05
+
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def check_precision(precision: str) -> str:
@@ -145,6 +162,95 @@ def autocast_context(precision: str, device_type: str = 'cpu'):
     return torch.autocast(device_type, dtype=dtype)
 
 
+def _conv_shape(conv: nn.Module) -> tuple:
+    return (type(conv), conv.in_channels, conv.out_channels, conv.kernel_size,
+            conv.stride, conv.padding, conv.dilation, conv.groups,
+            conv.padding_mode)
+
+
+def bf16_convolution_error(conv: nn.Module) -> float:
+    """Relative L2 error of ``conv`` under bf16 autocast against fp32, on a
+    seeded random input giving an 8-pixel-wide output (global RNG untouched).
+
+    Args:
+        conv (nn.Conv1d | nn.Conv2d | nn.Conv3d): The convolution, with its
+            own weights and device.
+
+    Returns:
+        float: ``||bf16 - fp32|| / ||fp32||``.
+    """
+    size = [(k - 1) * d + 1 + s * 7
+            for k, s, d in zip(conv.kernel_size, conv.stride, conv.dilation)]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, conv.in_channels, *size, generator=gen)
+    x = x.to(conv.weight.device)
+    forward = type(conv).forward  # the class's, not an fp32 override
+    with torch.no_grad():
+        ref = forward(conv, x).float()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            out = forward(conv, x).float()
+    return float((out - ref).norm() / ref.norm().clamp_min(1e-12))
+
+
+def _fp32_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The class's forward outside autocast, on an fp32 input."""
+    with torch.autocast(x.device.type, enabled=False):
+        return type(self).forward(self, x.float())
+
+
+def _is_kept_in_fp32(module: nn.Module) -> bool:
+    forward = module.__dict__.get('forward')
+    return getattr(forward, '__func__', None) is _fp32_forward
+
+
+def keep_wrong_bf16_convolutions_in_fp32(model: nn.Module) -> List[str]:
+    """Run in fp32 the convolutions whose bf16 result is wrong on this device.
+
+    Each distinct convolution shape of ``model`` is checked once
+    (:func:`bf16_convolution_error`); the convolutions of a shape above
+    :data:`BF16_CONV_TOLERANCE` get an instance ``forward`` that leaves
+    autocast and casts its input to fp32 (weights and state dict unchanged;
+    ``torch.autocast`` elsewhere is unaffected), and a warning names them.
+
+    Args:
+        model (nn.Module): The model, on its inference device.
+
+    Returns:
+        list[str]: The names of the convolutions now kept in fp32.
+    """
+    errors: Dict[tuple, float] = {}
+    kept = []
+    for name, m in model.named_modules():
+        if not isinstance(m, _CONVOLUTIONS) or _is_kept_in_fp32(m):
+            continue
+        key = _conv_shape(m)
+        if key not in errors:
+            errors[key] = bf16_convolution_error(m)
+        if errors[key] > BF16_CONV_TOLERANCE:
+            m.forward = types.MethodType(_fp32_forward, m)
+            kept.append((name, m, errors[key]))
+    if kept:
+        shapes = sorted({repr(m) for _, m, _ in kept})
+        worst = max(e for _, _, e in kept)
+        names = [n for n, _, _ in kept]
+        print_log(
+            f'bf16 autocast: PyTorch {torch.__version__} gives wrong bf16 '
+            f'results on this device for {", ".join(shapes)} (relative error '
+            f'up to {worst:.2f} against fp32: a oneDNN kernel issue, seen on '
+            f'AMX CPUs); kept in fp32 ({len(names)}): '
+            f'{", ".join(names[:8])}{", ..." if len(names) > 8 else ""}',
+            logger='current',
+            level=logging.WARNING)
+    return [n for n, _, _ in kept]
+
+
+def _restore_convolutions(model: nn.Module) -> None:
+    """Undo :func:`keep_wrong_bf16_convolutions_in_fp32`."""
+    for m in model.modules():
+        if _is_kept_in_fp32(m):
+            del m.forward
+
+
 def set_inference_precision(model: nn.Module,
                             precision: str,
                             device: Optional[str] = None,
@@ -153,7 +259,9 @@ def set_inference_precision(model: nn.Module,
     predict in ``precision`` (:func:`resolve_precision`).
 
     Sets ``inference_autocast_dtype`` (None or ``torch.bfloat16``) on every
-    submodule that has it (:class:`MultiModalEncoderDecoder`).
+    submodule that has it (:class:`MultiModalEncoderDecoder`); for bf16,
+    keeps in fp32 the convolutions that bf16 gets wrong on this device
+    (:func:`keep_wrong_bf16_convolutions_in_fp32`).
 
     Args:
         model (nn.Module): The model.
@@ -180,7 +288,9 @@ def set_inference_precision(model: nn.Module,
     effective = resolve_precision(precision, device, cpu_flags)
     for m in targets:
         m.inference_autocast_dtype = _DTYPES[effective]
+    _restore_convolutions(model)
     if effective != 'fp32':
+        keep_wrong_bf16_convolutions_in_fp32(model)
         print_log(
             f'inference in {effective} autocast on {device}', logger='current')
     return effective
