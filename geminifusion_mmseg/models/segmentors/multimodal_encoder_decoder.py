@@ -16,6 +16,8 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils.streams import resolve_backbone_cfg, resolve_stream_names
+
 RESIZE_MODES = ('bilinear', 'bicubic')
 _warned_num_modalities = False  # the deprecated attribute's one warning
 
@@ -53,11 +55,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         pretrained (str, optional): mmseg's legacy argument (set to None by
             ``mmseg.apis.init_model``); a path becomes the backbone's
             ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
-        modality_names (Sequence[str]): One name per branch (backbone
-            output stream), in channel order. Defaults to ('rgb', 'depth').
-            With more than 2 input modalities the backbone has 2 streams,
-            RGB and the fused other modalities: the DeLiVER configs name
-            them ('rgb', 'fused').
+        modality_names (Sequence[str], optional): One name per branch
+            (backbone output stream), in channel order. None (default):
+            derived from ``modalities``, else ('rgb', 'depth'). With more
+            than 2 input modalities the backbone has 2 streams, RGB and the
+            fused other modalities, named ('rgb', 'fused').
         learn_alpha (bool): Make the ensemble weights ``alpha`` trainable.
             Defaults to False: as released, alpha stays at ones (a plain
             average).
@@ -65,8 +67,19 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             ("freeze BN", as released). Defaults to True.
         branch_predictions (bool): Attach per-modality predictions in
             ``predict``. Defaults to True.
+        modalities (Sequence[str], optional): The input modalities in
+            channel order, RGB first, e.g. ``('rgb', 'depth', 'event')``
+            (K of them). Given, they fix ``backbone.in_channels`` (3 * K),
+            ``backbone.num_modalities`` (K) and ``modality_names``
+            (:func:`~geminifusion_mmseg.models.utils.streams.stream_names`:
+            ``('rgb', <other>)`` for K = 2, ``('rgb', 'fused')`` for
+            K > 2); those may then be left out (or None), and a value given
+            beside the modalities that disagrees is a ValueError naming the
+            key. None (default): the three are taken as given (a None
+            ``in_channels`` / ``num_modalities``: the backbone's default).
 
     Attributes:
+        modalities (tuple[str] | None): ``modalities`` as given.
         num_streams (int): The backbone's output streams, one branch each
             (2: rgb and depth, or rgb and the fused stream of K > 2 input
             modalities). ``num_modalities`` is its deprecated name (warns
@@ -87,7 +100,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     def __init__(self,
                  backbone: ConfigType,
                  decode_head: ConfigType,
-                 modality_names: Sequence[str] = ('rgb', 'depth'),
+                 modality_names: Optional[Sequence[str]] = None,
                  learn_alpha: bool = False,
                  norm_eval: bool = True,
                  branch_predictions: bool = True,
@@ -97,7 +110,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None,
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 modalities: Optional[Sequence[str]] = None):
         if pretrained is not None:  # mmseg's legacy argument
             if backbone.get('init_cfg') is not None:
                 raise ValueError('MultiModalEncoderDecoder: both pretrained '
@@ -108,6 +122,10 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         if neck is not None or auxiliary_head is not None:
             raise ValueError('MultiModalEncoderDecoder supports neither a '
                              'neck nor an auxiliary head')
+        where = 'MultiModalEncoderDecoder'
+        backbone = resolve_backbone_cfg(backbone, modalities, where)
+        modality_names = resolve_stream_names(modality_names, modalities,
+                                              where)
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -115,7 +133,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.modality_names = tuple(modality_names)
+        self.modalities = None if modalities is None else tuple(modalities)
+        self.modality_names = modality_names
         # one branch per backbone output stream: the modalities, or with
         # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
         # stream of the other K - 1
