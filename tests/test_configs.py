@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
+from mmseg.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -63,11 +63,14 @@ def test_config_builds(path):
 def test_k_modality_configs_agree_on_the_modalities(path):
     """in_channels, num_modalities, the preprocessor's mean/std and the
     datasets follow the dataset config's `modalities`; one branch name per
-    backbone stream, the same in the metric."""
+    backbone stream, the same in the metric (as built: the model and the
+    metric may derive them from `modalities`)."""
     from geminifusion_mmseg.datasets import check_modalities_match
     cfg = Config.fromfile(path)
     modalities = cfg.modalities
-    backbone = cfg.model.backbone
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    backbone = model.backbone
     assert backbone.num_modalities == len(modalities)
     check_modalities_match(backbone.in_channels, modalities, path)
     for key in ('mean', 'std'):
@@ -75,8 +78,9 @@ def test_k_modality_configs_agree_on_the_modalities(path):
             len(cfg.model.data_preprocessor[key]), modalities, path)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert list(cfg[key].dataset.modalities) == list(modalities)
-    names = tuple(cfg.model.modality_names)
+    names = tuple(model.modality_names)
     expected = ('rgb', 'fused') if len(modalities) > 2 else \
         tuple(modalities)
     assert names == expected
-    assert tuple(cfg.val_evaluator.branches) == names
+    for key in ('val_evaluator', 'test_evaluator'):
+        assert METRICS.build(cfg[key]).branches == names

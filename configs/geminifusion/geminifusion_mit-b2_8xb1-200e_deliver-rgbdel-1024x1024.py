@@ -14,21 +14,14 @@ _base_ = [
     '../_base_/datasets/deliver_rgbdel.py', '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_warmup_poly_200e.py'
 ]
-# modalities ['rgb', 'depth', 'event', 'lidar']
-# (the dataset config's `modalities`), 3 channels each
 data_preprocessor = dict(mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
 model = dict(
     data_preprocessor=data_preprocessor,
-    # one name per stream: rgb and the token selection of depth, event and
-    # LiDAR
-    modality_names=('rgb', 'fused'),
+    # in_channels (3 per modality), num_modalities and the stream names
+    # (one per branch) follow the dataset config's `modalities`
+    modalities={{_base_.modalities}},
     backbone=dict(
         arch='b2',
-        in_channels=12,
-        num_modalities=4,
         drop_path_rate=0.2,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b2.pth')),
     decode_head=dict(in_channels=[64, 128, 320, 512], num_classes=25))
-# the ensemble is scored (as the branch); the branches are logged too
-val_evaluator = dict(branches=('rgb', 'fused'))
-test_evaluator = val_evaluator

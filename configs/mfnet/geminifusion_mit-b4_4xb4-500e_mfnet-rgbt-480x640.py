@@ -22,11 +22,11 @@ _base_ = [
 data_preprocessor = dict(mean={{_base_.norm_mean}}, std={{_base_.norm_std}})
 model = dict(
     data_preprocessor=data_preprocessor,
-    modality_names=('rgb', 'thermal'),
+    # in_channels (3 per modality), num_modalities and the stream names
+    # (one per branch) follow the dataset config's `modalities`
+    modalities={{_base_.modalities}},
     backbone=dict(
         arch='b4',
-        in_channels=6,
-        num_modalities=2,
         drop_path_rate=0.4,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b4.pth')),
     decode_head=dict(
@@ -53,5 +53,3 @@ param_scheduler = [
         by_epoch=False)
 ]
 train_cfg = dict(max_epochs=max_epochs, val_begin=301, val_interval=1)
-val_evaluator = dict(branches=('rgb', 'thermal'))
-test_evaluator = val_evaluator

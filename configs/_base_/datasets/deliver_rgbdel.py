@@ -6,10 +6,13 @@ data_root = 'data/DELIVER'
 crop_size = (1024, 1024)  # (h, w)
 
 # The modalities, RGB first; their order is the channel order of the input
-# (3 channels each). RGB-D / RGB-E / RGB-L: deliver_rgbd.py, deliver_rgbe.py,
-# deliver_rgbl.py; any other choice: set `modalities` AND the datasets'
-# `modalities` in your config, as those files do. The loader takes the
-# dataset's list.
+# (3 channels each). Declared once: the datasets, the evaluator and (through
+# model.modalities={{_base_.modalities}}) the model follow them.
+# RGB-D / RGB-E / RGB-L: deliver_rgbd.py, deliver_rgbe.py, deliver_rgbl.py;
+# any other choice: set `modalities`, `norm_mean`, `norm_std` AND the
+# datasets' and the evaluator's `modalities` in your config, as those files
+# do (a child config's variables do not reach this file's dicts). The
+# loader takes the dataset's list.
 modalities = ['rgb', 'depth', 'event', 'lidar']
 # The data preprocessor's per-channel normalisation for `modalities` (RGB:
 # ImageNet mean/std on 0..255; the others: / 255, as published), for the
@@ -121,6 +124,8 @@ val_dataloader = dict(
         case=None,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# the ensemble prediction is the one scored (mIoU, as the reference)
-val_evaluator = dict(type='MultiBranchIoUMetric', iou_metrics=['mIoU'])
+# the ensemble prediction is the one scored (mIoU, as the reference); the
+# branches (one per backbone stream, named from the modalities) are logged
+val_evaluator = dict(
+    type='MultiBranchIoUMetric', iou_metrics=['mIoU'], modalities=modalities)
 test_evaluator = val_evaluator

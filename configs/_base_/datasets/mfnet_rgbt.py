@@ -96,5 +96,6 @@ val_dataloader = dict(
         modalities=modalities,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiBranchIoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(
+    type='MultiBranchIoUMetric', iou_metrics=['mIoU'], modalities=modalities)
 test_evaluator = val_evaluator

@@ -6,17 +6,24 @@
 # every branch.
 # Source: branch DeLiVER of JiaDingCN/GeminiFusion, semseg/models/
 # geminifusion.py, backbones/geminifusion_backbone.py, tools/train_mm.py.
-# A dataset config sets `modalities`, `norm_mean`, `norm_std`; the model
-# config then sets backbone in_channels / num_modalities (3 per modality)
-# and the data preprocessor's mean/std from them, and the segmentor one
-# name per backbone stream: ('rgb', <the other modality>) for two
-# modalities, ('rgb', 'fused') for more.
+# A dataset config declares `modalities` (and derives `norm_mean`,
+# `norm_std`, the datasets' and the evaluator's modalities from it); the
+# model config passes them on, modalities={{_base_.modalities}}, and the
+# data preprocessor's mean=/std={{_base_.norm_mean}} / {{_base_.norm_std}}.
+# The segmentor derives from `modalities` the backbone's in_channels (3 per
+# modality) and num_modalities, and one name per backbone stream:
+# ('rgb', <the other modality>) for two modalities, ('rgb', 'fused') for
+# more. Without `modalities` (None here): RGB-D, in_channels 6.
 _base_ = ['./geminifusion_mit.py']
 model = dict(
+    modalities=None,
+    modality_names=None,  # from `modalities` (default ('rgb', 'depth'))
     learn_alpha=True,  # the branch trains alpha (ensemble loss only)
     norm_eval=False,  # the branch trains the head's BatchNorm
-    # train.sh: drop path 0.4 (0.2 for RGB-D-E-L)
-    backbone=dict(arch='b2', num_modalities=2, drop_path_rate=0.4),
+    # train.sh: drop path 0.4 (0.2 for RGB-D-E-L); in_channels and
+    # num_modalities from `modalities` (None: the backbone's 6 and 2)
+    backbone=dict(
+        arch='b2', in_channels=None, num_modalities=None, drop_path_rate=0.4),
     decode_head=dict(
         channels=512,  # every variant (the branch's B0/B1 test never fires)
         num_classes=25,

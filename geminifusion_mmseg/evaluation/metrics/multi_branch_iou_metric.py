@@ -1,7 +1,7 @@
 """IoU of the ensemble prediction and of each modality's own prediction."""
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
@@ -9,6 +9,7 @@ from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 from PIL import Image
 
+from ...models.utils.streams import resolve_stream_names
 from ...utils.atomic_io import atomic_output
 
 
@@ -25,14 +26,24 @@ class MultiBranchIoUMetric(IoUMetric):
     scored for the ensemble only.
 
     Args:
-        branches (Sequence[str]): Branch names. Defaults to
-            ('rgb', 'depth').
+        branches (Sequence[str], optional): Branch names, the segmentor's
+            ``modality_names``. None (default): derived from
+            ``modalities``, else ('rgb', 'depth').
+        modalities (Sequence[str], optional): The model's input
+            modalities, RGB first; the branches are then the segmentor's
+            stream names for them (``('rgb', <other>)`` for two,
+            ``('rgb', 'fused')`` for more). ``branches`` given beside them
+            must agree (else a ValueError naming both).
         **kwargs: :class:`IoUMetric` arguments.
     """
 
-    def __init__(self, branches: Sequence[str] = ('rgb', 'depth'), **kwargs):
+    def __init__(self,
+                 branches: Optional[Sequence[str]] = None,
+                 modalities: Optional[Sequence[str]] = None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.branches = tuple(branches)
+        self.branches = resolve_stream_names(branches, modalities,
+                                             type(self).__name__, 'branches')
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Score one batch: ensemble and, when present, each branch.

@@ -16,6 +16,8 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils.streams import resolve_backbone_cfg, resolve_stream_names
+
 RESIZE_MODES = ('bilinear', 'bicubic')
 _warned_num_modalities = False  # the deprecated attribute's one warning
 
@@ -53,11 +55,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         pretrained (str, optional): mmseg's legacy argument (set to None by
             ``mmseg.apis.init_model``); a path becomes the backbone's
             ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
-        modality_names (Sequence[str]): One name per branch (backbone
-            output stream), in channel order. Defaults to ('rgb', 'depth').
-            With more than 2 input modalities the backbone has 2 streams,
-            RGB and the fused other modalities: the DeLiVER configs name
-            them ('rgb', 'fused').
+        modality_names (Sequence[str], optional): One name per branch
+            (backbone output stream), in channel order. None (default):
+            derived from ``modalities``, else ('rgb', 'depth'). With more
+            than 2 input modalities the backbone has 2 streams, RGB and the
+            fused other modalities, named ('rgb', 'fused').
         learn_alpha (bool): Make the ensemble weights ``alpha`` trainable.
             Defaults to False: as released, alpha stays at ones (a plain
             average).
@@ -65,8 +67,19 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             ("freeze BN", as released). Defaults to True.
         branch_predictions (bool): Attach per-modality predictions in
             ``predict``. Defaults to True.
+        modalities (Sequence[str], optional): The input modalities in
+            channel order, RGB first, e.g. ``('rgb', 'depth', 'event')``
+            (K of them). Given, they fix ``backbone.in_channels`` (3 * K),
+            ``backbone.num_modalities`` (K) and ``modality_names``
+            (:func:`~geminifusion_mmseg.models.utils.streams.stream_names`:
+            ``('rgb', <other>)`` for K = 2, ``('rgb', 'fused')`` for
+            K > 2); those may then be left out (or None), and a value given
+            beside the modalities that disagrees is a ValueError naming the
+            key. None (default): the three are taken as given (a None
+            ``in_channels`` / ``num_modalities``: the backbone's default).
 
     Attributes:
+        modalities (tuple[str] | None): ``modalities`` as given.
         num_streams (int): The backbone's output streams, one branch each
             (2: rgb and depth, or rgb and the fused stream of K > 2 input
             modalities). ``num_modalities`` is its deprecated name (warns
@@ -87,7 +100,7 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     def __init__(self,
                  backbone: ConfigType,
                  decode_head: ConfigType,
-                 modality_names: Sequence[str] = ('rgb', 'depth'),
+                 modality_names: Optional[Sequence[str]] = None,
                  learn_alpha: bool = False,
                  norm_eval: bool = True,
                  branch_predictions: bool = True,
@@ -97,7 +110,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None,
-                 pretrained: Optional[str] = None):
+                 pretrained: Optional[str] = None,
+                 modalities: Optional[Sequence[str]] = None):
         if pretrained is not None:  # mmseg's legacy argument
             if backbone.get('init_cfg') is not None:
                 raise ValueError('MultiModalEncoderDecoder: both pretrained '
@@ -108,6 +122,10 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         if neck is not None or auxiliary_head is not None:
             raise ValueError('MultiModalEncoderDecoder supports neither a '
                              'neck nor an auxiliary head')
+        where = 'MultiModalEncoderDecoder'
+        backbone = resolve_backbone_cfg(backbone, modalities, where)
+        modality_names = resolve_stream_names(modality_names, modalities,
+                                              where)
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -115,7 +133,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.modality_names = tuple(modality_names)
+        self.modalities = None if modalities is None else tuple(modalities)
+        self.modality_names = modality_names
         # one branch per backbone output stream: the modalities, or with
         # K > 2 inputs (docs/model.md "K modalities") rgb and the fused
         # stream of the other K - 1
@@ -297,11 +316,13 @@ class MultiModalEncoderDecoder(EncoderDecoder):
     def postprocess_result(self,
                            seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
-        """mmseg's ``postprocess_result`` with ``test_cfg.resize_mode``.
+        """mmseg's ``postprocess_result``, with ``test_cfg.resize_mode``.
 
         Per image: remove the padding (``padding_size`` /
         ``img_padding_size``), undo a test-time flip, resize the logits to
-        ``ori_shape`` and take the argmax.
+        ``ori_shape`` and take the argmax. With ``resize_mode='bilinear'``
+        (or no ``data_samples``) this is mmseg's
+        :meth:`BaseSegmentor.postprocess_result` itself.
 
         Args:
             seg_logits (Tensor): (B, K, H, W) logits at the input size.
@@ -314,8 +335,12 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             ``pred_sem_seg`` (1, h0, w0) at ``ori_shape`` (a 1-channel head:
             sigmoid and ``decode_head.threshold``, as mmseg).
         """
-        if data_samples is None:
-            return super().postprocess_result(seg_logits, None)
+        if data_samples is None or self.resize_mode == 'bilinear':
+            return super().postprocess_result(seg_logits, data_samples)
+        # mmseg hard-codes a bilinear resize to ori_shape; the published
+        # protocol's bicubic one needs its own unpad / flip / resize. The
+        # argmax (or sigmoid and threshold) is then mmseg's, on logits
+        # already at ori_shape (no data samples: nothing else is done).
         H, W = seg_logits.shape[-2:]
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
@@ -328,15 +353,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                     raise ValueError(f'unknown flip_direction {direction!r}')
                 logits = logits.flip(
                     dims=(3, ) if direction == 'horizontal' else (2, ))
-            logits = self._resize_logits(logits, meta['ori_shape'])[0]
-            if logits.shape[0] > 1:
-                pred = logits.argmax(0, keepdim=True)
-            else:  # a 1-channel (sigmoid) head, as mmseg
-                logits = logits.sigmoid()
-                pred = (logits > self.decode_head.threshold).to(logits)
+            result = super().postprocess_result(
+                self._resize_logits(logits, meta['ori_shape']))[0]
             sample.set_data({
-                'seg_logits': PixelData(data=logits),
-                'pred_sem_seg': PixelData(data=pred)
+                'seg_logits': result.seg_logits,
+                'pred_sem_seg': result.pred_sem_seg
             })
         return data_samples
 
@@ -345,51 +366,44 @@ class MultiModalEncoderDecoder(EncoderDecoder):
         """Ensemble logits (B, K, H, W) at the input size."""
         return self._encode_decode_all(inputs, batch_img_metas)[:, -1]
 
-    def _slide_inference_all(self, inputs: Tensor,
-                             batch_img_metas: List[dict]) -> Tensor:
-        """mmseg's sliding-window inference, for all branches at once.
+    def _test_mode(self) -> str:
+        """``test_cfg.mode`` ('whole' by default), checked.
 
-        Returns:
-            Tensor: (B, M + 1, K, H, W).
+        Raises:
+            ValueError: It is neither 'whole' nor 'slide' (mmseg asserts).
         """
-        h_stride, w_stride = self.test_cfg.stride
-        h_crop, w_crop = self.test_cfg.crop_size
-        batch_size, _, h_img, w_img = inputs.size()
-        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
-        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        preds = inputs.new_zeros((batch_size, self.num_streams + 1,
-                                  self.out_channels, h_img, w_img))
-        count = inputs.new_zeros((batch_size, 1, 1, h_img, w_img))
-        for h_idx in range(h_grids):
-            for w_idx in range(w_grids):
-                y2 = min(h_idx * h_stride + h_crop, h_img)
-                x2 = min(w_idx * w_stride + w_crop, w_img)
-                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-                crop = inputs[:, :, y1:y2, x1:x2]
-                batch_img_metas[0]['img_shape'] = crop.shape[2:]
-                preds[..., y1:y2,
-                      x1:x2] += self._encode_decode_all(crop, batch_img_metas)
-                count[..., y1:y2, x1:x2] += 1
-        return preds / count
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in ('whole', 'slide'):
+            raise ValueError(f'test_cfg.mode must be "whole" or "slide", '
+                             f'got {mode!r}')
+        return mode
 
     def _inference_all(self, inputs: Tensor,
                        batch_img_metas: List[dict]) -> Tensor:
         """Whole or slide inference (``test_cfg.mode``), all branches.
 
+        Slide mode is mmseg's :meth:`EncoderDecoder.slide_inference`, run
+        once for all branches (:class:`_StackedBranches`).
+
         Returns:
-            Tensor: (B, M + 1, K, H, W).
+            Tensor: (B, M + 1, K, H, W); index -1 is the ensemble.
         """
-        mode = self.test_cfg.get('mode', 'whole')
-        if mode == 'slide':
-            return self._slide_inference_all(inputs, batch_img_metas)
-        if mode == 'whole':
+        if self._test_mode() == 'whole':
             return self._encode_decode_all(inputs, batch_img_metas)
-        raise ValueError(f'test_cfg.mode must be "whole" or "slide", got '
-                         f'{mode!r}')
+        stacked = EncoderDecoder.slide_inference(
+            _StackedBranches(self), inputs, batch_img_metas)
+        return stacked.unflatten(1, (self.num_streams + 1, self.out_channels))
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Ensemble logits (B, K, H, W), whole or slide mode."""
-        return self._inference_all(inputs, batch_img_metas)[:, -1]
+        """Ensemble logits (B, K, H, W): mmseg's ``whole_inference`` or
+        ``slide_inference`` over :meth:`encode_decode`.
+
+        As mmseg's ``inference``, but a bad ``test_cfg.mode`` is a
+        ValueError, and ``test_cfg`` may be a plain dict in whole mode.
+        """
+        if self._test_mode() == 'slide':
+            return self.slide_inference(inputs, batch_img_metas)
+        return self.whole_inference(inputs, batch_img_metas)
 
     def predict(self,
                 inputs: Tensor,
@@ -441,6 +455,39 @@ class MultiModalEncoderDecoder(EncoderDecoder):
                  data_samples: OptSampleList = None) -> Tensor:
         """Ensemble logits at the head's resolution (B, K, H/4, W/4)."""
         return self.branch_logits(inputs)[-1]
+
+
+class _StackedBranches:
+    """The segmentor as mmseg's :meth:`EncoderDecoder.slide_inference`
+    reads it (``test_cfg``, ``out_channels``, ``encode_decode``), with every
+    branch's logits stacked along the channels.
+
+    mmseg's slide inference accumulates one logit map per window; the
+    segmentor's branches are ``M + 1`` maps of one backbone pass. Stacking
+    them as ``(M + 1) * K`` channels lets mmseg's code run once per window
+    for all branches (instead of a copy of it, or ``M + 1`` backbone passes
+    per window); the windows, their sums and the division by the overlap
+    count are elementwise, so every branch is exactly what mmseg's slide
+    inference gives for it alone.
+
+    Args:
+        segmentor (MultiModalEncoderDecoder): The model.
+
+    Shape:
+        ``encode_decode``: (B, C, h, w) window in, (B, (M + 1) * K, h, w)
+        out, branch-major (``branch_names`` order).
+    """
+
+    def __init__(self, segmentor: MultiModalEncoderDecoder):
+        self._segmentor = segmentor
+        self.test_cfg = segmentor.test_cfg
+        self.out_channels = (segmentor.num_streams + 1) * \
+            segmentor.out_channels
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        logits = self._segmentor._encode_decode_all(inputs, batch_img_metas)
+        return logits.flatten(1, 2)
 
 
 def _warn_num_modalities() -> None:
