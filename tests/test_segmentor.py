@@ -140,3 +140,12 @@ def test_bad_test_mode():
     model = build(test_cfg=dict(mode='tile')).eval()
     with pytest.raises(ValueError, match="'tile'"):
         model.predict(torch.randn(1, 6, 32, 32), samples(1, 32, 32))
+
+
+@pytest.mark.parametrize('resize_mode', ['bilinear', 'bicubic'])
+def test_bad_flip_direction_is_a_clear_error(resize_mode):
+    model = build(test_cfg=dict(mode='whole', resize_mode=resize_mode)).eval()
+    data = samples(1, 32, 32)
+    data[0].set_metainfo(dict(flip=True, flip_direction='diagonal'))
+    with pytest.raises(ValueError, match="flip_direction 'diagonal'"):
+        model.predict(torch.randn(1, 6, 32, 32), data)

@@ -1,6 +1,6 @@
 """Encoder-decoder for modality-stacked input with a per-branch ensemble."""
 import logging
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +20,21 @@ from ..utils.streams import resolve_backbone_cfg, resolve_stream_names
 
 RESIZE_MODES = ('bilinear', 'bicubic')
 _warned_num_modalities = False  # the deprecated attribute's one warning
+
+
+def _flip_dims(meta: dict) -> Tuple[int, ...]:
+    """The logits dims a test-time flip of ``meta`` reverses: () without a
+    flip, (3, ) horizontal, (2, ) vertical.
+
+    Raises:
+        ValueError: ``flip_direction`` is another value (named).
+    """
+    if not meta.get('flip', None):
+        return ()
+    direction = meta.get('flip_direction', None)
+    if direction not in ('horizontal', 'vertical'):
+        raise ValueError(f'unknown flip_direction {direction!r}')
+    return (3, ) if direction == 'horizontal' else (2, )
 
 
 @MODELS.register_module()
@@ -335,7 +350,11 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             ``pred_sem_seg`` (1, h0, w0) at ``ori_shape`` (a 1-channel head:
             sigmoid and ``decode_head.threshold``, as mmseg).
         """
-        if data_samples is None or self.resize_mode == 'bilinear':
+        if data_samples is None:
+            return super().postprocess_result(seg_logits, data_samples)
+        for sample in data_samples:  # a clear error rather than mmseg's assert
+            _flip_dims(sample.metainfo)
+        if self.resize_mode == 'bilinear':
             return super().postprocess_result(seg_logits, data_samples)
         # mmseg hard-codes a bilinear resize to ori_shape; the published
         # protocol's bicubic one needs its own unpad / flip / resize. The
@@ -347,12 +366,8 @@ class MultiModalEncoderDecoder(EncoderDecoder):
             left, right, top, bottom = meta.get(
                 'img_padding_size', meta.get('padding_size', [0] * 4))
             logits = seg_logits[i:i + 1, :, top:H - bottom, left:W - right]
-            if meta.get('flip', None):
-                direction = meta.get('flip_direction', None)
-                if direction not in ('horizontal', 'vertical'):
-                    raise ValueError(f'unknown flip_direction {direction!r}')
-                logits = logits.flip(
-                    dims=(3, ) if direction == 'horizontal' else (2, ))
+            if _flip_dims(meta):
+                logits = logits.flip(dims=_flip_dims(meta))
             result = super().postprocess_result(
                 self._resize_logits(logits, meta['ori_shape']))[0]
             sample.set_data({
