@@ -42,8 +42,8 @@ from ..datasets.transforms.loading import LoadRGBDImageFromFile
 from ..datasets.transforms.size_mismatch import (check_size_mismatch,
                                                  match_rgb_size)
 from ..deployment.metadata import read_onnx_metadata
-from .inference import (InputType, _check_depth_array, _check_rgb_array,
-                        _pair_inputs, _prepare_pair)
+from .inputs import (InputType, batches_by_shape, check_depth_array,
+                     check_rgb_array, pair_inputs, prepare_pair)
 
 __all__ = [
     'read_onnx_metadata', 'ONNXSegmentor', 'init_onnx_model',
@@ -284,7 +284,7 @@ def inference_onnx_model(
             f'inference_onnx_model: {model.path} was exported with '
             '--no-preprocess (normalised float inputs); export it without '
             'that flag to run it on frames')
-    rgbs, depths, is_batch = _pair_inputs(rgb, depth, 'inference_onnx_model')
+    rgbs, depths, is_batch = pair_inputs(rgb, depth, 'inference_onnx_model')
     if not rgbs:
         return []
     hha = model.preprocess['depth_encoding'] == 'hha'
@@ -296,11 +296,11 @@ def inference_onnx_model(
     items = []
     for i, (r, d) in enumerate(zip(rgbs, depths)):
         tag = f'[{i}]' if is_batch else ''
-        results = _prepare_pair(r, d, model.file_loader, tag,
-                                model.size_mismatch)
-        img = _check_rgb_array(results['img'], f'rgb{tag}')
+        results = prepare_pair(r, d, model.file_loader, tag,
+                               model.size_mismatch)
+        img = check_rgb_array(results['img'], f'rgb{tag}')
         dep = _to_depth_input(
-            _check_depth_array(results['depth'], f'depth{tag}'), hha,
+            check_depth_array(results['depth'], f'depth{tag}'), hha,
             depth_dtype, f'depth{tag}')
         size = tuple(img.shape[:2])
         if model.size_mismatch == 'crop':
@@ -325,29 +325,23 @@ def inference_onnx_model(
         items.append(
             (np.ascontiguousarray(img), np.ascontiguousarray(dep), meta))
 
-    groups: Dict[Tuple[int, int], List[int]] = {}
-    for i, (img, _, _) in enumerate(items):
-        groups.setdefault(img.shape[:2], []).append(i)
     outputs: List[Optional[SegDataSample]] = [None] * len(items)
     names = model.contract.get('modality_names', ['rgb', 'depth'])
     mode = model.preprocess.get('resize_mode', 'bilinear')
     align = model.preprocess.get('align_corners', False)
-    for indices in groups.values():
-        chunk = static_batch or len(indices)
-        for start in range(0, len(indices), chunk):
-            idx = indices[start:start + chunk]
-            rgb_b = np.stack([items[i][0] for i in idx])
-            dep_b = np.stack([items[i][1] for i in idx])
-            n = len(idx)
-            if static_batch and n < static_batch:  # fill a static batch
-                rgb_b = np.concatenate(
-                    [rgb_b, np.repeat(rgb_b[-1:], static_batch - n, 0)])
-                dep_b = np.concatenate(
-                    [dep_b, np.repeat(dep_b[-1:], static_batch - n, 0)])
-            outs = model(rgb_b, dep_b)
-            for j, i in enumerate(idx):
-                outputs[i] = _to_sample(outs, j, items[i][2], names, mode,
-                                        align)
+    for idx in batches_by_shape([img.shape[:2] for img, _, _ in items],
+                                static_batch):
+        rgb_b = np.stack([items[i][0] for i in idx])
+        dep_b = np.stack([items[i][1] for i in idx])
+        n = len(idx)
+        if static_batch and n < static_batch:  # fill a static batch
+            rgb_b = np.concatenate(
+                [rgb_b, np.repeat(rgb_b[-1:], static_batch - n, 0)])
+            dep_b = np.concatenate(
+                [dep_b, np.repeat(dep_b[-1:], static_batch - n, 0)])
+        outs = model(rgb_b, dep_b)
+        for j, i in enumerate(idx):
+            outputs[i] = _to_sample(outs, j, items[i][2], names, mode, align)
     return outputs if is_batch else outputs[0]
 
 
