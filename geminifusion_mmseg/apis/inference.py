@@ -33,7 +33,7 @@ from mmseg.structures import SegDataSample
 from ..checkpoints.loading import load_segmentor_checkpoint
 from ..utils.pipeline_cfg import find_test_dataset_cfg
 from .inputs import (InferenceInputReader, InputType, batches_by_shape,
-                     pair_inputs)
+                     pair_inputs, split_samples)
 from .precision import check_precision, set_inference_precision
 
 __all__ = [
@@ -245,14 +245,8 @@ def inference_model(
     if not hasattr(model, 'cfg'):
         raise TypeError('inference_model: the model has no cfg; build it '
                         'with geminifusion_mmseg.apis.init_model')
-    if isinstance(rgb, dict) or (isinstance(rgb, (list, tuple)) and rgb
-                                 and all(isinstance(x, dict) for x in rgb)):
-        if depth is not None:
-            raise TypeError('inference_model: with a dict of modalities, '
-                            "give depth inside it ({'rgb': ..., 'depth': "
-                            '...}), not as a separate argument')
-        is_batch = not isinstance(rgb, dict)
-        samples = list(rgb) if is_batch else [rgb]
+    samples, is_batch = split_samples(rgb, depth, 'inference_model')
+    if samples is not None:
         if not samples:
             return []
         reader = InferenceInputReader(model.cfg)

@@ -45,7 +45,8 @@ __all__ = [
     'check_rgb_array', 'check_depth_array', 'check_modality_array',
     'match_depth_size', 'missing_depth', 'missing_depth_description',
     'read_rgb_file', 'prepare_pair', 'read_modalities', 'build_test_pipeline',
-    'InferenceInputReader', 'batches_by_shape'
+    'split_samples', 'check_sample_keys', 'InferenceInputReader',
+    'batches_by_shape'
 ]
 
 PathType = Union[str, 'os.PathLike[str]']
@@ -84,6 +85,60 @@ def pair_inputs(rgb, depth, caller: str) -> Tuple[list, list, bool]:
         raise ValueError(f'{caller}: {len(rgbs)} RGB inputs but '
                          f'{len(depths)} depth inputs')
     return rgbs, depths, is_batch
+
+
+def split_samples(inputs: Any, depth: Any,
+                  caller: str) -> Tuple[Optional[List[dict]], bool]:
+    """The samples of a dict input (``{modality: input}`` or a list of
+    them).
+
+    Args:
+        inputs: The API's first input argument.
+        depth: Its ``depth`` argument (must be None with dicts).
+        caller (str): Names the API in the errors.
+
+    Returns:
+        tuple: (the list of sample dicts, whether ``inputs`` was a list);
+        (None, False) if ``inputs`` is not a dict input (an RGB-D pair).
+    """
+    if not (isinstance(inputs, dict) or
+            (isinstance(inputs, (list, tuple)) and inputs
+             and all(isinstance(x, dict) for x in inputs))):
+        return None, False
+    if depth is not None:
+        raise TypeError(f'{caller}: with a dict of modalities, '
+                        "give depth inside it ({'rgb': ..., 'depth': "
+                        '...}), not as a separate argument')
+    is_batch = not isinstance(inputs, dict)
+    return (list(inputs) if is_batch else [inputs]), is_batch
+
+
+def check_sample_keys(sample: Dict[str, Any],
+                      modalities: Sequence[str],
+                      rgbd: bool,
+                      tag: str = '',
+                      caller: str = 'inference_model') -> None:
+    """ValueError unless ``sample`` has exactly ``modalities`` (``rgbd``:
+    'rgb' and optionally 'depth', which may be None).
+
+    Args:
+        sample (dict): ``{modality: input}``.
+        modalities (Sequence[str]): The model's modalities.
+        rgbd (bool): An RGB-D model (depth may be missing).
+        tag (str): Names the sample in the errors, e.g. ``'[3]'``.
+        caller (str): Names the API in the errors.
+    """
+    if rgbd:
+        extra = sorted(set(sample) - {'rgb', 'depth'})
+        if 'rgb' not in sample or extra:
+            raise ValueError(
+                f'{caller}: this is an RGB-D config; input{tag} '
+                "must have the keys 'rgb' and 'depth' (depth may be "
+                f'None), got {sorted(sample)}')
+    elif set(sample) != set(modalities):
+        raise ValueError(f'{caller}: input{tag} has the '
+                         f'modalities {sorted(sample)}; the model needs '
+                         f'exactly {list(modalities)}')
 
 
 class InferenceInputReader:
@@ -136,17 +191,7 @@ class InferenceInputReader:
     def check_keys(self, sample: Dict[str, Any], tag: str = '') -> None:
         """ValueError unless ``sample`` has exactly the config's
         modalities (RGB-D: 'rgb' and optionally 'depth')."""
-        if self.rgbd:
-            extra = sorted(set(sample) - {'rgb', 'depth'})
-            if 'rgb' not in sample or extra:
-                raise ValueError(
-                    f'inference_model: this is an RGB-D config; input{tag} '
-                    "must have the keys 'rgb' and 'depth' (depth may be "
-                    f'None), got {sorted(sample)}')
-        elif set(sample) != set(self.modalities):
-            raise ValueError(f'inference_model: input{tag} has the '
-                             f'modalities {sorted(sample)}; the model needs '
-                             f'exactly {list(self.modalities)}')
+        check_sample_keys(sample, self.modalities, self.rgbd, tag)
 
     def warn_missing(self,
                      samples: Sequence[Dict[str, Any]],
