@@ -534,6 +534,19 @@ def test_k_modality_export_parity_and_runtime_api(tmp_path):
     same(outs[1], inference_model(model, second))
     with pytest.raises(ValueError, match=r"exactly \['rgb', 'depth', 'event"):
         inference_onnx_model(session, dict(rgb=first['rgb']))
+    # a 16-bit frame for a uint8 input is refused, naming it and the range
+    wide = dict(first, depth=first['depth'].astype(np.uint16) * 256)
+    with pytest.raises(
+            ValueError, match=r'depth has values outside the '
+            r'uint8 range'):
+        inference_onnx_model(session, wide)
+    # the raw graph takes one size for all its inputs, naming each
+    with pytest.raises(ValueError, match='one size for all its inputs') as err:
+        session(
+            rgb=first['rgb'][None],
+            depth=first['depth'][None],
+            event=first['event'][None])
+    assert '(1, 23, 31)' in str(err.value)
 
 
 def test_benchmark_tools_run(tmp_path):
