@@ -31,7 +31,8 @@ from geminifusion_mmseg.datasets.transforms.loading import (  # noqa: E402
 from geminifusion_mmseg.deployment import (  # noqa: E402
     DeployableSegmentor, dynamic_trace_size, export_onnx, preprocess_spec,
     verify_onnx)
-from tests.helpers.tiny_configs import REPO, write_tiny_config  # noqa: E402
+from tests.helpers.tiny_configs import (  # noqa: E402
+    REPO, save_checkpoint, write_tiny_config, write_tiny_deliver_config)
 # isort: on
 
 MIT_BASE = ('configs/geminifusion/'
@@ -464,22 +465,88 @@ def test_spec_records_the_test_resize(tmp_path):
     assert spec.to_dict()['std'][3:] == [255.0] * 3
 
 
-def test_k_modality_models_are_refused_clearly(tmp_path):
-    """The DeLiVER configs (K modalities) are not exportable yet: a clear
-    error before any tracing."""
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    deliver = osp.join(
-        REPO, 'configs', 'geminifusion',
-        'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
-    for variant, message in (('rgbdel', 'has 4'),
-                             ('rgbe', 'LoadMultiModalImageFromFile')):
-        cfg = Config.fromfile(deliver.format(variant))
-        cfg.model.backbone.init_cfg = None
-        model = MODELS.build(cfg.model)
-        model.cfg = cfg
-        with pytest.raises(ValueError, match=message):
-            preprocess_spec(model)
+def test_k_modality_export_parity_and_runtime_api(tmp_path):
+    """K = 3 (DeLiVER-like rgb + depth + event): one graph input per
+    modality (uint8 frames), --verify parity through the command line,
+    and inference_onnx_model on inference_model's dict of modalities
+    (arrays, files, a low-resolution event map resized to RGB, a list of
+    two sizes) gives the PyTorch prediction."""
+    torch.manual_seed(0)
+    cfg = write_tiny_deliver_config(
+        str(tmp_path / 'rgbde_tiny.py'), str(tmp_path / 'data'))
+    model = init_model(cfg)
+    assert model.backbone.num_modalities == 3
+    ckpt = save_checkpoint(model, tmp_path / 'rgbde.pth')
+    out = str(tmp_path / 'rgbde.onnx')
+    proc = _run_script('tools/deployment/pytorch2onnx.py', cfg, ckpt, '--out',
+                       out, '--shape', '45', '61', '--dynamic-shape',
+                       '--branches', '--verify')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'PASS 2x45x61' in proc.stdout + proc.stderr
+    sess = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    inputs = {i.name: (len(i.shape), i.type) for i in sess.get_inputs()}
+    # DeLiVER reads its modalities as stored ('image'): (B, H, W, 3) uint8
+    assert inputs == dict(
+        rgb=(4, 'tensor(uint8)'),
+        depth=(4, 'tensor(uint8)'),
+        event=(4, 'tensor(uint8)'))
+    assert [o.name for o in sess.get_outputs()
+            ] == ['logits', 'pred', 'logits_rgb', 'logits_fused']
+    meta = read_onnx_metadata(out)
+    assert meta['preprocess']['modalities'] == ['rgb', 'depth', 'event']
+    report = verify_onnx(out, model, sizes=[(1, 37, 53)])
+    assert report.passed
+    assert report.max_rel_error < 1e-4
+    assert report.min_agreement >= 0.999
+
+    session = init_onnx_model(out)
+    rng = np.random.RandomState(0)
+
+    def sample(h, w, event_size):
+        return dict(
+            rgb=rng.randint(0, 256, (h, w, 3)).astype(np.uint8),
+            depth=rng.randint(0, 256, (h, w, 3)).astype(np.uint8),
+            event=rng.randint(0, 256, event_size).astype(np.uint8))
+
+    def same(got, ref):
+        assert got.seg_logits.data.shape == ref.seg_logits.data.shape
+        scale = ref.seg_logits.data.abs().max()
+        assert (got.seg_logits.data - ref.seg_logits.data).abs().max() \
+            <= 1e-4 * scale
+        assert torch.equal(got.pred_sem_seg.data, ref.pred_sem_seg.data)
+        for name in ('rgb', 'fused'):
+            key = f'pred_sem_seg_{name}'
+            agree = (got.get(key).data == ref.get(key).data).float().mean()
+            assert agree >= 0.999
+
+    # event at half resolution: resized to RGB (nearest), as the loader
+    first = sample(45, 61, (23, 31))
+    ref = inference_model(model, first)
+    same(inference_onnx_model(session, first), ref)
+    files = {}
+    for name, img in first.items():
+        files[name] = str(tmp_path / f'a_{name}.png')
+        cv2.imwrite(files[name], img[..., ::-1] if img.ndim == 3 else img)
+    second = sample(40, 44, (40, 44))
+    outs = inference_onnx_model(session, [files, second])
+    assert isinstance(outs, list) and len(outs) == 2
+    same(outs[0], ref)
+    same(outs[1], inference_model(model, second))
+    with pytest.raises(ValueError, match=r"exactly \['rgb', 'depth', 'event"):
+        inference_onnx_model(session, dict(rgb=first['rgb']))
+    # a 16-bit frame for a uint8 input is refused, naming it and the range
+    wide = dict(first, depth=first['depth'].astype(np.uint16) * 256)
+    with pytest.raises(
+            ValueError, match=r'depth has values outside the '
+            r'uint8 range'):
+        inference_onnx_model(session, wide)
+    # the raw graph takes one size for all its inputs, naming each
+    with pytest.raises(ValueError, match='one size for all its inputs') as err:
+        session(
+            rgb=first['rgb'][None],
+            depth=first['depth'][None],
+            event=first['event'][None])
+    assert '(1, 23, 31)' in str(err.value)
 
 
 def test_benchmark_tools_run(tmp_path):

@@ -27,6 +27,11 @@ ONNX Runtime (``pip install -e .[deploy]``), same inputs and outputs:
 
     model = init_onnx_model('model.onnx')  # tools/deployment/pytorch2onnx.py
     result = inference_onnx_model(model, 'rgb.png', 'depth.png')
+    # K modalities: the dict of inference_model, e.g.
+    # inference_onnx_model(model, dict(rgb=..., depth=..., event=...))
+
+Inputs are read, checked and batched by :mod:`.inputs`, the same for
+PyTorch and ONNX Runtime.
 """
 from .inference import inference_model, init_model
 from .multimodal_inferencer import MultiModalSegInferencer

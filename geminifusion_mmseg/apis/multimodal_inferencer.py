@@ -19,7 +19,7 @@ modalities.
 
 Reading, the test pipeline, missing depth and the ``size_mismatch`` policy
 are :func:`~geminifusion_mmseg.apis.inference_model`'s
-(:class:`~geminifusion_mmseg.apis.inference.InferenceInputReader`), and so
+(:class:`~geminifusion_mmseg.apis.inputs.InferenceInputReader`), and so
 are the predictions.
 """
 import difflib
@@ -42,7 +42,8 @@ from mmseg.structures import SegDataSample
 from ..datasets.list_maker import scan_folder
 from ..utils.atomic_io import atomic_output
 from ..visualization import overlay_with_legend
-from .inference import InferenceInputReader, init_model, predict_samples
+from .inference import init_model, predict_samples
+from .inputs import InferenceInputReader
 from .precision import check_precision
 
 __all__ = [

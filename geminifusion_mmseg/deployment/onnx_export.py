@@ -9,6 +9,11 @@
     info = export_onnx(model, 'model.onnx', shape=(480, 640), dynamic=True)
     report = verify_onnx('model.onnx', model)   # raises on a parity failure
 
+The graph has one input per modality of the model (RGB-D: ``rgb``,
+``depth``; K = 3, 4: e.g. ``rgb``, ``depth``, ``event``, ``lidar``), each
+the frames as stored (:meth:`PreprocessSpec.channels` gives the layout,
+``input_dtypes`` the dtype).
+
 The exporter is ``torch.onnx.export(dynamo=True)`` (``torch.export`` +
 onnxscript); ONNX-level graph optimisation is left to ONNX Runtime.
 """
@@ -31,11 +36,12 @@ from .wrapper import DeployableSegmentor, PreprocessSpec, preprocess_spec
 __all__ = [
     'export_onnx', 'verify_onnx', 'default_verify_sizes', 'aligned_size',
     'ParityReport', 'ExportInfo', 'dynamic_trace_size', 'DEPTH_DTYPES',
-    'FP32_TOLERANCE', 'FP16_TOLERANCE', 'METADATA_KEYS'
+    'INPUT_DTYPES', 'FP32_TOLERANCE', 'FP16_TOLERANCE', 'METADATA_KEYS',
+    'input_dtypes_of'
 ]
 
-#: numpy dtype of the ``depth`` input by name.
-DEPTH_DTYPES = {
+#: numpy dtype of a modality input (``depth``, ``event``, ...) by name.
+INPUT_DTYPES = {
     'uint16': np.uint16,
     'uint8': np.uint8,
     'float32': np.float32,
@@ -45,6 +51,8 @@ _TORCH_DTYPES = {
     np.uint8: torch.uint8,
     np.float32: torch.float32,
 }
+#: The same table under its RGB-D name.
+DEPTH_DTYPES = INPUT_DTYPES
 #: (max relative error, min argmax agreement) for fp32 graphs.
 FP32_TOLERANCE = (1e-4, 0.999)
 #: The same for ``--fp16`` graphs, compared with the fp32 PyTorch model.
@@ -133,11 +141,52 @@ class ExportInfo:
     fp16: bool
     preprocess: bool
     branches: bool
-    depth_dtype: str
+    depth_dtype: Optional[str]
     input_names: List[str]
     output_names: List[str]
     seconds: float
     file_size: int
+    input_dtypes: Dict[str, str] = field(default_factory=dict)
+
+
+def input_dtypes_of(
+        spec: PreprocessSpec,
+        depth_dtype: Optional[str] = None,
+        input_dtypes: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The dtype name of each graph input.
+
+    Args:
+        spec (PreprocessSpec): Gives the modalities and their encodings.
+        depth_dtype (str, optional): Of the ``depth`` input (RGB-D name of
+            ``input_dtypes['depth']``).
+        input_dtypes (dict, optional): ``{modality: dtype}`` (a key of
+            :data:`INPUT_DTYPES`) for modalities other than RGB.
+
+    Returns:
+        dict[str, str]: ``{modality: dtype}``: 'uint8' for RGB; the given
+        one; else 'uint16' for the metric depth encodings (millimetres as
+        stored) and 'uint8' for the others (8-bit images, HHA).
+    """
+    given = dict(input_dtypes or {})
+    if depth_dtype is not None:
+        given.setdefault('depth', depth_dtype)
+    unknown = sorted(set(given) - set(spec.modalities))
+    if unknown:
+        raise ValueError(f'export_onnx: input dtypes given for {unknown}, '
+                         f'which are not among the model\'s modalities '
+                         f'{list(spec.modalities)}')
+    if given.get('rgb', 'uint8') != 'uint8':
+        raise ValueError('export_onnx: the rgb input is uint8')
+    out = {}
+    for name in spec.modalities:
+        default = 'uint16' if spec.encoding(name).is_metric else 'uint8'
+        out[name] = given.get(name, default)
+        if out[name] not in INPUT_DTYPES:
+            what = 'depth_dtype' if name == 'depth' else \
+                f'input_dtypes[{name!r}]'
+            raise ValueError(f'export_onnx: {what}={out[name]!r}; '
+                             f'choose one of {sorted(INPUT_DTYPES)}')
+    return out
 
 
 def _example_inputs(spec: PreprocessSpec,
@@ -145,34 +194,42 @@ def _example_inputs(spec: PreprocessSpec,
                     batch: int,
                     h: int,
                     w: int,
-                    depth_dtype: str,
-                    seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                    dtypes: Dict[str, str],
+                    seed: int = 0) -> Dict[str, np.ndarray]:
     """Random inputs of the graph's contract.
 
     Returns:
-        tuple: ``rgb`` (B, H, W, 3) uint8 and ``depth`` (B, H, W) /
-        (B, H, W, 3) of ``depth_dtype``; or two normalised float32
-        (B, 3, H, W) tensors without ``preprocess``.
+        dict[str, np.ndarray]: One array per modality, in order: ``rgb``
+        (B, H, W, 3) uint8; a metric depth (B, H, W) (a smooth scene with
+        holes); other modalities (B, H, W, 3); each of its ``dtypes``
+        entry. Without ``preprocess``: normalised float32 (B, 3, H, W).
     """
     rng = np.random.RandomState(seed)
     if not preprocess:
-        return (rng.randn(batch, 3, h, w).astype(np.float32),
-                rng.randn(batch, 3, h, w).astype(np.float32))
-    rgb = rng.randint(0, 256, (batch, h, w, 3)).astype(np.uint8)
-    dtype = DEPTH_DTYPES[depth_dtype]
-    if spec.depth_encoding == 'hha':
-        depth = rng.randint(0, 256, (batch, h, w, 3)).astype(dtype)
-    else:
+        return {
+            name: rng.randn(batch, 3, h, w).astype(np.float32)
+            for name in spec.modalities
+        }
+    out = {}
+    for name in spec.modalities:
+        enc = spec.encoding(name)
+        dtype_name = dtypes[name]
+        dtype = INPUT_DTYPES[dtype_name]
+        if not enc.is_metric:
+            high = 256 if dtype_name == 'uint8' or enc.encoding == 'rgb' \
+                else 10000
+            out[name] = rng.randint(0, high, (batch, h, w, 3)).astype(dtype)
+            continue
         # a smooth scene with holes: values of the stored range
-        high = {'uint8': 255, 'uint16': 10000, 'float32': 10000}[depth_dtype]
-        if spec.depth_encoding == 'clip' and spec.depth_range:
-            high = min(high, 2 * spec.depth_range[1])
+        high = {'uint8': 255, 'uint16': 10000, 'float32': 10000}[dtype_name]
+        if enc.encoding == 'clip':
+            high = min(high, 2 * enc.range[1])
         yy, xx = np.mgrid[0:h, 0:w]
         base = (0.3 + 0.6 * (yy / max(h - 1, 1)) * (xx / max(w - 1, 1)))
         depth = base[None] * high * rng.uniform(0.8, 1.0, (batch, h, w))
         depth[rng.rand(batch, h, w) < 0.05] = 0
-        depth = depth.astype(dtype)
-    return rgb, depth
+        out[name] = depth.astype(dtype)
+    return out
 
 
 class _Half(nn.Module):
@@ -183,10 +240,9 @@ class _Half(nn.Module):
         self.wrapper = wrapper
         self.model = wrapper.model.half()
 
-    def forward(self, rgb, depth):
+    def forward(self, *frames):
         w = self.wrapper
-        x = w.encode(rgb, depth) if w.preprocess else torch.cat([rgb, depth],
-                                                                dim=1)
+        x = w.encode(*frames) if w.preprocess else torch.cat(frames, dim=1)
         outs = self.model.branch_logits(x.half())
         outs = [o.float() for o in outs]
         return w.postprocess(outs, x.shape[2:])
@@ -211,6 +267,7 @@ def export_onnx(model: nn.Module,
                 preprocess: bool = True,
                 branches: bool = False,
                 depth_dtype: Optional[str] = None,
+                input_dtypes: Optional[Dict[str, str]] = None,
                 spec: Optional[PreprocessSpec] = None,
                 optimize: bool = True,
                 ort_fusions: bool = False) -> ExportInfo:
@@ -233,9 +290,13 @@ def export_onnx(model: nn.Module,
             pre-processing and the outputs stay float32).
         preprocess (bool): Raw-frame inputs (see
             :class:`DeployableSegmentor`); False: normalised float inputs.
-        branches (bool): Add ``logits_<modality>`` outputs.
-        depth_dtype (str, optional): 'uint16', 'uint8' or 'float32'; default
-            'uint8' for the 'hha' encoding, else 'uint16'.
+        branches (bool): Add ``logits_<branch>`` outputs.
+        depth_dtype (str, optional): 'uint16', 'uint8' or 'float32' for
+            the ``depth`` input; default 'uint8' for the 'hha' (and
+            'image') encoding, else 'uint16'.
+        input_dtypes (dict, optional): ``{modality: dtype}`` for any input
+            but ``rgb`` (K-modality models, e.g. ``dict(event='uint8')``);
+            see :func:`input_dtypes_of` for the defaults.
         spec (PreprocessSpec, optional): Default :func:`preprocess_spec`.
         optimize (bool): Run onnxscript's graph optimiser (constant
             folding, dead-code removal; standard ONNX ops only). Where it
@@ -253,11 +314,7 @@ def export_onnx(model: nn.Module,
     if model.training:
         raise ValueError('export_onnx: the model must be in eval mode')
     spec = spec or preprocess_spec(model)
-    if depth_dtype is None:
-        depth_dtype = 'uint8' if spec.depth_encoding == 'hha' else 'uint16'
-    if depth_dtype not in DEPTH_DTYPES:
-        raise ValueError(f'export_onnx: depth_dtype={depth_dtype!r}; '
-                         f'choose one of {sorted(DEPTH_DTYPES)}')
+    dtypes = input_dtypes_of(spec, depth_dtype, input_dtypes)
     h, w = (int(s) for s in shape)
     trace = dynamic_trace_size(model, h, w) if dynamic else (h, w)
     if trace != (h, w):
@@ -269,16 +326,16 @@ def export_onnx(model: nn.Module,
     wrapper = DeployableSegmentor(model, spec, preprocess, branches).eval()
     module: nn.Module = _Half(wrapper) if fp16 else wrapper
     example_batch = 2 if dynamic else batch
-    rgb, depth = _example_inputs(spec, preprocess, example_batch, *trace,
-                                 depth_dtype)
-    args = (torch.from_numpy(rgb), torch.from_numpy(depth))
+    example = _example_inputs(spec, preprocess, example_batch, *trace, dtypes)
+    args = tuple(torch.from_numpy(example[n]) for n in wrapper.input_names)
     kwargs: dict = {}
     if dynamic:
         from torch.export import Dim
         axes = {0: Dim.DYNAMIC, 1: Dim.DYNAMIC, 2: Dim.DYNAMIC}
         if not preprocess:
             axes = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
-        kwargs['dynamic_shapes'] = {'rgb': axes, 'depth': dict(axes)}
+        # one entry for the wrapper's *frames, one dict per input
+        kwargs['dynamic_shapes'] = (tuple(dict(axes) for _ in args), )
     start = time.time()
     # everything is written to a temporary file, renamed when complete
     with atomic_output(out, what='ONNX model') as tmp:
@@ -292,7 +349,7 @@ def export_onnx(model: nn.Module,
                     # modality-stacked batch; ONNX Runtime optimises anyway.
                     optimize=False,
                     opset_version=opset,
-                    input_names=['rgb', 'depth'],
+                    input_names=wrapper.input_names,
                     output_names=wrapper.output_names,
                     verbose=False,
                     **kwargs)
@@ -319,7 +376,7 @@ def export_onnx(model: nn.Module,
         meta = getattr(model, 'dataset_meta', None) or {}
         cfg = getattr(model, 'cfg', None)
         contract = dict(
-            inputs=_contract_inputs(spec, preprocess, depth_dtype),
+            inputs=_contract_inputs(spec, preprocess, dtypes),
             outputs=wrapper.output_names,
             dynamic=dynamic,
             shape=None if dynamic else [batch, h, w],
@@ -352,8 +409,9 @@ def export_onnx(model: nn.Module,
         fp16=fp16,
         preprocess=preprocess,
         branches=branches,
-        depth_dtype=depth_dtype,
-        input_names=['rgb', 'depth'],
+        depth_dtype=dtypes.get('depth'),
+        input_dtypes=dtypes,
+        input_names=wrapper.input_names,
         output_names=wrapper.output_names,
         seconds=seconds,
         file_size=file_size)
@@ -390,25 +448,31 @@ def _optimize_file(path: str, optimize: bool, ort_fusions: bool) -> None:
 
 
 def _contract_inputs(spec: PreprocessSpec, preprocess: bool,
-                     depth_dtype: str) -> Dict[str, dict]:
+                     dtypes: Dict[str, str]) -> Dict[str, dict]:
+    """The graph's inputs for the metadata: dtype, layout and a note per
+    modality, in input order."""
     if not preprocess:
-        return dict(
-            rgb=dict(
+        return {
+            name:
+            dict(
                 dtype='float32',
                 layout='B,3,H,W',
-                note='normalised (x - mean) / std, RGB order'),
-            depth=dict(
-                dtype='float32',
-                layout='B,3,H,W',
-                note='encoded and normalised'))
-    depth_layout = 'B,H,W,3' if spec.depth_encoding == 'hha' else 'B,H,W'
-    return dict(
-        rgb=dict(dtype='uint8', layout='B,H,W,3', note='RGB order'),
-        depth=dict(
-            dtype=depth_dtype,
-            layout=depth_layout,
-            note=f'as stored; encoding {spec.depth_encoding!r} '
-            'applied in the graph'))
+                note='normalised (x - mean) / std, RGB order'
+                if name == 'rgb' else 'encoded and normalised')
+            for name in spec.modalities
+        }
+    out = {}
+    for name in spec.modalities:
+        if name == 'rgb':
+            out[name] = dict(dtype='uint8', layout='B,H,W,3', note='RGB order')
+            continue
+        layout = 'B,H,W' if spec.channels(name) == 1 else 'B,H,W,3'
+        out[name] = dict(
+            dtype=dtypes[name],
+            layout=layout,
+            note=f'as stored; encoding {spec.encoding(name).encoding!r} '
+            'applied in the graph')
+    return out
 
 
 def default_verify_sizes(model: nn.Module,
@@ -492,13 +556,7 @@ def verify_onnx(path: str,
 
     meta = read_onnx_metadata(path)
     contract = meta['contract']
-    spec = PreprocessSpec(
-        **{
-            k: (tuple(v) if isinstance(v, list) else v)
-            for k, v in meta['preprocess'].items()
-        })
-    if spec.resize_pipeline is not None:
-        spec.resize_pipeline = dict(spec.resize_pipeline)
+    spec = PreprocessSpec.from_dict(meta['preprocess'])
     tolerance = tolerance or (FP16_TOLERANCE
                               if contract['fp16'] else FP32_TOLERANCE)
     preprocess = contract['preprocess']
@@ -508,19 +566,21 @@ def verify_onnx(path: str,
         matmul_bicubic=False).eval()
     if sizes is None:
         sizes = default_verify_sizes(model, contract)
-    depth_dtype = contract['inputs']['depth']['dtype']
+    dtypes = {
+        name: contract['inputs'][name]['dtype']
+        for name in spec.modalities
+    }
     session = ort.InferenceSession(
         path, providers=list(providers or ['CPUExecutionProvider']))
     report = ParityReport(tolerance=tolerance)
     for i, (b, h, w) in enumerate(sizes):
-        rgb, depth = _example_inputs(
-            spec, preprocess, b, h, w, depth_dtype, seed=1 + i)
+        feeds = _example_inputs(spec, preprocess, b, h, w, dtypes, seed=1 + i)
         with torch.no_grad():
             ref = [
                 t.numpy() for t in wrapper(
-                    torch.from_numpy(rgb), torch.from_numpy(depth))
+                    *[torch.from_numpy(feeds[n]) for n in spec.modalities])
             ]
-        got = session.run(None, {'rgb': rgb, 'depth': depth})
+        got = session.run(None, feeds)
         logit_idx = [0] + list(range(2, len(ref)))
         rel = max(
             float(np.abs(got[j] - ref[j]).max()) /

@@ -65,6 +65,59 @@ default_hooks = dict(logger=dict(interval=1))
     return str(path)
 
 
+#: The DeLiVER RGB-D-E-L zoo config (K = 4 modalities).
+DELIVER_RGBDEL = ('configs/geminifusion/'
+                  'geminifusion_mit-b2_8xb1-200e_deliver-rgbdel-1024x1024.py')
+
+
+def write_tiny_deliver_config(path: str,
+                              data_root: str,
+                              modalities=('rgb', 'depth', 'event'),
+                              test_resize: bool = False) -> str:
+    """Write ``path``: the DeLiVER zoo config for ``modalities`` (K = 2..4
+    of rgb, depth, event, lidar), made tiny as :func:`write_tiny_config`
+    does (derived ``in_channels``, ``num_modalities`` and normalisation).
+
+    Args:
+        path (str): Config file to write.
+        data_root (str): Data root of every dataloader.
+        modalities (Sequence[str]): RGB first.
+        test_resize (bool): Keep the zoo's test-time resize (short side
+            1024); False: the test pipeline only loads, so the network sees
+            the input size.
+
+    Returns:
+        str: ``path``.
+    """
+    k = len(modalities)
+    mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (k - 1)
+    std = [58.395, 57.12, 57.375] + [255.0] * 3 * (k - 1)
+    pipeline = '' if test_resize else \
+        ', pipeline=[_base_.load_modalities, dict(type=\'PackSegInputs\')]'
+    text = f"""_base_ = [{osp.join(REPO, DELIVER_RGBDEL)!r}]
+data_root = {str(data_root)!r}
+modalities = {list(modalities)!r}
+model = dict(
+    data_preprocessor=dict(mean={mean!r}, std={std!r}),
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims={TINY_ARCH['embed_dims']},
+                  depths={TINY_ARCH['depths']}),
+        in_channels={3 * k}, num_modalities={k}, sr_ratios=(4, 2, 1, 1),
+        drop_path_rate=0.0, init_cfg=None),
+    decode_head=dict(in_channels=[16, 32, 40, 64], channels=32))
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, modalities=modalities))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, modalities=modalities{pipeline}))
+test_dataloader = val_dataloader
+"""
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
 def save_checkpoint(model: torch.nn.Module, path: str) -> str:
     """Save ``{'state_dict': ..., 'meta': {}}`` (what tools/test.py loads)."""
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, str(path))

@@ -116,7 +116,8 @@ def _ort_runner(model, x, threads, workdir):
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
     names = [i.name for i in sess.get_inputs()]
-    feeds = dict(zip(names, (x[:, :3].numpy(), x[:, 3:].numpy())))
+    # one input per modality: its 3 channels of the stacked input
+    feeds = {n: x[:, 3 * i:3 * i + 3].numpy() for i, n in enumerate(names)}
     out_names = [o.name for o in sess.get_outputs()]
 
     def run():

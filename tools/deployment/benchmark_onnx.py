@@ -76,7 +76,8 @@ def main():
     import geminifusion_mmseg  # noqa: F401
     from geminifusion_mmseg.apis import init_model
     from geminifusion_mmseg.deployment import (DeployableSegmentor,
-                                               export_onnx, preprocess_spec)
+                                               export_onnx, input_dtypes_of,
+                                               preprocess_spec)
     from geminifusion_mmseg.deployment.onnx_export import _example_inputs
 
     options = None
@@ -110,7 +111,7 @@ def main():
     wrapper = DeployableSegmentor(model, spec, matmul_bicubic=False).eval()
     # the exported graph's form run by PyTorch (differs only for bicubic)
     graph_wrapper = DeployableSegmentor(model, spec).eval()
-    rgb, depth = _example_inputs(spec, True, 1, h, w, 'uint16')
+    feeds = _example_inputs(spec, True, 1, h, w, input_dtypes_of(spec))
     cuda = args.device.startswith('cuda')
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
@@ -121,22 +122,20 @@ def main():
         name: ort.InferenceSession(p, opts, providers=providers)
         for name, p in paths.items()
     }
-    feeds = {'rgb': rgb, 'depth': depth}
     dev = torch.device(args.device)
     wrapper.to(dev)
     if cuda and args.fp16:
         model.half()
-    t_rgb, t_depth = torch.from_numpy(rgb).to(dev), torch.from_numpy(depth).to(
-        dev)
+    frames = [torch.from_numpy(feeds[n]).to(dev) for n in spec.modalities]
 
     def run_torch(module):
         with torch.inference_mode():
             if cuda and args.fp16:
-                x = module.encode(t_rgb, t_depth).half()
+                x = module.encode(*frames).half()
                 outs = [o.float() for o in model.branch_logits(x)]
                 out = module.postprocess(outs, x.shape[2:])
             else:
-                out = module(t_rgb, t_depth)
+                out = module(*frames)
             if cuda:
                 torch.cuda.synchronize()
         return [o.cpu().numpy() for o in out]

@@ -2,15 +2,22 @@
 class ids out) and optionally check ONNX Runtime against PyTorch.
 
     python tools/deployment/pytorch2onnx.py CONFIG CKPT --out model.onnx \\
-        [--shape H W] [--dynamic-shape] [--opset N] [--fp16] [--verify]
+        [--shape H W] [--dynamic-shape] [--opset N] [--fp16] [--verify] \\
+        [--input-dtype MODALITY=DTYPE ...]
 
-Graph inputs (default): ``rgb`` uint8 (B, H, W, 3) in RGB order, ``depth``
-as stored by the sensor, (B, H, W) (``--depth-dtype``, default uint16;
-(B, H, W, 3) uint8 for the 'hha' encoding); the config's depth encoding
-and normalisation run inside the graph. ``--no-preprocess``: normalised
-float32 (B, 3, H, W) tensors ``rgb`` and ``depth`` instead.
+Graph inputs (default): one per modality of the model, named after it.
+RGB-D: ``rgb`` uint8 (B, H, W, 3) in RGB order, ``depth`` as stored by the
+sensor, (B, H, W) (``--depth-dtype``, default uint16; (B, H, W, 3) uint8
+for the 'hha' encoding). K-modality configs (``LoadMultiModalImageFromFile``,
+K = 2..4, e.g. DeLiVER ``rgb``, ``depth``, ``event``, ``lidar``): each
+further modality as stored, (B, H, W) for a metric depth encoding, else
+(B, H, W, 3); uint8 unless ``--input-dtype event=uint16`` (metric depth:
+uint16). The config's encodings and normalisation run inside the graph.
+``--no-preprocess``: normalised float32 (B, 3, H, W) tensors instead.
 Outputs: ``logits`` (B, K, H, W) float32 of the fused prediction, ``pred``
-(B, H, W) int64; ``--branches`` adds ``logits_rgb`` and ``logits_depth``.
+(B, H, W) int64; ``--branches`` adds ``logits_<branch>`` per stream
+(``logits_rgb`` and ``logits_depth`` for RGB-D, ``logits_fused`` beside
+``logits_rgb`` for K > 2).
 The file is written to a temporary file next to ``--out`` and renamed
 once the export and ``onnx.checker`` have passed. See docs/deployment.md.
 """
@@ -64,6 +71,14 @@ def parse_args(argv=None):
         help="dtype of the depth input (default: uint8 for 'hha', else "
         'uint16)')
     parser.add_argument(
+        '--input-dtype',
+        nargs='+',
+        default=None,
+        metavar='MODALITY=DTYPE',
+        help='dtype of a modality input (uint8, uint16, float32), e.g. '
+        'event=uint8 lidar=uint16 (default: uint16 for metric depth '
+        'encodings, else uint8)')
+    parser.add_argument(
         '--branches',
         action='store_true',
         help='also output each modality\'s logits')
@@ -96,6 +111,13 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.checkpoint is None and not args.random_weights:
         parser.error('give a CHECKPOINT or --random-weights')
+    args.input_dtypes = {}
+    for item in args.input_dtype or []:
+        name, sep, dtype = item.partition('=')
+        if not sep or dtype not in ('uint8', 'uint16', 'float32'):
+            parser.error(f'--input-dtype {item}: give MODALITY=DTYPE with '
+                         'DTYPE one of uint8, uint16, float32')
+        args.input_dtypes[name] = dtype
     if min(args.shape) < 32:
         parser.error(f'--shape {args.shape}: each side must be >= 32')
     return args
@@ -159,6 +181,7 @@ def main(argv=None) -> int:
         preprocess=args.preprocess,
         branches=args.branches,
         depth_dtype=args.depth_dtype,
+        input_dtypes=args.input_dtypes or None,
         optimize=args.optimize,
         ort_fusions=args.ort_fusions)
     print(f'saved {info.path} ({info.file_size / 2**20:.1f} MiB), inputs '
