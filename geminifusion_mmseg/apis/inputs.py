@@ -379,6 +379,28 @@ def check_rgb_array(rgb: Any, name: str) -> np.ndarray:
     return rgb
 
 
+def _check_numeric_array(value: Any, name: str, channels: Tuple[int, ...],
+                         values: str, shapes: str) -> np.ndarray:
+    """``value`` checked as a non-empty (H, W) or (H, W, C) integer or float
+    array, C in ``channels``; NaN/inf become 0 (missing). ``values`` and
+    ``shapes`` describe what is expected in the TypeError / ValueError."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f'inference_model: {name} must be a file path or a '
+                        f'numpy array, got {type(value).__name__}')
+    if value.dtype == np.bool_ or not (np.issubdtype(value.dtype, np.integer)
+                                       or np.issubdtype(
+                                           value.dtype, np.floating)):
+        raise TypeError(f'inference_model: {name} has dtype {value.dtype}; '
+                        f'expected {values}')
+    if not (value.ndim == 2 or
+            (value.ndim == 3 and value.shape[2] in channels)):
+        raise ValueError(f'inference_model: {name} has shape {value.shape}; '
+                         f'expected {shapes}')
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f'inference_model: {name} is empty {value.shape}')
+    return replace_non_finite(value, f'inference_model: {name}', once=False)
+
+
 def check_depth_array(depth: Any, name: str) -> np.ndarray:
     """A depth input array, checked: (H, W), (H, W, 1) or (H, W, 3),
     integer or float, non-empty; NaN/inf become 0 (missing), as the data
@@ -392,22 +414,9 @@ def check_depth_array(depth: Any, name: str) -> np.ndarray:
         np.ndarray: ``depth`` (a copy where non-finite values were
         replaced).
     """
-    if not isinstance(depth, np.ndarray):
-        raise TypeError(f'inference_model: {name} must be a file path or a '
-                        f'numpy array, got {type(depth).__name__}')
-    if depth.dtype == np.bool_ or not (np.issubdtype(depth.dtype, np.integer)
-                                       or np.issubdtype(
-                                           depth.dtype, np.floating)):
-        raise TypeError(f'inference_model: {name} has dtype {depth.dtype}; '
-                        'expected an integer or float depth map')
-    if not (depth.ndim == 2 or (depth.ndim == 3 and depth.shape[2] in (1, 3))):
-        raise ValueError(
-            f'inference_model: {name} has shape {depth.shape}; expected '
-            '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
-    if depth.shape[0] == 0 or depth.shape[1] == 0:
-        raise ValueError(f'inference_model: {name} is empty {depth.shape}')
-    # NaN/inf -> 0 (missing), as the data sets read float depth files
-    return replace_non_finite(depth, f'inference_model: {name}', once=False)
+    return _check_numeric_array(
+        depth, name, (1, 3), 'an integer or float depth map',
+        '(H, W) or (H, W, 1) (a depth map) or (H, W, 3) (e.g. HHA)')
 
 
 def check_modality_array(value: Any, name: str) -> np.ndarray:
@@ -423,22 +432,9 @@ def check_modality_array(value: Any, name: str) -> np.ndarray:
         np.ndarray: ``value`` (a copy where non-finite values were
         replaced).
     """
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f'inference_model: {name} must be a file path or a '
-                        f'numpy array, got {type(value).__name__}')
-    if value.dtype == np.bool_ or not (np.issubdtype(value.dtype, np.integer)
-                                       or np.issubdtype(
-                                           value.dtype, np.floating)):
-        raise TypeError(f'inference_model: {name} has dtype {value.dtype}; '
-                        'expected integer or float values')
-    if not (value.ndim == 2 or
-            (value.ndim == 3 and value.shape[2] in (1, 3, 4))):
-        raise ValueError(
-            f'inference_model: {name} has shape {value.shape}; expected '
-            '(H, W) or (H, W, C) with C = 1, 3 or 4')
-    if value.shape[0] == 0 or value.shape[1] == 0:
-        raise ValueError(f'inference_model: {name} is empty {value.shape}')
-    return replace_non_finite(value, f'inference_model: {name}', once=False)
+    return _check_numeric_array(value, name, (1, 3, 4),
+                                'integer or float values',
+                                '(H, W) or (H, W, C) with C = 1, 3 or 4')
 
 
 def match_depth_size(depth: np.ndarray, size: Tuple[int, int], depth_name: str,

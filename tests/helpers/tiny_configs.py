@@ -89,7 +89,7 @@ def write_tiny_deliver_config(path: str,
     Returns:
         str: ``path``.
     """
-    k = len(modalities)
+    k = len(modalities)  # in_channels, num_modalities: from modalities
     mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (k - 1)
     std = [58.395, 57.12, 57.375] + [255.0] * 3 * (k - 1)
     pipeline = '' if test_resize else \
@@ -98,11 +98,12 @@ def write_tiny_deliver_config(path: str,
 data_root = {str(data_root)!r}
 modalities = {list(modalities)!r}
 model = dict(
+    modalities=modalities,
     data_preprocessor=dict(mean={mean!r}, std={std!r}),
     backbone=dict(
         arch=dict(_delete_=True, embed_dims={TINY_ARCH['embed_dims']},
                   depths={TINY_ARCH['depths']}),
-        in_channels={3 * k}, num_modalities={k}, sr_ratios=(4, 2, 1, 1),
+        sr_ratios=(4, 2, 1, 1),
         drop_path_rate=0.0, init_cfg=None),
     decode_head=dict(in_channels=[16, 32, 40, 64], channels=32))
 train_dataloader = dict(
