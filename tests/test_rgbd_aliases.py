@@ -1,4 +1,5 @@
-"""The RGB-D loaders are the K-modality loaders for ``('rgb', 'depth')``.
+"""The RGB-D loaders and datasets are the K-modality ones for
+``('rgb', 'depth')``.
 
 ``LoadRGBDImageFromFile``, ``LoadRGBDImageFromNDArray`` and
 ``LoadRGBDAnnotations`` are thin registered subclasses of
@@ -7,7 +8,10 @@
 results byte for byte (every key, dtype and value; 16-bit, 8-bit, float
 and HHA depth; depth of another (odd) size than RGB under 'crop' and
 'stretch'), and the configs that name them build and give the outputs of
-the same pipeline written with the generic names.
+the same pipeline written with the generic names. ``RGBDDataset`` (and
+NYUDv2, SUN RGB-D, the quickstart) is a ``MultiModalSegDataset``, whose
+logic it uses rather than the other way round; its samples and messages
+are unchanged.
 """
 import copy
 import os.path as osp
@@ -333,3 +337,81 @@ def test_configs_with_the_rgbd_names_build_and_match_the_generic(
             for key in sa.metainfo:
                 assert _frozen(sa.metainfo[key]) == _frozen(
                     sb.metainfo[key]), key
+
+
+# ---------------------------------------------------------------- datasets
+def test_rgbd_datasets_are_the_k2_case_of_the_one_base(tmp_path):
+    from geminifusion_mmseg.datasets import (DeLiVERDataset, MFNetDataset,
+                                             MultiModalFolderDataset,
+                                             MultiModalSegDataset,
+                                             NYUDv2Dataset,
+                                             QuickstartRGBDDataset,
+                                             RGBDDataset, SUNRGBDDataset)
+    for cls in (RGBDDataset, NYUDv2Dataset, SUNRGBDDataset,
+                QuickstartRGBDDataset, DeLiVERDataset, MFNetDataset,
+                MultiModalFolderDataset):
+        assert issubclass(cls, MultiModalSegDataset)
+        assert DATASETS.get(cls.__name__) is cls
+    # the shared logic lives in the base, nothing is borrowed back
+    for method in ('_isdir', '_exists', '_num_classes', '_make_info',
+                   '_missing_files', '_raise_missing'):
+        assert method in vars(MultiModalSegDataset)
+        assert method not in vars(RGBDDataset)
+    root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=3, num_test=1)
+    ds = NYUDv2Dataset(data_root=root, ann_file='train.txt')
+    assert ds.modalities == ('rgb', 'depth')
+    info = ds.get_data_info(1)
+    # an RGB-D sample keeps its layout: img_path + depth_path
+    assert list(info) == [
+        'img_path', 'depth_path', 'seg_map_path', 'label_map',
+        'reduce_zero_label', 'size_mismatch', 'seg_fields', 'num_classes',
+        'sample_idx'
+    ]
+    assert info['depth_path'] == osp.join(root, 'depth', '000001.png')
+    # the same files as a K-modality folder dataset load byte-identically
+    folder = MultiModalFolderDataset(
+        data_root=root,
+        modalities=['rgb', 'depth'],
+        data_prefix=dict(seg_map_path='masks'),
+        metainfo=ds.metainfo)
+    by_rgb = {
+        folder.get_data_info(i)['img_path']: folder.get_data_info(i)
+        for i in range(len(folder))
+    }
+    rgbd = Compose([
+        TRANSFORMS.build(dict(type='LoadRGBDImageFromFile')),
+        TRANSFORMS.build(dict(type='LoadRGBDAnnotations'))
+    ])
+    generic = Compose([
+        TRANSFORMS.build(dict(type='LoadMultiModalImageFromFile')),
+        TRANSFORMS.build(dict(type='LoadMultiModalAnnotations'))
+    ])
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        for policy in ('crop', 'stretch'):  # border-cropped RGB: odd sizes
+            a = rgbd(dict(copy.deepcopy(info), size_mismatch=policy))
+            b = generic(
+                dict(
+                    copy.deepcopy(by_rgb[info['img_path']]),
+                    size_mismatch=policy))
+            assert (UNALIGNED_KEY in a) == (UNALIGNED_KEY in b) == (
+                policy == 'stretch' and i > 0)
+            for key in ('img', 'gt_seg_map', 'img_shape', 'modalities',
+                        'modality_encodings', UNALIGNED_KEY):
+                assert _frozen(a.get(key)) == _frozen(b.get(key)), key
+
+
+def test_rgbd_missing_files_are_named_as_before(tmp_path):
+    from geminifusion_mmseg.datasets import NYUDv2Dataset
+    from tests.helpers.synthetic_rgbd import write_list
+    root = make_nyudv2_tokenfusion(tmp_path / 'nyu', num_train=2, num_test=1)
+    lst = write_list(tmp_path / 'missing.txt', [
+        'rgb/000000.png\tmasks/000000.png\tdepth/000000.png',
+        'rgb/none.png\tmasks/000001.png\tdepth/none.png'
+    ])
+    with pytest.raises(FileNotFoundError) as e:
+        NYUDv2Dataset(data_root=root, ann_file=lst)
+    assert str(e.value) == (
+        f'NYUDv2Dataset: line 2 of {lst}: RGB file '
+        f'{osp.join(root, "rgb/none.png")} does not exist (1 more listed '
+        'files are missing).')
