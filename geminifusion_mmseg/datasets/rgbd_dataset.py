@@ -8,10 +8,8 @@ import mmengine.fileio as fileio
 from mmseg.registry import DATASETS
 
 from .list_file import check_first_sample, read_list_file
+from .modalities import RGBD_MODALITIES
 from .multimodal_dataset import MultiModalSegDataset
-
-#: The modalities of an RGB-D sample, in channel order.
-RGBD_MODALITIES = ('rgb', 'depth')
 
 
 @DATASETS.register_module()

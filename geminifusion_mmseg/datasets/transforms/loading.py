@@ -16,6 +16,7 @@ import numpy as np
 from mmseg.registry import TRANSFORMS
 
 from ...utils.mmseg_api_guard import mmseg_api_hint
+from ..modalities import RGBD_MODALITIES
 from .image_io import read_depth_image
 from .modality_encoding import (DEPTH_ENCODINGS, ModalityEncoding,
                                 replace_non_finite)
@@ -28,9 +29,6 @@ __all__ = [
     'encode_depth', 'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray',
     'LoadRGBDAnnotations'
 ]
-
-#: The modalities of an RGB-D sample, in channel order.
-RGBD_MODALITIES = ('rgb', 'depth')
 
 
 def encode_depth(depth: np.ndarray,
