@@ -180,6 +180,39 @@ def test_random_modality_drop_by_name():
         RandomModalityDrop(rgb_prob=0.1, probs=dict(depth=0.1))
 
 
+def test_random_modality_drop_writes_each_modality_encodings_missing_value():
+    """A dropped modality gets its ModalityEncoding's missing value: the
+    loader's encoding of it (here a 'clip' whose stored 0 is not 0), or
+    for 'depth' the depth_* arguments."""
+    from geminifusion_mmseg.datasets.transforms import ModalityEncoding
+    encodings = dict(
+        thermal=dict(encoding='clip', range=(-100, 100)),
+        lidar=dict(encoding='scale', scale=2.0))
+    t = RandomModalityDrop(
+        probs=dict(rgb=0.25, depth=0.25, thermal=0.25, lidar=0.25),
+        depth_encoding='clip',
+        depth_range=(-1000, 3000))
+    expected = dict(
+        rgb=ModalityEncoding('rgb'),
+        depth=ModalityEncoding('clip', range=(-1000, 3000)),
+        thermal=ModalityEncoding('clip', range=(-100, 100)),
+        lidar=ModalityEncoding('scale', 2.0))
+    assert expected['thermal'].missing_value() == 127.5
+    assert expected['depth'].missing_value() == 63.75
+    seen = set()
+    for i in range(40):
+        results = load(('rgb', 'depth', 'thermal', 'lidar'), encodings,
+                       f'{i}.png', i)
+        for name, enc in expected.items():
+            assert t.modality_encoding(results, name) == enc
+        out = t(results)
+        name = out['dropped_modality']
+        seen.add(name)
+        ch = modality_channels(out, name)
+        assert (out['img'][..., ch] == expected[name].missing_value()).all()
+    assert seen == set(expected)
+
+
 @pytest.fixture(scope='module')
 def k3(tmp_path_factory):
     """A tiny K = 3 quickstart config (rgb, depth, thermal; 4 test images

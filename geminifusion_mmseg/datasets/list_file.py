@@ -16,7 +16,7 @@ import cv2
 import mmengine.fileio as fileio
 import numpy as np
 
-from .transforms.loading import _decode_cv2, _read_bytes
+from .transforms.image_io import decode_cv2, read_file_bytes
 
 __all__ = ['ListFileError', 'read_list_file', 'check_first_sample']
 
@@ -66,9 +66,9 @@ def read_list_file(path: str,
 def _read(path: str, what: str, where: str, backend_args: Optional[dict],
           owner: str) -> np.ndarray:
     try:
-        return _decode_cv2(
-            _read_bytes(path, what, backend_args), cv2.IMREAD_UNCHANGED, path,
-            what)
+        return decode_cv2(
+            read_file_bytes(path, what, backend_args), cv2.IMREAD_UNCHANGED,
+            path, what)
     except OSError as e:  # empty, corrupt: say which line lists it
         raise type(e)(f'{owner}: {where}: {e}') from e
 

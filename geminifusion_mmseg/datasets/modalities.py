@@ -14,6 +14,9 @@ from typing import Dict, List, Sequence, Tuple
 #: images; any other name is allowed in :class:`LoadMultiModalImageFromFile`
 #: with an explicit path in the sample.
 KNOWN_MODALITIES = ('rgb', 'depth', 'hha', 'event', 'lidar', 'thermal')
+#: The modalities of an RGB-D sample, in channel order (the RGB-D loaders
+#: and datasets are the K-modality ones for these).
+RGBD_MODALITIES = ('rgb', 'depth')
 
 #: ImageNet mean / std on 0..255, the normalisation of RGB.
 RGB_MEAN = (123.675, 116.28, 103.53)

@@ -1,15 +1,19 @@
 """Base class of the datasets with RGB + K-1 aligned modalities."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 
 from .modalities import check_modality_names
-from .rgbd_dataset import RGBDDataset
 from .transforms.size_mismatch import check_size_mismatch
 
 
 class MultiModalSegDataset(BaseSegDataset):
     """Semantic segmentation samples with one file per modality.
+
+    The one dataset base of the package: the RGB-D datasets
+    (:class:`RGBDDataset`, NYUDv2, SUN RGB-D) are its ``('rgb', 'depth')``
+    case, DeLiVER, MFNet and the folder datasets its K-modality ones.
 
     Each item of ``data_list`` is a dict with ``img_path`` (the RGB image),
     ``modality_paths`` (dict modality name -> file, in the order of
@@ -17,11 +21,13 @@ class MultiModalSegDataset(BaseSegDataset):
     ``seg_map_path`` (when labelled), ``label_map``, ``reduce_zero_label``,
     ``size_mismatch``, ``seg_fields`` and ``num_classes``; load it with
     :class:`LoadMultiModalImageFromFile` and
-    :class:`LoadMultiModalAnnotations`.
+    :class:`LoadMultiModalAnnotations`. (An RGB-D sample names its files
+    ``img_path`` and ``depth_path`` instead, see :meth:`_path_info`; the
+    loaders read both forms.)
 
     Subclasses set :attr:`SUPPORTED_MODALITIES` and implement
-    :meth:`load_data_list` with :meth:`_make_info` and
-    :meth:`_raise_missing`.
+    :meth:`load_data_list` with :meth:`_make_info`, :meth:`_missing_files`
+    and :meth:`_raise_missing`.
 
     Args:
         modalities (Sequence[str]): Modality names, ``'rgb'`` first.
@@ -34,10 +40,19 @@ class MultiModalSegDataset(BaseSegDataset):
             see :mod:`~geminifusion_mmseg.datasets.transforms.size_mismatch`.
             Written into every sample's data info. Defaults to 'error'.
         **kwargs: Arguments of :class:`mmseg.datasets.BaseSegDataset`.
+
+    Raises:
+        ValueError: An unknown modality, or a bad ``size_mismatch``.
+        FileNotFoundError: ``data_root`` does not exist.
     """
 
     METAINFO: dict = dict()
     SUPPORTED_MODALITIES: Tuple[str, ...] = ('rgb', )
+    #: How the missing-file errors name a modality's file (default: its
+    #: name, ``'depth file ...'``).
+    _FILE_KINDS: Dict[str, str] = {}
+    #: How the missing-file errors count the other missing files.
+    _MORE_MISSING = 'more files'
 
     def __init__(self,
                  modalities: Sequence[str] = ('rgb', ),
@@ -67,21 +82,46 @@ class MultiModalSegDataset(BaseSegDataset):
     def _name(self) -> str:
         return self.__class__.__name__
 
-    # the file checks of the RGB-D datasets (True where a backend can't tell)
-    _isdir = staticmethod(RGBDDataset._isdir)
-    _exists = RGBDDataset._exists
+    @staticmethod
+    def _isdir(path: str, backend_args: Optional[dict]) -> bool:
+        try:
+            return fileio.isdir(path, backend_args=backend_args)
+        except NotImplementedError:  # e.g. http backend: cannot tell
+            return True
+
+    def _exists(self, path: str) -> bool:
+        try:
+            return fileio.exists(path, backend_args=self.backend_args)
+        except NotImplementedError:
+            return True
 
     def _num_classes(self) -> Optional[int]:
         classes = self._metainfo.get('classes', None)
         return len(classes) if classes is not None else None
 
-    def _make_info(self, paths: Dict[str, str],
-                   seg_map_path: Optional[str]) -> dict:
-        info = dict(
+    def _path_info(self, paths: Dict[str, str]) -> dict:
+        """The file entries of a sample's data info: ``img_path``,
+        ``modality_paths`` and ``modalities``."""
+        return dict(
             img_path=paths['rgb'],
             modality_paths={m: paths[m]
                             for m in self.modalities},
             modalities=self.modalities)
+
+    def _make_info(self, paths: Dict[str, str],
+                   seg_map_path: Optional[str]) -> dict:
+        """The data info of one sample.
+
+        Args:
+            paths (dict): Modality name -> file, every modality.
+            seg_map_path (str, optional): The label file (None: none).
+
+        Returns:
+            dict: :meth:`_path_info`, then ``seg_map_path``, ``label_map``,
+            ``reduce_zero_label``, ``size_mismatch``, ``seg_fields`` and
+            ``num_classes``.
+        """
+        info = self._path_info(paths)
         if seg_map_path is not None:
             info['seg_map_path'] = seg_map_path
         info['label_map'] = self.label_map
@@ -97,7 +137,8 @@ class MultiModalSegDataset(BaseSegDataset):
         (nothing when ``check_files`` is off)."""
         if not self.check_files:
             return []
-        files = [(m, paths[m]) for m in self.modalities]
+        files = [(self._FILE_KINDS.get(m, m), paths[m])
+                 for m in self.modalities]
         if seg_map_path is not None:
             files.append(('label', seg_map_path))
         return [(where, kind, path) for kind, path in files
@@ -108,7 +149,7 @@ class MultiModalSegDataset(BaseSegDataset):
         if not missing:
             return
         where, kind, path = missing[0]
-        more = (f' ({len(missing) - 1} more files are missing)'
+        more = (f' ({len(missing) - 1} {self._MORE_MISSING} are missing)'
                 if len(missing) > 1 else '')
         raise FileNotFoundError(
             f'{self._name}: {where}: {kind} file {path} does not exist'

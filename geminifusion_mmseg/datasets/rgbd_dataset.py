@@ -1,17 +1,19 @@
-"""A config-driven RGB-D semantic segmentation dataset."""
+"""A config-driven RGB-D semantic segmentation dataset: the K = 2 case
+(``('rgb', 'depth')``) of :class:`MultiModalSegDataset`, with the RGB-D
+list-file and pairing-by-name layouts."""
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
 import mmengine.fileio as fileio
-from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .list_file import check_first_sample, read_list_file
-from .transforms.size_mismatch import check_size_mismatch
+from .modalities import RGBD_MODALITIES
+from .multimodal_dataset import MultiModalSegDataset
 
 
 @DATASETS.register_module()
-class RGBDDataset(BaseSegDataset):
+class RGBDDataset(MultiModalSegDataset):
     """Generic RGB-D semantic segmentation dataset.
 
     Every sample is an RGB image, a depth image (a raw single-channel depth
@@ -91,6 +93,9 @@ class RGBDDataset(BaseSegDataset):
     """
 
     METAINFO: dict = dict()
+    SUPPORTED_MODALITIES = RGBD_MODALITIES
+    _FILE_KINDS = dict(rgb='RGB')
+    _MORE_MISSING = 'more listed files'
 
     def __init__(self,
                  ann_file: str = '',
@@ -103,15 +108,6 @@ class RGBDDataset(BaseSegDataset):
                  size_mismatch: str = 'error',
                  **kwargs) -> None:
         self.depth_suffix = depth_suffix
-        self.check_files = check_files
-        self.size_mismatch = check_size_mismatch(size_mismatch,
-                                                 self.__class__.__name__)
-        data_root = kwargs.get('data_root', None)
-        if data_root is not None and not self._isdir(
-                data_root, kwargs.get('backend_args', None)):
-            raise FileNotFoundError(
-                f'{self.__class__.__name__}: data_root {data_root!r} does not '
-                'exist or is not a directory.')
         data_prefix = dict(data_prefix)
         if 'img_path' not in data_prefix or 'depth_path' not in data_prefix:
             raise ValueError(
@@ -119,44 +115,19 @@ class RGBDDataset(BaseSegDataset):
                 "'img_path' and 'depth_path' (and 'seg_map_path' for "
                 f'labelled data), got {data_prefix}.')
         super().__init__(
+            modalities=RGBD_MODALITIES,
+            check_files=check_files,
+            size_mismatch=size_mismatch,
             ann_file=ann_file,
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
             data_prefix=data_prefix,
             **kwargs)
 
-    @staticmethod
-    def _isdir(path: str, backend_args: Optional[dict]) -> bool:
-        try:
-            return fileio.isdir(path, backend_args=backend_args)
-        except NotImplementedError:  # e.g. http backend: cannot tell
-            return True
-
-    def _exists(self, path: str) -> bool:
-        try:
-            return fileio.exists(path, backend_args=self.backend_args)
-        except NotImplementedError:
-            return True
-
-    @property
-    def _name(self) -> str:
-        return self.__class__.__name__
-
-    def _num_classes(self) -> Optional[int]:
-        classes = self._metainfo.get('classes', None)
-        return len(classes) if classes is not None else None
-
-    def _make_info(self, img_path: str, depth_path: str,
-                   seg_map_path: Optional[str]) -> dict:
-        info = dict(img_path=img_path, depth_path=depth_path)
-        if seg_map_path is not None:
-            info['seg_map_path'] = seg_map_path
-        info['label_map'] = self.label_map
-        info['reduce_zero_label'] = self.reduce_zero_label
-        info['size_mismatch'] = self.size_mismatch
-        info['seg_fields'] = []
-        info['num_classes'] = self._num_classes()
-        return info
+    def _path_info(self, paths: Dict[str, str]) -> dict:
+        """An RGB-D sample names its files ``img_path`` and ``depth_path``
+        (what the RGB-D loaders read; the K-modality ones too)."""
+        return dict(img_path=paths['rgb'], depth_path=paths['depth'])
 
     def load_data_list(self) -> List[dict]:
         """Load the sample list from ``ann_file`` or by pairing file names.
@@ -222,19 +193,11 @@ class RGBDDataset(BaseSegDataset):
                     f'malformed: expected 3 columns "rgb label depth" (or '
                     f'1 column naming a sample), got {len(tokens)}: '
                     f'{line.strip()!r}')
-            if self.check_files:
-                for kind, path in (('RGB', rgb), ('depth', depth), ('label',
-                                                                    seg)):
-                    if path is not None and not self._exists(path):
-                        missing.append((lineno, kind, path))
-            data_list.append(self._make_info(rgb, depth, seg))
-        if missing:
-            lineno, kind, path = missing[0]
-            more = (f' ({len(missing) - 1} more listed files are missing)'
-                    if len(missing) > 1 else '')
-            raise FileNotFoundError(
-                f'{self._name}: line {lineno} of {self.ann_file}: {kind} '
-                f'file {path} does not exist{more}.')
+            paths = dict(rgb=rgb, depth=depth)
+            missing += self._missing_files(f'line {lineno} of {self.ann_file}',
+                                           paths, seg)
+            data_list.append(self._make_info(paths, seg))
+        self._raise_missing(missing)
         if self.check_files and data_list:
             check_first_sample(data_list[0],
                                f'line {first_line} of {self.ann_file}',
@@ -296,7 +259,8 @@ class RGBDDataset(BaseSegDataset):
                              '; '.join(problems))
         data_list = []
         for name in sorted(names['RGB']):
-            data_list.append(self._make_info(*self._paths_from_name(name)))
+            img, depth, seg = self._paths_from_name(name)
+            data_list.append(self._make_info(dict(rgb=img, depth=depth), seg))
         if self.check_files and data_list:
             check_first_sample(
                 data_list[0], f'the first sample ({sorted(names["RGB"])[0]}, '

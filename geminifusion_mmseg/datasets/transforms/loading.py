@@ -1,62 +1,34 @@
-"""Loading an RGB-D pair as one 6-channel image, and its label map."""
-import logging
+"""The RGB-D loaders: :mod:`.multimodal`'s loaders for ``('rgb', 'depth')``.
+
+``LoadRGBDImageFromFile``, ``LoadRGBDImageFromNDArray`` and
+``LoadRGBDAnnotations`` are the names of every RGB-D config. Each is the
+K-modality class of :mod:`.multimodal` (one loading implementation) with
+the RGB-D defaults: the modalities ``('rgb', 'depth')``, the depth encoding
+given as ``depth_encoding`` / ``depth_scale`` / ``depth_range`` (one
+:class:`~.modality_encoding.ModalityEncoding`), depth always decoded by
+OpenCV, the sample's ``img_path`` / ``depth_path`` (``depth`` array), a
+colour label file refused; and their error messages. Their outputs are the
+K-modality loaders' for the same sample, byte for byte.
+"""
 from typing import Optional, Sequence
 
-import cv2
-import mmcv
-import mmengine.fileio as fileio
 import numpy as np
-from mmcv.transforms import BaseTransform
-from mmengine.logging import print_log
-from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 from ...utils.mmseg_api_guard import mmseg_api_hint
+from ..modalities import RGBD_MODALITIES
+from .image_io import read_depth_image
 from .modality_encoding import (DEPTH_ENCODINGS, ModalityEncoding,
                                 replace_non_finite)
-from .size_mismatch import (check_size_mismatch, match_rgb_size,
-                            resolve_size_mismatch, stash_unaligned)
+from .multimodal import (LoadMultiModalAnnotations,
+                         LoadMultiModalImageFromFile,
+                         LoadMultiModalImageFromNDArray)
 
 __all__ = [
     'DEPTH_ENCODINGS', 'replace_non_finite', 'read_depth_image',
     'encode_depth', 'LoadRGBDImageFromFile', 'LoadRGBDImageFromNDArray',
     'LoadRGBDAnnotations'
 ]
-
-
-def _read_bytes(path: str, what: str, backend_args: Optional[dict]) -> bytes:
-    try:
-        content = fileio.get(path, backend_args=backend_args)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'{what} file {path} does not exist.') from e
-    if not content:
-        raise OSError(f'{what} file {path} is empty (0 bytes): an '
-                      'interrupted copy or download? Copy it again, or drop '
-                      'the sample from the list file.')
-    return content
-
-
-def _decode_cv2(content: bytes, flag: int, path: str, what: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), flag)
-    if img is None:
-        raise OSError(f'Cannot decode {what} file {path}: the file is '
-                      'corrupt or not an image.')
-    return img
-
-
-def read_depth_image(path: str,
-                     backend_args: Optional[dict] = None) -> np.ndarray:
-    """Read a depth image as stored (``cv2.IMREAD_UNCHANGED``).
-
-    Returns:
-        np.ndarray: (H, W) with the file's dtype (8/16-bit, float), or
-        (H, W, C); a 3-channel image is returned in RGB order.
-    """
-    content = _read_bytes(path, 'depth image', backend_args)
-    depth = _decode_cv2(content, cv2.IMREAD_UNCHANGED, path, 'depth image')
-    if depth.ndim == 3 and depth.shape[2] == 3:
-        depth = cv2.cvtColor(depth, cv2.COLOR_BGR2RGB)
-    return depth
 
 
 def encode_depth(depth: np.ndarray,
@@ -86,42 +58,17 @@ def encode_depth(depth: np.ndarray,
                             depth_range).encode(depth, source)
 
 
-def _set_rgbd(results: dict, rgb: np.ndarray, depth: np.ndarray, policy: str,
-              source: str, rgb_source: str, loader) -> dict:
-    """Stack RGB (H, W, 3) and encoded depth (h, w, 3) into ``img``; a
-    depth of another size is handled by ``policy`` (see
-    :mod:`.size_mismatch`); ``source`` / ``rgb_source`` name the inputs in
-    errors. Also writes ``modalities`` (``('rgb', 'depth')``) and
-    ``modality_encodings`` (``loader``'s depth encoding), as
-    :class:`LoadMultiModalImageFromFile` does."""
-    aligned, stretched = match_rgb_size(depth, rgb.shape[:2], policy,
-                                        'Depth image', source, rgb_source)
-    img = np.empty(rgb.shape[:2] + (6, ), dtype=np.float32)
-    img[..., :3] = rgb
-    img[..., 3:] = aligned
-    results['img'] = img
-    results['img_shape'] = img.shape[:2]
-    results['ori_shape'] = img.shape[:2]
-    results['modalities'] = ('rgb', 'depth')
-    results['modality_encodings'] = dict(
-        rgb=dict(encoding='rgb', scale=1.0, range=None),
-        depth=dict(
-            encoding=loader.depth_encoding,
-            scale=loader.depth_scale,
-            range=loader.depth_range))
-    if stretched:
-        stash_unaligned(results, 'depth', (3, 6), depth)
-    return results
-
-
 @TRANSFORMS.register_module()
-class LoadRGBDImageFromFile(BaseTransform):
+class LoadRGBDImageFromFile(LoadMultiModalImageFromFile):
     """Load an RGB image and its depth image as one 6-channel float image.
 
-    Channels 0-2 of ``img`` are R, G, B (0..255), channels 3-5 the depth
-    encoding. All geometric transforms of mmseg then move both modalities
-    (and the label) together; only photometric transforms must be restricted
-    to the RGB channels (see :class:`RGBColorJitter`).
+    :class:`LoadMultiModalImageFromFile` with ``modalities=('rgb',
+    'depth')`` and ``encodings=dict(depth=dict(encoding=depth_encoding,
+    scale=depth_scale, range=depth_range))``: the same results, byte for
+    byte. Channels 0-2 of ``img`` are R, G, B (0..255), channels 3-5 the
+    depth encoding. All geometric transforms of mmseg then move both
+    modalities (and the label) together; only photometric transforms must
+    be restricted to the RGB channels (see :class:`RGBColorJitter`).
 
     Depth encodings (``depth_encoding``):
 
@@ -153,7 +100,7 @@ class LoadRGBDImageFromFile(BaseTransform):
     Required Keys:
 
     - img_path
-    - depth_path
+    - depth_path (or modality_paths with 'rgb' and 'depth')
     - size_mismatch (optional: the dataset's policy)
 
     Added Keys:
@@ -186,6 +133,9 @@ class LoadRGBDImageFromFile(BaseTransform):
             has none). Defaults to None.
     """
 
+    modality_imdecode_backend = 'cv2'
+    _errors_name_modality = False
+
     def __init__(self,
                  depth_encoding: str = 'raw',
                  depth_scale: float = 1.0,
@@ -204,40 +154,31 @@ class LoadRGBDImageFromFile(BaseTransform):
                     "LoadRGBDImageFromFile: depth_encoding='clip' needs "
                     'depth_range=(min, max) with max > min, got '
                     f'{depth_range!r}.')
-        if imdecode_backend not in ('cv2', 'pillow'):
-            raise ValueError(
-                'LoadRGBDImageFromFile: imdecode_backend must be cv2 or '
-                f'pillow, got {imdecode_backend!r}.')
-        self.depth_encoding = depth_encoding
-        self.depth_scale = float(depth_scale)
-        self.depth_range = None if depth_range is None else tuple(
-            float(v) for v in depth_range)
-        self.imdecode_backend = imdecode_backend
-        self.backend_args = backend_args.copy() if backend_args else None
-        self.size_mismatch = check_size_mismatch(
-            size_mismatch, self.__class__.__name__, allow_none=True)
+        super().__init__(
+            modalities=RGBD_MODALITIES,
+            encodings=dict(
+                depth=dict(
+                    encoding=depth_encoding,
+                    scale=depth_scale,
+                    range=depth_range)),
+            imdecode_backend=imdecode_backend,
+            backend_args=backend_args,
+            size_mismatch=size_mismatch)
 
-    def _load_rgb(self, path: str) -> np.ndarray:
-        content = _read_bytes(path, 'RGB image', self.backend_args)
-        if self.imdecode_backend == 'cv2':
-            img = _decode_cv2(content,
-                              cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
-                              path, 'RGB image')
-            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        try:
-            return mmcv.imfrombytes(
-                content,
-                flag='color_ignore_orientation',
-                channel_order='rgb',
-                backend='pillow')
-        except Exception as e:  # PIL.UnidentifiedImageError, OSError ...
-            raise OSError(f'Cannot decode RGB image file {path}: the file is '
-                          f'corrupt or not an image ({e}).') from e
+    @property
+    def depth_encoding(self) -> str:
+        """The depth encoding ('raw', 'scale', 'clip' or 'hha')."""
+        return self.modality_encoding('depth').encoding
 
-    def _load_depth(self, path: str) -> np.ndarray:
-        """Read a depth image and return its float32 (H, W, 3) encoding."""
-        return self.encode_depth(
-            read_depth_image(path, self.backend_args), path)
+    @property
+    def depth_scale(self) -> float:
+        """The factor of the 'scale' encoding."""
+        return self.modality_encoding('depth').scale
+
+    @property
+    def depth_range(self) -> Optional[tuple]:
+        """``(min, max)`` of the 'clip' encoding (floats), or None."""
+        return self.modality_encoding('depth').range
 
     def encode_depth(self,
                      depth: np.ndarray,
@@ -246,33 +187,18 @@ class LoadRGBDImageFromFile(BaseTransform):
 
         See :func:`encode_depth`; ``source`` names the input in errors.
         """
-        return encode_depth(depth, self.depth_encoding, self.depth_scale,
-                            self.depth_range, source)
+        return self.modality_encoding('depth').encode(depth, source)
 
-    def transform(self, results: dict) -> dict:
-        """Load the pair.
-
-        Args:
-            results (dict): Result dict with ``img_path`` and ``depth_path``.
-
-        Returns:
-            dict: The dict with ``img`` (float32, (H, W, 6)), ``img_shape``
-            and ``ori_shape``.
-        """
-        if 'depth_path' not in results:
+    def _sample_paths(self, results: dict) -> dict:
+        if 'depth_path' not in results and 'modality_paths' not in results:
             raise KeyError(
-                'LoadRGBDImageFromFile: the sample has no depth_path; build '
-                'the data set with an RGB-D dataset type (RGBDDataset, '
-                f"NYUDv2Dataset, SUNRGBDDataset). Got keys {list(results)}. " +
+                f'{self.__class__.__name__}: the sample has no depth_path; '
+                'build the data set with an RGB-D dataset type '
+                '(RGBDDataset, NYUDv2Dataset, SUNRGBDDataset). Got keys '
+                f'{list(results)}. ' +
                 mmseg_api_hint('An RGB-only caller (e.g. mmseg.apis.'
                                'inference_model, MMSegInferencer)'))
-        img_path, depth_path = results['img_path'], results['depth_path']
-        rgb = self._load_rgb(img_path)
-        depth = self._load_depth(depth_path)
-        policy = resolve_size_mismatch(results, self.size_mismatch,
-                                       self.__class__.__name__)
-        return _set_rgbd(results, rgb, depth, policy, f' of {depth_path}',
-                         f' of {img_path}', self)
+        return super()._sample_paths(results)
 
     def __repr__(self) -> str:
         repr_str = self.__class__.__name__
@@ -289,12 +215,15 @@ class LoadRGBDImageFromFile(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
+class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile,
+                               LoadMultiModalImageFromNDArray):
     """:class:`LoadRGBDImageFromFile` for arrays already in memory.
 
     Same arguments and the same depth encoding; the inference API
     (:func:`geminifusion_mmseg.apis.inference_model`) puts it in place of
-    the config's file loader.
+    the config's file loader. It is
+    :class:`LoadMultiModalImageFromNDArray` with ``modality_arrays=
+    {'depth': depth}``.
 
     Required Keys:
 
@@ -333,35 +262,21 @@ class LoadRGBDImageFromNDArray(LoadRGBDImageFromFile):
         if 'img' not in results or 'depth' not in results:
             raise KeyError('LoadRGBDImageFromNDArray needs the arrays '
                            f"'img' and 'depth'; got keys {list(results)}.")
-        rgb = results['img']
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f'RGB image has shape {rgb.shape}; expected '
-                             '(H, W, 3).')
-        source = results.get('depth_path') or 'array'
-        depth = self.encode_depth(results.pop('depth'), source)
-        policy = resolve_size_mismatch(results, self.size_mismatch,
-                                       self.__class__.__name__)
-        return _set_rgbd(results, rgb, depth, policy, f' of {source}',
-                         f" of {results.get('img_path') or 'the array'}", self)
+        results['modality_arrays'] = dict(depth=results.pop('depth'))
+        # LoadMultiModalImageFromNDArray's (the next class in the MRO)
+        return super().transform(results)
 
 
 @TRANSFORMS.register_module()
-class LoadRGBDAnnotations(LoadAnnotations):
+class LoadRGBDAnnotations(LoadMultiModalAnnotations):
     """Load and check the label map of an RGB-D sample.
 
-    Like mmseg's :class:`LoadAnnotations` (``reduce_zero_label``: 0 -> 255,
-    v -> v - 1; then ``label_map``), with checks:
-
-    - the label map must have the size of the image loaded before it
-      (``results['ori_shape']``), otherwise an error names the path and
-      both sizes (so load labels BEFORE any resize of the image);
-    - after ``reduce_zero_label`` and ``label_map``, values
-      ``>= num_classes`` other than 255 are set to 255 (ignored); the first
-      file where this happens is reported with a warning (once per
-      transform instance, i.e. per data-loader worker).
-
-    Labels are read unchanged (8- or 16-bit); a colour (3-channel) label map
-    is an error.
+    :class:`LoadMultiModalAnnotations` with ``channel=None``: a colour
+    (multi-channel) label file is an error. Like mmseg's
+    :class:`LoadAnnotations` (``reduce_zero_label``: 0 -> 255, v -> v - 1;
+    then ``label_map``), with the size and range checks of
+    :class:`LoadMultiModalAnnotations`. Labels are read unchanged (8- or
+    16-bit).
 
     Required Keys:
 
@@ -393,93 +308,8 @@ class LoadRGBDAnnotations(LoadAnnotations):
                  imdecode_backend: str = 'pillow',
                  backend_args: Optional[dict] = None) -> None:
         super().__init__(
-            reduce_zero_label=None,
-            backend_args=backend_args,
-            imdecode_backend=imdecode_backend)
-        self.reduce_zero_label = reduce_zero_label
-        self.num_classes = num_classes
-        self._warned = False
-
-    def _read(self, path: str) -> np.ndarray:
-        content = _read_bytes(path, 'label', self.backend_args)
-        if self.imdecode_backend == 'cv2':
-            seg = _decode_cv2(content, cv2.IMREAD_UNCHANGED, path, 'label')
-        else:
-            try:
-                seg = mmcv.imfrombytes(
-                    content, flag='unchanged', backend=self.imdecode_backend)
-            except Exception as e:
-                raise OSError(f'Cannot decode label file {path}: the file is '
-                              f'corrupt or not an image ({e}).') from e
-            if seg is None:
-                raise OSError(f'Cannot decode label file {path}.')
-        if seg.ndim == 3 and seg.shape[2] == 1:
-            seg = seg[..., 0]
-        if seg.ndim != 2:
-            raise ValueError(
-                f'Label file {path} has shape {seg.shape}; expected a '
-                'single-channel map of class indices (not a colour image).')
-        return seg
-
-    def _load_seg_map(self, results: dict) -> None:
-        if 'seg_map_path' not in results:
-            raise KeyError(
-                'LoadRGBDAnnotations: the sample has no seg_map_path (was '
-                "the dataset built without data_prefix['seg_map_path']?).")
-        path = results['seg_map_path']
-        seg = self._read(path).astype(np.int64)
-        ori_shape = results.get('ori_shape', None)
-        if ori_shape is not None and tuple(seg.shape) != tuple(ori_shape[:2]):
-            raise ValueError(
-                f'Label map size {tuple(seg.shape)} (H, W) of {path} differs '
-                f'from the image size {tuple(ori_shape[:2])} of '
-                f"{results.get('img_path')}. (Load labels before resizing.)")
-
-        reduce_zero_label = self.reduce_zero_label
-        if reduce_zero_label is None:
-            reduce_zero_label = results.get('reduce_zero_label', False)
-        elif reduce_zero_label != results.get('reduce_zero_label',
-                                              reduce_zero_label):
-            raise ValueError(
-                'LoadRGBDAnnotations: reduce_zero_label='
-                f'{reduce_zero_label} but the dataset was built with '
-                f"reduce_zero_label={results['reduce_zero_label']}.")
-        if reduce_zero_label:
-            seg = np.where(seg == 0, 255, np.where(seg == 255, 255, seg - 1))
-        label_map = results.get('label_map', None)
-        if label_map is not None:
-            mapped = seg.copy()
-            for old_id, new_id in label_map.items():
-                mapped[seg == old_id] = new_id
-            seg = mapped
-
-        num_classes = self.num_classes if self.num_classes is not None \
-            else results.get('num_classes', None)
-        if num_classes is not None:
-            bad = (seg >= num_classes) & (seg != 255)
-            if bad.any():
-                if not self._warned:
-                    self._warned = True
-                    values = np.unique(seg[bad])
-                    shown = ', '.join(str(v) for v in values[:10])
-                    print_log(
-                        f'LoadRGBDAnnotations: label file {path} holds '
-                        f'values >= num_classes={num_classes} (other than '
-                        f'255): {shown}{" ..." if len(values) > 10 else ""}'
-                        f' (after reduce_zero_label={reduce_zero_label}); '
-                        'they are set to 255 (ignored). Check the dataset '
-                        'type, its classes and reduce_zero_label. Further '
-                        'files with such values are not reported.',
-                        logger='current',
-                        level=logging.WARNING)
-                seg = np.where(bad, 255, seg)
-        results['gt_seg_map'] = seg.astype(np.uint8)
-        results.setdefault('seg_fields', []).append('gt_seg_map')
-
-    def __repr__(self) -> str:
-        repr_str = self.__class__.__name__
-        repr_str += f'(num_classes={self.num_classes}, '
-        repr_str += f'reduce_zero_label={self.reduce_zero_label}, '
-        repr_str += f"imdecode_backend='{self.imdecode_backend}', "
-        repr_str += f'backend_args={self.backend_args})'
-        return repr_str
+            channel=None,
+            num_classes=num_classes,
+            reduce_zero_label=reduce_zero_label,
+            imdecode_backend=imdecode_backend,
+            backend_args=backend_args)

@@ -4,10 +4,9 @@ from typing import Dict, Optional, Sequence
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .missing import (RGB_MISSING_VALUE, channel_range, check_depth_encoding,
-                      depth_missing_value, modality_channels,
-                      modality_missing_value, sample_encoding)
-from .multimodal import DEFAULT_ENCODINGS
+from .missing import (channel_range, check_depth_encoding, modality_channels,
+                      sample_encoding)
+from .modality_encoding import ModalityEncoding
 from .seeding import sample_rng
 from .size_mismatch import settle_unaligned
 
@@ -125,22 +124,26 @@ class RandomModalityDrop(BaseTransform):
         self.depth_range = None if depth_range is None else tuple(
             float(v) for v in depth_range)
         self.seed = seed
-        self.depth_missing = depth_missing_value(depth_encoding,
-                                                 self.depth_scale,
-                                                 self.depth_range)
+        #: the encoding of 'depth' (the depth_* arguments)
+        self.depth_modality_encoding = ModalityEncoding(
+            depth_encoding, self.depth_scale, self.depth_range)
+        self.depth_missing = self.depth_modality_encoding.missing_value()
+
+    def modality_encoding(self, results: dict, name: str) -> ModalityEncoding:
+        """The encoding of modality ``name`` in the sample: for 'depth'
+        the ``depth_*`` arguments; any other modality the loader's
+        (``results['modality_encodings']``), else its default
+        (:meth:`ModalityEncoding.default_for`; 'rgb' is always 'rgb')."""
+        if name == 'depth':
+            return self.depth_modality_encoding
+        enc = sample_encoding(results, name)
+        return ModalityEncoding.default_for(name) if enc is None else \
+            ModalityEncoding.from_dict(enc)
 
     def missing_value(self, results: dict, name: str) -> float:
-        """The value modality ``name`` gets when dropped."""
-        if name == 'rgb':
-            return RGB_MISSING_VALUE
-        if name == 'depth':
-            return self.depth_missing
-        enc = sample_encoding(results, name) or dict(
-            encoding=DEFAULT_ENCODINGS.get(name, 'image'),
-            scale=1.0,
-            range=None)
-        return modality_missing_value(enc['encoding'], enc['scale'],
-                                      enc['range'])
+        """The value modality ``name`` gets when dropped: its encoding's
+        :meth:`~ModalityEncoding.missing_value` (RGB black, 0)."""
+        return self.modality_encoding(results, name).missing_value()
 
     def transform(self, results: dict) -> dict:
         """Drop at most one modality of ``results['img']``.

@@ -1,62 +1,33 @@
-"""Loading RGB + any number of aligned modalities as one 3K-channel image."""
-import io
+"""Loading RGB + any number of aligned modalities as one 3K-channel image,
+and the label map: the one loading implementation of the package (the
+RGB-D loaders of :mod:`.loading` are its ``('rgb', 'depth')`` case)."""
+import logging
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
-import cv2
+import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 from ...utils.mmseg_api_guard import mmseg_api_hint
 from ..modalities import check_modality_names
-from .loading import (LoadRGBDAnnotations, LoadRGBDImageFromFile, _decode_cv2,
-                      _read_bytes)
+from .image_io import (IMDECODE_BACKENDS, read_file_bytes,
+                       read_image_unchanged, read_rgb_image)
 from .modality_encoding import (DEFAULT_ENCODINGS, MODALITY_ENCODINGS,
                                 ModalityEncoding)
 from .resize import nearest_resize
 from .size_mismatch import (check_size_mismatch, match_rgb_size,
                             resolve_size_mismatch, stash_unaligned)
 
+__all__ = [
+    'LoadMultiModalImageFromFile', 'LoadMultiModalImageFromNDArray',
+    'LoadMultiModalAnnotations', 'encode_modality', 'read_image_unchanged',
+    'DEFAULT_ENCODINGS', 'MODALITY_ENCODINGS'
+]
+
 EncodingCfg = Union[str, dict]
-
-
-def read_image_unchanged(path: str,
-                         what: str = 'image',
-                         backend_args: Optional[dict] = None,
-                         imdecode_backend: str = 'cv2') -> np.ndarray:
-    """Read an image as stored: (H, W) or (H, W, C) in RGB(A) order.
-
-    The bit depth is kept (8 or 16 bits), nothing is converted; like
-    ``torchvision.io.read_image`` (``ImageReadMode.UNCHANGED``) with the
-    channels last.
-
-    Args:
-        path (str): The file.
-        what (str): Names the file in error messages.
-        backend_args (dict, optional): See :func:`mmengine.fileio.get`.
-        imdecode_backend (str): 'cv2' (``IMREAD_UNCHANGED``) or 'pillow'
-            (``np.asarray(Image.open(...))``; a palette image then gives its
-            indices, OpenCV its colours).
-
-    Returns:
-        np.ndarray: The decoded array.
-    """
-    content = _read_bytes(path, what, backend_args)
-    if imdecode_backend == 'pillow':
-        from PIL import Image
-        try:
-            with Image.open(io.BytesIO(content)) as pil:
-                img = np.asarray(pil)
-        except Exception as e:  # PIL.UnidentifiedImageError, OSError ...
-            raise OSError(f'Cannot decode {what} file {path}: the file is '
-                          f'corrupt or not an image ({e}).') from e
-        return img
-    img = _decode_cv2(content, cv2.IMREAD_UNCHANGED, path, what)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return img
 
 
 def encode_modality(img: np.ndarray,
@@ -79,7 +50,7 @@ def encode_modality(img: np.ndarray,
               3 channels as they are, 4 channels (an MFNet RGB-T PNG) ->
               the 4th channel (thermal) repeated to 3.
             - ``'raw'``, ``'scale'``, ``'clip'``, ``'hha'``: the depth
-              encodings of :func:`~.loading.encode_depth`.
+              encodings (as ``LoadRGBDImageFromFile(depth_encoding)``).
 
             The encoding itself is :meth:`.ModalityEncoding.encode`.
         scale (float): Factor of ``'scale'``.
@@ -98,25 +69,24 @@ def encode_modality(img: np.ndarray,
     return ModalityEncoding(encoding, scale, value_range).encode(img, source)
 
 
-def _parse_encoding(name: str, cfg: EncodingCfg) -> dict:
-    """``'clip'`` or ``dict(encoding='clip', range=(0, 1e4))`` -> a dict
-    with the keys encoding, scale, range (checked by
-    :meth:`ModalityEncoding.parse`)."""
-    return ModalityEncoding.parse(name, cfg).as_dict()
-
-
 @TRANSFORMS.register_module()
 class LoadMultiModalImageFromFile(BaseTransform):
     """Load RGB and K-1 aligned modalities as one 3K-channel float image.
 
-    One file per modality; each becomes 3 channels (its ``encoding``), and
-    they are stacked in the order of ``modalities``, RGB first: channels
-    ``3*i .. 3*i+2`` of ``img`` hold modality ``i``. All geometric
-    transforms of mmseg then move every modality and the label together;
-    the photometric ones of this package (:class:`RGBColorJitter`,
-    :class:`RGBGaussianBlur`) touch channels 0-2 (RGB) only. The data
-    preprocessor normalises per channel (see
-    :func:`geminifusion_mmseg.datasets.modality_mean_std`).
+    The one loading implementation of the package: the RGB-D loaders
+    (:class:`LoadRGBDImageFromFile`, :class:`LoadRGBDImageFromNDArray`)
+    are this class with ``modalities=('rgb', 'depth')`` and the depth
+    encoding given as ``depth_encoding`` / ``depth_scale`` /
+    ``depth_range``.
+
+    One file per modality; each becomes 3 channels (its ``encoding``, a
+    :class:`~.modality_encoding.ModalityEncoding`), and they are stacked in
+    the order of ``modalities``, RGB first: channels ``3*i .. 3*i+2`` of
+    ``img`` hold modality ``i``. All geometric transforms of mmseg then
+    move every modality and the label together; the photometric ones of
+    this package (:class:`RGBColorJitter`, :class:`RGBGaussianBlur`) touch
+    channels 0-2 (RGB) only. The data preprocessor normalises per channel
+    (see :func:`geminifusion_mmseg.datasets.modality_mean_std`).
 
     The files come from ``results['modality_paths']`` (a dict name -> path
     filled by :class:`DeLiVERDataset`, :class:`MFNetDataset`, ...); for a
@@ -127,8 +97,8 @@ class LoadMultiModalImageFromFile(BaseTransform):
     ``dict(encoding=..., scale=..., range=...)``):
 
     - ``'rgb'`` (the modality ``'rgb'`` only): a colour image decoded to
-      8-bit RGB (grey repeated, alpha dropped), as
-      :class:`LoadRGBDImageFromFile` reads it;
+      8-bit RGB (grey repeated, alpha dropped,
+      :func:`~.image_io.read_rgb_image`);
     - ``'image'``: the image as stored (8- or 16-bit), one channel repeated
       to 3, four channels cut to the first 3 -- how the DeLiVER code reads
       depth, event and LiDAR images (the default of modalities without an
@@ -137,7 +107,7 @@ class LoadMultiModalImageFromFile(BaseTransform):
       its 4th channel, repeated (the MFNet reader of the GeminiFusion
       DeLiVER branch);
     - ``'raw'``, ``'scale'`` (``scale``), ``'clip'`` (``range``), ``'hha'``:
-      the depth encodings of :class:`LoadRGBDImageFromFile`.
+      the depth encodings (see :class:`LoadRGBDImageFromFile`).
 
     Defaults: ``rgb='rgb'``, ``depth='raw'``, ``hha='hha'``,
     ``thermal='thermal'``, anything else ``'image'``.
@@ -181,14 +151,22 @@ class LoadMultiModalImageFromFile(BaseTransform):
         resize_to_rgb (Sequence[str]): Modalities resized (nearest) to the
             RGB size. Defaults to ().
         imdecode_backend (str): 'cv2' or 'pillow', for every file (the RGB
-            image as in :class:`LoadRGBDImageFromFile`, the others as
-            :func:`read_image_unchanged`). Defaults to 'cv2'.
+            image by :func:`~.image_io.read_rgb_image`, the others by
+            :func:`~.image_io.read_image_unchanged`). Defaults to 'cv2'.
         backend_args (dict, optional): See :func:`mmengine.fileio.get`.
         size_mismatch (str, optional): 'stretch', 'crop' or 'error' for a
             modality of another size (not in ``resize_to_rgb``); None
             (recommended) takes the sample's (its dataset's, 'error' if it
             has none). Defaults to None.
     """
+
+    #: Decoder of the modalities other than RGB; None: ``imdecode_backend``
+    #: (the RGB-D loaders read depth with OpenCV, whatever that is).
+    modality_imdecode_backend: Optional[str] = None
+    #: Whether the errors name the modality and the ``encodings`` entry to
+    #: change; the RGB-D loaders (False) keep their messages, which name
+    #: the depth file and ``depth_encoding``.
+    _errors_name_modality = True
 
     def __init__(self,
                  modalities: Optional[Sequence[str]] = None,
@@ -200,17 +178,19 @@ class LoadMultiModalImageFromFile(BaseTransform):
         name = self.__class__.__name__
         self.size_mismatch = check_size_mismatch(
             size_mismatch, name, allow_none=True)
-        if imdecode_backend not in ('cv2', 'pillow'):
+        if imdecode_backend not in IMDECODE_BACKENDS:
             raise ValueError(f'{name}: imdecode_backend must be cv2 or '
                              f'pillow, got {imdecode_backend!r}.')
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args.copy() if backend_args else None
         self.modalities = None if modalities is None else \
             check_modality_names(modalities, name)
-        self.encodings = {
-            k: _parse_encoding(k, v)
+        #: name -> ModalityEncoding of the modalities the config names
+        self._encodings: Dict[str, ModalityEncoding] = {
+            k: ModalityEncoding.parse(k, v)
             for k, v in dict(encodings or {}).items()
         }
+        self.encodings = {k: e.as_dict() for k, e in self._encodings.items()}
         if self.modalities is not None:
             extra = sorted(set(self.encodings) - set(self.modalities))
             if extra:
@@ -223,11 +203,22 @@ class LoadMultiModalImageFromFile(BaseTransform):
         if 'rgb' in self.resize_to_rgb:
             raise ValueError(f"{name}: resize_to_rgb cannot hold 'rgb'.")
 
+    def modality_encoding(self, name: str) -> ModalityEncoding:
+        """The :class:`~.modality_encoding.ModalityEncoding` of modality
+        ``name`` (the config's, else
+        :meth:`~.modality_encoding.ModalityEncoding.default_for`)."""
+        enc = self._encodings.get(name)
+        return ModalityEncoding.default_for(name) if enc is None else enc
+
     def encoding_of(self, name: str) -> dict:
-        """The parsed encoding of modality ``name``."""
-        if name in self.encodings:
-            return self.encodings[name]
-        return _parse_encoding(name, DEFAULT_ENCODINGS.get(name, 'image'))
+        """The encoding of modality ``name`` as a dict (encoding, scale,
+        range), the form of ``results['modality_encodings']``."""
+        return self.modality_encoding(name).as_dict()
+
+    def _load_rgb(self, path: str) -> np.ndarray:
+        """The RGB image of ``path``: (H, W, 3) uint8, RGB order
+        (:func:`~.image_io.read_rgb_image` with this loader's decoder)."""
+        return read_rgb_image(path, self.imdecode_backend, self.backend_args)
 
     def _sample_paths(self, results: dict) -> Dict[str, str]:
         paths = results.get('modality_paths')
@@ -263,32 +254,45 @@ class LoadMultiModalImageFromFile(BaseTransform):
                 '); set the same list in both (or leave the loader\'s None).')
         return self.modalities
 
+    def _what(self, name: str, kind: str = 'image') -> str:
+        """Names modality ``name`` in the size messages (``'depth image'``;
+        the RGB-D loaders: ``'Depth image'``, as they always have)."""
+        what = f'{name} {kind}'
+        return what if self._errors_name_modality else what.capitalize()
+
     def _load_one(self, name: str, path: str, sample: str) -> np.ndarray:
-        enc = self.encoding_of(name)
-        if enc['encoding'] == 'rgb':
+        """Modality ``name`` of the file ``path`` (of the sample whose RGB
+        image is ``sample``), encoded: float32 (h, w, 3)."""
+        named = self._errors_name_modality
+        if name == 'rgb':  # the encoding 'rgb', the only one of 'rgb'
             try:
-                # the RGB decoding of the RGB-D loader (same arguments)
-                return LoadRGBDImageFromFile._load_rgb(self,
-                                                       path).astype(np.float32)
+                return self._load_rgb(path).astype(np.float32)
             except FileNotFoundError as e:
+                if not named:
+                    raise
                 raise FileNotFoundError(
                     f"Modality 'rgb': image file {path} does not exist."
                 ) from e
         what = f'{name} image'
         try:
-            img = read_image_unchanged(path, what, self.backend_args,
-                                       self.imdecode_backend)
+            img = read_image_unchanged(
+                path, what, self.backend_args, self.modality_imdecode_backend
+                or self.imdecode_backend)
         except FileNotFoundError as e:
+            if not named:
+                raise
             raise FileNotFoundError(
                 f'Modality {name!r}: {what} file {path} of the sample '
                 f'{sample} does not exist.') from e
+        enc = self.modality_encoding(name)
         try:
-            return encode_modality(img, enc['encoding'], enc['scale'],
-                                   enc['range'], f'{name} image {path}')
+            return enc.encode(img, f'{what} {path}' if named else path)
         except ValueError as e:
+            if not named:
+                raise
             raise ValueError(
                 f'{e} ({self.__class__.__name__}: the encoding of '
-                f"{name!r} is {enc['encoding']!r}; choose another with "
+                f'{name!r} is {enc.encoding!r}; choose another with '
                 f"encodings=dict({name}=...), e.g. 'image' to take the file "
                 'as stored.)') from e
 
@@ -313,7 +317,7 @@ class LoadMultiModalImageFromFile(BaseTransform):
         rgb = self._load_one('rgb', paths['rgb'], paths['rgb'])
         return self._stack(
             results, rgb, names, lambda name:
-            (self._load_one(name, paths[name], paths['rgb']), f'{name} image',
+            (self._load_one(name, paths[name], paths['rgb']), self._what(name),
              f' of {paths[name]}'), f" of {paths['rgb']}")
 
     def _stack(self, results: dict, rgb: np.ndarray, names: Sequence[str],
@@ -323,7 +327,8 @@ class LoadMultiModalImageFromFile(BaseTransform):
 
         Args:
             results (dict): Gets ``img`` (float32, (H, W, 3K)),
-                ``img_shape``, ``ori_shape`` and ``modalities``.
+                ``img_shape``, ``ori_shape``, ``modalities`` and
+                ``modality_encodings``.
             rgb (np.ndarray): (H, W, 3), 0..255.
             names (Sequence[str]): The modalities, RGB first.
             load (callable): ``name -> (encoded (h, w, 3), what, source)``;
@@ -337,6 +342,8 @@ class LoadMultiModalImageFromFile(BaseTransform):
         """
         policy = resolve_size_mismatch(results, self.size_mismatch,
                                        self.__class__.__name__)
+        hint = ' (Or list the modality in resize_to_rgb to resize it at ' \
+            'load, nearest.)' if self._errors_name_modality else ''
         h, w = rgb.shape[:2]
         img = np.empty((h, w, 3 * len(names)), dtype=np.float32)
         img[..., :3] = rgb
@@ -345,10 +352,8 @@ class LoadMultiModalImageFromFile(BaseTransform):
             x, what, source = load(name)
             if x.shape[:2] != (h, w) and name in self.resize_to_rgb:
                 x = nearest_resize(x, (h, w))
-            aligned, was_stretched = match_rgb_size(
-                x, (h, w), policy, what, source, rgb_source,
-                ' (Or list the modality in resize_to_rgb to resize it at '
-                'load, nearest.)')
+            aligned, was_stretched = match_rgb_size(x, (h, w), policy, what,
+                                                    source, rgb_source, hint)
             img[..., 3 * i:3 * i + 3] = aligned
             if was_stretched:
                 stretched.append((name, (3 * i, 3 * i + 3), x))
@@ -379,8 +384,8 @@ class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
     """:class:`LoadMultiModalImageFromFile` for arrays already in memory.
 
     Same arguments and encodings (``'rgb'`` takes the array as RGB
-    0..255); for an inference API that puts it in place of the config's
-    file loader.
+    0..255); the inference API puts it in place of the config's file
+    loader.
 
     Required Keys:
 
@@ -399,7 +404,8 @@ class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
 
     - img_shape
     - ori_shape
-    - modalities
+    - modalities, modality_encodings
+    - unaligned_modalities (only for stretched modalities)
 
     Removed Keys:
 
@@ -431,47 +437,186 @@ class LoadMultiModalImageFromNDArray(LoadMultiModalImageFromFile):
         if missing:
             raise KeyError(f'{name}: no array for the modalities {missing} '
                            f'(modality_arrays has {sorted(arrays)}).')
+        named = self._errors_name_modality
 
         def load(m: str) -> Tuple[np.ndarray, str, str]:
-            enc = self.encoding_of(m)
-            return encode_modality(
-                np.asarray(arrays[m]), enc['encoding'], enc['scale'],
-                enc['range'], f'{m} array'), f'{m} array', ''
+            if named:
+                source, where = f'{m} array', ''
+            else:  # the RGB-D messages name the file the array came from
+                source = results.get(f'{m}_path') or 'array'
+                where = f' of {source}'
+            return self.modality_encoding(m).encode(
+                np.asarray(arrays[m]),
+                source), self._what(m, 'array' if named else 'image'), where
 
-        return self._stack(results, rgb, names, load, '')
+        rgb_source = '' if named else \
+            f" of {results.get('img_path') or 'the array'}"
+        return self._stack(results, rgb, names, load, rgb_source)
 
 
 @TRANSFORMS.register_module()
-class LoadMultiModalAnnotations(LoadRGBDAnnotations):
-    """:class:`LoadRGBDAnnotations` that also reads multi-channel labels.
+class LoadMultiModalAnnotations(LoadAnnotations):
+    """Load and check the label map of a sample.
 
-    The DeLiVER and MFNet code reads label maps with
-    ``torchvision.io.read_image(path)[0]``: the FIRST channel (red, in RGB
-    order) of whatever the file holds. Here a 3- or 4-channel label file
-    gives its channel ``channel`` (RGB(A) order); a one-channel file is
-    read as is. The rest (``reduce_zero_label``, ``label_map``, the size
-    and range checks) is :class:`LoadRGBDAnnotations`.
+    Like mmseg's :class:`LoadAnnotations` (``reduce_zero_label``: 0 -> 255,
+    v -> v - 1; then ``label_map``), with checks:
+
+    - the label map must have the size of the image loaded before it
+      (``results['ori_shape']``), otherwise an error names the path and
+      both sizes (so load labels BEFORE any resize of the image);
+    - after ``reduce_zero_label`` and ``label_map``, values
+      ``>= num_classes`` other than 255 are set to 255 (ignored); the first
+      file where this happens is reported with a warning (once per
+      transform instance, i.e. per data-loader worker).
+
+    Labels are read unchanged (8- or 16-bit). The DeLiVER and MFNet code
+    reads label maps with ``torchvision.io.read_image(path)[0]``: the FIRST
+    channel (red, in RGB order) of whatever the file holds. Here a 3- or
+    4-channel label file gives its channel ``channel`` (RGB(A) order); a
+    one-channel file is read as is. With ``channel=None`` (the RGB-D
+    :class:`LoadRGBDAnnotations`) a multi-channel (colour) label file is
+    an error.
+
+    Required Keys:
+
+    - seg_map_path
+    - reduce_zero_label
+    - seg_fields
+    - label_map (optional)
+    - num_classes (optional, added by the datasets of this package)
+    - ori_shape (optional, for the size check)
+
+    Added Keys:
+
+    - gt_seg_map (np.uint8, (H, W))
 
     Args:
-        channel (int): Channel of a multi-channel label file, RGB(A) order.
-            Defaults to 0 (red), as the DeLiVER / MFNet code.
-        **kwargs: See :class:`LoadRGBDAnnotations`.
+        channel (int, optional): Channel of a multi-channel label file,
+            RGB(A) order; None refuses such files. Defaults to 0 (red), as
+            the DeLiVER / MFNet code.
+        num_classes (int, optional): Number of classes; None takes
+            ``results['num_classes']`` (set by the datasets from their
+            metainfo); if neither is known, no range check. Defaults to
+            None.
+        reduce_zero_label (bool, optional): None (recommended) follows the
+            dataset's ``reduce_zero_label``. Defaults to None.
+        imdecode_backend (str): Decoder backend ('pillow', 'cv2'; other
+            mmcv backends through :func:`mmcv.imfrombytes`). Defaults to
+            'pillow'.
+        backend_args (dict, optional): Arguments to instantiate a file
+            backend. Defaults to None.
     """
 
-    def __init__(self, channel: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.channel = int(channel)
+    def __init__(self,
+                 channel: Optional[int] = 0,
+                 num_classes: Optional[int] = None,
+                 reduce_zero_label: Optional[bool] = None,
+                 imdecode_backend: str = 'pillow',
+                 backend_args: Optional[dict] = None) -> None:
+        super().__init__(
+            reduce_zero_label=None,
+            backend_args=backend_args,
+            imdecode_backend=imdecode_backend)
+        self.reduce_zero_label = reduce_zero_label
+        self.num_classes = num_classes
+        self.channel = None if channel is None else int(channel)
+        self._warned = False
+
+    def _decode(self, path: str) -> np.ndarray:
+        """The label file as stored, (H, W) or (H, W, C) RGB(A) order."""
+        if self.imdecode_backend in IMDECODE_BACKENDS:
+            return read_image_unchanged(path, 'label', self.backend_args,
+                                        self.imdecode_backend)
+        content = read_file_bytes(path, 'label', self.backend_args)
+        try:
+            seg = mmcv.imfrombytes(
+                content, flag='unchanged', backend=self.imdecode_backend)
+        except Exception as e:
+            raise OSError(f'Cannot decode label file {path}: the file is '
+                          f'corrupt or not an image ({e}).') from e
+        if seg is None:
+            raise OSError(f'Cannot decode label file {path}.')
+        return seg
 
     def _read(self, path: str) -> np.ndarray:
-        seg = read_image_unchanged(path, 'label', self.backend_args,
-                                   self.imdecode_backend)
-        if seg.ndim == 3:
+        """The (H, W) class-index map of the label file ``path``."""
+        seg = self._decode(path)
+        if seg.ndim == 3 and self.channel is not None:
             if not 0 <= self.channel < seg.shape[2]:
                 raise ValueError(
                     f'Label file {path} has {seg.shape[2]} channels; '
                     f'channel={self.channel} does not exist.')
             seg = seg[..., self.channel]
+        elif seg.ndim == 3 and seg.shape[2] == 1:
+            seg = seg[..., 0]
+        if seg.ndim != 2:
+            raise ValueError(
+                f'Label file {path} has shape {seg.shape}; expected a '
+                'single-channel map of class indices (not a colour image).')
         return seg
 
+    def _load_seg_map(self, results: dict) -> None:
+        owner = self.__class__.__name__
+        if 'seg_map_path' not in results:
+            raise KeyError(
+                f'{owner}: the sample has no seg_map_path (was the dataset '
+                "built without data_prefix['seg_map_path']?).")
+        path = results['seg_map_path']
+        seg = self._read(path).astype(np.int64)
+        ori_shape = results.get('ori_shape', None)
+        if ori_shape is not None and tuple(seg.shape) != tuple(ori_shape[:2]):
+            raise ValueError(
+                f'Label map size {tuple(seg.shape)} (H, W) of {path} differs '
+                f'from the image size {tuple(ori_shape[:2])} of '
+                f"{results.get('img_path')}. (Load labels before resizing.)")
+
+        reduce_zero_label = self.reduce_zero_label
+        if reduce_zero_label is None:
+            reduce_zero_label = results.get('reduce_zero_label', False)
+        elif reduce_zero_label != results.get('reduce_zero_label',
+                                              reduce_zero_label):
+            raise ValueError(
+                f'{owner}: reduce_zero_label={reduce_zero_label} but the '
+                'dataset was built with '
+                f"reduce_zero_label={results['reduce_zero_label']}.")
+        if reduce_zero_label:
+            seg = np.where(seg == 0, 255, np.where(seg == 255, 255, seg - 1))
+        label_map = results.get('label_map', None)
+        if label_map is not None:
+            mapped = seg.copy()
+            for old_id, new_id in label_map.items():
+                mapped[seg == old_id] = new_id
+            seg = mapped
+
+        num_classes = self.num_classes if self.num_classes is not None \
+            else results.get('num_classes', None)
+        if num_classes is not None:
+            bad = (seg >= num_classes) & (seg != 255)
+            if bad.any():
+                if not self._warned:
+                    self._warned = True
+                    values = np.unique(seg[bad])
+                    shown = ', '.join(str(v) for v in values[:10])
+                    print_log(
+                        f'{owner}: label file {path} holds values >= '
+                        f'num_classes={num_classes} (other than 255): '
+                        f'{shown}{" ..." if len(values) > 10 else ""}'
+                        f' (after reduce_zero_label={reduce_zero_label}); '
+                        'they are set to 255 (ignored). Check the dataset '
+                        'type, its classes and reduce_zero_label. Further '
+                        'files with such values are not reported.',
+                        logger='current',
+                        level=logging.WARNING)
+                seg = np.where(bad, 255, seg)
+        results['gt_seg_map'] = seg.astype(np.uint8)
+        results.setdefault('seg_fields', []).append('gt_seg_map')
+
     def __repr__(self) -> str:
-        return super().__repr__()[:-1] + f', channel={self.channel})'
+        repr_str = self.__class__.__name__
+        repr_str += f'(num_classes={self.num_classes}, '
+        repr_str += f'reduce_zero_label={self.reduce_zero_label}, '
+        repr_str += f"imdecode_backend='{self.imdecode_backend}', "
+        repr_str += f'backend_args={self.backend_args}'
+        if self.channel is not None:
+            repr_str += f', channel={self.channel}'
+        return repr_str + ')'
