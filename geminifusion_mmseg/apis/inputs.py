@@ -30,11 +30,12 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 from mmseg.registry import TRANSFORMS
 
-from ..datasets.transforms.loading import (LoadRGBDImageFromFile,
-                                           read_depth_image,
-                                           replace_non_finite)
+from ..datasets.transforms.image_io import (read_depth_image,
+                                            read_image_unchanged,
+                                            read_rgb_image)
+from ..datasets.transforms.loading import LoadRGBDImageFromFile
 from ..datasets.transforms.missing import depth_missing_value
-from ..datasets.transforms.multimodal import read_image_unchanged
+from ..datasets.transforms.modality_encoding import replace_non_finite
 from ..datasets.transforms.resize import nearest_resize
 from ..datasets.transforms.size_mismatch import size_mismatch_hint
 from ..utils.pipeline_cfg import (find_size_mismatch, find_test_dataset_cfg,
@@ -346,7 +347,7 @@ def read_rgb_file(loader, path: str) -> np.ndarray:
     Returns:
         np.ndarray: (H, W, 3) uint8 in RGB order.
     """
-    return LoadRGBDImageFromFile._load_rgb(loader, path)
+    return read_rgb_image(path, loader.imdecode_backend, loader.backend_args)
 
 
 def check_rgb_array(rgb: Any, name: str) -> np.ndarray:
