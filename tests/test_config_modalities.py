@@ -1,7 +1,7 @@
 """Modalities declared once: the segmentor and the metric derive
 in_channels, num_modalities and the stream (branch) names from
-``modalities``; the DeLiVER / MFNet configs build what they built before
-they did."""
+``modalities``; the DeLiVER / MFNet / quickstart RGB-D-T configs build
+what they built before they did."""
 import copy
 import os.path as osp
 
@@ -45,25 +45,29 @@ BEFORE_REST = {
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EVALUATORS = ('val_evaluator', 'test_evaluator')
 
+# The quickstart's K-modality configs (they hold their own modality list):
+# backbone in_channels / num_modalities and stream names of before.
+QUICKSTART_BEFORE = {
+    'quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-96x128.py':
+    (['rgb', 'depth', 'thermal'], 9, 3, ('rgb', 'fused')),
+    'quickstart/geminifusion_mit-tiny_1xb4-2k_quickstart-rgbdt-rgbd-only-'
+    '96x128.py': (['rgb', 'depth'], 6, 2, ('rgb', 'depth')),
+}
 
-@pytest.mark.parametrize('name', sorted(BEFORE))
-def test_configs_build_what_they_built_before(name):
-    modalities, in_channels, num_modalities, streams = BEFORE[name]
-    path = osp.join(REPO, 'configs', name)
-    cfg = Config.fromfile(path)
-    # declared once: the model and the evaluators take the list and spell
-    # out none of the values derived from it
+
+def _check_declared_once(cfg, modalities, in_channels, num_modalities,
+                         streams):
+    """The model and the evaluators take ``modalities`` and spell out none
+    of the values derived from it, and these resolve to the values of
+    before; returns the built model."""
     assert list(cfg.modalities) == modalities
     assert list(cfg.model.modalities) == modalities
     assert cfg.model.get('modality_names') is None
     assert cfg.model.backbone.get('in_channels') is None
     assert cfg.model.backbone.get('num_modalities') is None
     for key in EVALUATORS:
-        assert 'branches' not in cfg[key]
+        assert cfg[key].get('branches') is None
         assert list(cfg[key].modalities) == modalities
-    with open(path, encoding='utf-8') as f:
-        assert "'rgb'" not in f.read()  # no modality list of its own
-    # ... and resolve to the values of before
     for key in LOADERS:
         assert list(cfg[key].dataset.modalities) == modalities
     others = len(modalities) - 1
@@ -82,10 +86,28 @@ def test_configs_build_what_they_built_before(name):
         assert type(metric).__name__ == 'MultiBranchIoUMetric'
         assert metric.branches == streams
         assert metric.metrics == ['mIoU']
+    return model
+
+
+@pytest.mark.parametrize('name', sorted(BEFORE))
+def test_configs_build_what_they_built_before(name):
+    path = osp.join(REPO, 'configs', name)
+    with open(path, encoding='utf-8') as f:
+        assert "'rgb'" not in f.read()  # no modality list of its own
+    model = _check_declared_once(Config.fromfile(path), *BEFORE[name])
+    cfg = Config.fromfile(path)
     arch, dpr, classes = next(v for k, v in BEFORE_REST.items() if k in name)
     assert cfg.model.backbone.arch == arch
     assert model.backbone.drop_path_rate == dpr
     assert model.decode_head.num_classes == classes
+
+
+@pytest.mark.parametrize('name', sorted(QUICKSTART_BEFORE))
+def test_quickstart_configs_build_what_they_built_before(name):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    model = _check_declared_once(cfg, *QUICKSTART_BEFORE[name])
+    assert list(model.backbone.embed_dims) == [32, 64, 160, 256]
+    assert model.decode_head.num_classes == 8
 
 
 def test_one_override_reaches_model_and_branches():

@@ -23,10 +23,12 @@ norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
 data_preprocessor = dict(mean=norm_mean, std=norm_std)
 model = dict(
     data_preprocessor=data_preprocessor,
-    # one name per backbone stream: RGB and the fusion of depth + thermal
-    modality_names=('rgb', 'fused'),
-    backbone=dict(
-        in_channels=3 * len(modalities), num_modalities=len(modalities)),
+    # the backbone's in_channels (3 per modality) and num_modalities, and
+    # one name per backbone stream (RGB and the fusion of depth + thermal:
+    # ('rgb', 'fused')) follow `modalities`
+    modalities=modalities,
+    modality_names=None,
+    backbone=dict(in_channels=None, num_modalities=None),
     decode_head=dict(num_classes=num_classes))
 
 load_modalities = dict(
@@ -81,6 +83,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(dataset, ann_file='val.txt', pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# the ensemble is scored; the rgb and fused branches are logged too
-val_evaluator = dict(branches=('rgb', 'fused'))
+# the ensemble is scored; the branches of `modalities` (rgb, fused) are
+# logged too
+val_evaluator = dict(modalities=modalities)
 test_evaluator = val_evaluator

@@ -10,13 +10,11 @@ norm_mean = [123.675, 116.28, 103.53] + [0.0] * 3 * (len(modalities) - 1)
 norm_std = [58.395, 57.12, 57.375] + [255.0] * 3 * (len(modalities) - 1)
 # also top-level: the Runner gives it to tta_model (--tta)
 data_preprocessor = dict(mean=norm_mean, std=norm_std)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    modality_names=('rgb', 'depth'),
-    backbone=dict(
-        in_channels=3 * len(modalities), num_modalities=len(modalities)))
+# in_channels, num_modalities, the stream names and the evaluator's
+# branches ('rgb', 'depth') follow `modalities`
+model = dict(data_preprocessor=data_preprocessor, modalities=modalities)
 train_dataloader = dict(dataset=dict(modalities=modalities))
 val_dataloader = dict(dataset=dict(modalities=modalities))
 test_dataloader = val_dataloader
-val_evaluator = dict(branches=('rgb', 'depth'))
+val_evaluator = dict(modalities=modalities)
 test_evaluator = val_evaluator
