@@ -1,8 +1,9 @@
 """Generic names for generic pieces, the old names kept: ``MultiModalPad``
 (was ``RGBDPad``), ``MultiModalSegTTAModel`` (was ``RGBDSegTTAModel``) and
 the segmentor's ``num_streams`` (was ``num_modalities``, now a deprecated
-alias that warns once). Configs with the old names build the same class and
-give identical results."""
+alias that warns once), ``utils.benchmark`` (was ``testing.benchmark``).
+Configs with the old names build the same class and give identical
+results."""
 import logging
 import os.path as osp
 
@@ -137,3 +138,15 @@ def test_num_modalities_is_a_deprecated_alias_of_num_streams(
     assert len(handler.messages) == 1  # once per process
     assert 'num_modalities is deprecated' in handler.messages[0]
     assert 'use num_streams' in handler.messages[0]
+
+
+def test_benchmark_helpers_moved_and_the_old_module_still_imports():
+    """Measurement is not testing: the benchmark tool's helpers live in
+    utils/benchmark.py; the old module re-exports the same objects."""
+    import geminifusion_mmseg.testing.benchmark as old
+    import geminifusion_mmseg.utils.benchmark as new
+    assert old.__all__ == new.__all__
+    for name in new.__all__:
+        assert getattr(old, name) is getattr(new, name), name
+    with open(osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')) as f:
+        assert 'geminifusion_mmseg.testing.benchmark' not in f.read()

@@ -16,8 +16,9 @@ into site-packages, which would shadow ours).
   line's model (K modalities, OHEM loss) and data reading.
 * :mod:`.literal_hha`: Gupta et al.'s MATLAB HHA code (saveHHA and the
   rgbdutils it calls), transcribed line by line; needs scipy.
-* :mod:`.benchmark`: measurement helpers (memory meter, timing, process
-  isolation) of ``tools/analysis_tools/benchmark.py``.
+* :mod:`.benchmark`: the former name of
+  :mod:`geminifusion_mmseg.utils.benchmark` (measurement, not testing),
+  kept for old imports.
 
 Nothing here is imported by ``import geminifusion_mmseg``.
 """

@@ -42,7 +42,7 @@ and process CPU time; and the peak memory:
   after the imports, so no earlier model's freed memory is reused) in which
   glibc serves every allocation >= 64 KiB with its own mmap, so the RSS
   follows the live tensors (see
-  :class:`geminifusion_mmseg.testing.benchmark.MemoryMeter`). The peak is
+  :class:`geminifusion_mmseg.utils.benchmark.MemoryMeter`). The peak is
   reset (``/proc/self/clear_refs``) after building, so it covers the weights,
   gradients, optimizer state and the steps but not construction
   transients. Timing runs in separate processes with the default
@@ -72,12 +72,11 @@ import torch
 
 # yapf: disable
 from geminifusion_mmseg.apis.precision import cpu_model_name
-from geminifusion_mmseg.testing.benchmark import (PRECISIONS, MemoryMeter,
-                                                  autocast, graphed_steps,
-                                                  mmap_large_allocations,
-                                                  run_isolated,
-                                                  tf32_description, tf32_off,
-                                                  timed)
+from geminifusion_mmseg.utils.benchmark import (PRECISIONS, MemoryMeter,
+                                                autocast, graphed_steps,
+                                                mmap_large_allocations,
+                                                run_isolated, tf32_description,
+                                                tf32_off, timed)
 
 # yapf: enable
 

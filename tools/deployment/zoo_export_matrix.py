@@ -4,12 +4,16 @@
         [--dynamic-mit] [--dynamic-swin] [--only mit-b0 swin-t ...] \\
         [--json OUT]
 
-One row per backbone and graph kind (static at ``--shape``; dynamic for
-the MiT backbones with ``--dynamic-mit``, for the Swin ones with
-``--dynamic-swin`` (about 5-10 CPU minutes each): traced at ``--shape``, or
-at the next size that pads everywhere for Swin, and checked at more sizes):
+One row per zoo model and graph kind (static at ``--shape``; dynamic for
+the MiT backbones, DeLiVER and MFNet included, with ``--dynamic-mit``, for
+the Swin ones with ``--dynamic-swin`` (about 5-10 CPU minutes each):
+traced at ``--shape``, or at the next size that pads everywhere for Swin,
+and checked at more sizes):
 export seconds, file size, max relative error and argmax agreement
-(``verify_onnx``). Weights are random: parity does not
+(``verify_onnx``). The DeLiVER and MFNet models (``deliver-*``,
+``mfnet-rgbt``) export one graph input per modality, in the default dtype
+of each (:func:`~geminifusion_mmseg.deployment.input_dtypes_of`).
+Weights are random: parity does not
 depend on them, and no checkpoint download is needed.
 """
 import argparse
@@ -20,6 +24,8 @@ import sys
 import tempfile
 
 MIT = 'configs/geminifusion/geminifusion_mit-b3_3xb2-300e_nyudv2-480x640.py'
+DELIVER = ('configs/geminifusion/'
+           'geminifusion_mit-b2_8xb1-200e_deliver-{}-1024x1024.py')
 ZOO = {
     'mit-b0': (MIT, {
         'model.backbone.arch': 'b0',
@@ -45,6 +51,13 @@ ZOO = {
                'geminifusion_swin-l_3xb2-300e_nyudv2-480x640.py', {}),
     'swin-l-384': ('configs/geminifusion/'
                    'geminifusion_swin-l-384_3xb2-300e_nyudv2-480x640.py', {}),
+    # the K-modality zoo (DeLiVER code line): one graph input per modality
+    'deliver-rgbd': (DELIVER.format('rgbd'), {}),
+    'deliver-rgbe': (DELIVER.format('rgbe'), {}),
+    'deliver-rgbl': (DELIVER.format('rgbl'), {}),
+    'deliver-rgbdel': (DELIVER.format('rgbdel'), {}),
+    'mfnet-rgbt': ('configs/mfnet/'
+                   'geminifusion_mit-b4_4xb4-500e_mfnet-rgbt-480x640.py', {}),
 }
 
 
@@ -65,9 +78,8 @@ def main():
     tmp = tempfile.mkdtemp()
     for name in args.only or ZOO:
         cfg, opts = ZOO[name]
-        dynamic = (args.dynamic_mit
-                   and name.startswith('mit')) or (args.dynamic_swin
-                                                   and name.startswith('swin'))
+        dynamic = (args.dynamic_mit and not name.startswith('swin')) or (
+            args.dynamic_swin and name.startswith('swin'))
         kinds = [False] + ([True] if dynamic else [])
         torch.manual_seed(0)
         model = init_model(cfg, None, cfg_options=opts or None)
@@ -79,6 +91,10 @@ def main():
                     model, path, shape=tuple(args.shape), dynamic=dynamic)
                 rep = verify_onnx(path, model, raise_on_failure=False)
                 row.update(
+                    inputs={
+                        n: info.input_dtypes.get(n, 'uint8')
+                        for n in info.input_names
+                    },
                     export_s=round(info.seconds, 1),
                     mib=round(info.file_size / 2**20, 1),
                     checked=[r['size'] for r in rep.rows],
