@@ -1,4 +1,8 @@
-"""Shared test set-up: register the plugin and use mmseg's default scope."""
+"""Shared test set-up: register the plugin and use mmseg's default scope;
+under pytest-xdist (README's ``-n logical``) the intra-op threads are shared
+out among the workers, so that N workers do not run N x cores threads."""
+import os
+
 import pytest
 import torch
 from mmengine.registry import init_default_scope
@@ -6,6 +10,10 @@ from mmengine.registry import init_default_scope
 import geminifusion_mmseg  # noqa: F401  (registers modules, compat set-up)
 
 init_default_scope('mmseg')
+
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, torch.get_num_threads() // _WORKERS))
 
 
 @pytest.fixture(autouse=True)

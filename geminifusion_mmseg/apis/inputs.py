@@ -34,7 +34,6 @@ from ..datasets.transforms.image_io import (read_depth_image,
                                             read_image_unchanged,
                                             read_rgb_image)
 from ..datasets.transforms.loading import LoadRGBDImageFromFile
-from ..datasets.transforms.missing import depth_missing_value
 from ..datasets.transforms.modality_encoding import replace_non_finite
 from ..datasets.transforms.resize import nearest_resize
 from ..datasets.transforms.size_mismatch import size_mismatch_hint
@@ -467,20 +466,18 @@ def missing_depth(file_loader: LoadRGBDImageFromFile,
                   size: Tuple[int, int]) -> np.ndarray:
     """A depth map of ``size`` without any measurement, as stored: zeros,
     (H, W) uint16, or (H, W, 3) uint8 for the 'hha' encoding. Through the
-    loader's encoding it becomes the encoding's missing value (see
-    :func:`~geminifusion_mmseg.datasets.transforms.depth_missing_value`)."""
-    if file_loader.depth_encoding == 'hha':
+    loader's encoding it becomes the encoding's missing value
+    (:meth:`.ModalityEncoding.missing_value`)."""
+    if file_loader.modality_encoding('depth').encoding == 'hha':
         return np.zeros(tuple(size) + (3, ), np.uint8)
     return np.zeros(tuple(size), np.uint16)
 
 
 def missing_depth_description(file_loader: LoadRGBDImageFromFile) -> str:
     """How "no depth" is encoded by ``file_loader``, for the warnings."""
-    value = depth_missing_value(file_loader.depth_encoding,
-                                file_loader.depth_scale,
-                                file_loader.depth_range)
-    return (f"value {value:g} in the {file_loader.depth_encoding!r} "
-            'depth encoding')
+    encoding = file_loader.modality_encoding('depth')
+    return (f'value {encoding.missing_value():g} in the '
+            f'{encoding.encoding!r} depth encoding')
 
 
 def prepare_pair(rgb: InputType, depth: Optional[InputType],
